@@ -1,0 +1,184 @@
+"""The one configuration schema: dataclasses that feed YAML files, ROS parameters and the CLI.
+
+Every tunable is declared once with ``param(default, help, min=, max=, choices=)``; the
+metadata gives its description and valid range everywhere it is exposed. Sections
+nest as dataclass fields (``map.voxel_size``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+def param(default: Any, help: str, *, min: float | None = None, max: float | None = None, choices: tuple | None = None):
+    """A config field with a description (units included) and an optional valid range or choice list."""
+    return field(default=default, metadata={"help": help, "min": min, "max": max, "choices": choices})
+
+
+def section(cls: type, help: str = ""):
+    """A nested config section (a dataclass field holding another config dataclass)."""
+    return field(default_factory=cls, metadata={"help": help or (cls.__doc__ or "").strip().splitlines()[0]})
+
+
+# ---------------------------------------------------------------------------
+# The schema
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class MapConfig:
+    """The sparse semantic voxel map."""
+
+    voxel_size: float = param(0.04, "voxel edge length [m]", min=0.002, max=1.0)
+    feature_dim: int = param(40, "D_F: learned feature channels stored per voxel (float16)", min=1, max=1024)
+    block_size: int = param(4, "voxels per edge of the hashed blocks that index the voxels", min=1, max=16)
+    initial_capacity: int = param(65536, "voxel rows allocated up front (grows by doubling)", min=1, max=2**31 - 1)
+    max_bytes: int = param(
+        0, "memory budget of the map [bytes]; 0 = unlimited, else the least recently observed blocks are evicted", min=0
+    )
+    color_weight_cap: int = param(16, "observations after which the mean colour becomes a moving average", min=1, max=10000)
+    device: str = param("cpu", "torch device of the map's storage ('cpu', 'cuda', 'cuda:1', ...)")
+
+
+@dataclass
+class LabelFusionConfig:
+    """The label-fusion baseline: external label images fused by per-class voting."""
+
+    max_range: float = param(3.0, "ignore depth beyond this distance along the optical axis [m]", min=0.05, max=100.0)
+    min_range: float = param(0.1, "ignore depth closer than this [m]", min=0.0, max=100.0)
+    evidence_weight_cap: int = param(
+        255, "observations after which class evidence becomes a moving average (bounds float16 rounding)", min=1, max=1000
+    )
+
+
+@dataclass
+class MappingConfig:
+    """Top level: everything the mapper needs."""
+
+    label_space: str = param("scannet20", "label space: built-in name (scannet20, nyu40) or YAML file")
+    map: MapConfig = section(MapConfig)
+    label_fusion: LabelFusionConfig = section(LabelFusionConfig)
+
+
+# ---------------------------------------------------------------------------
+# Generic machinery
+# ---------------------------------------------------------------------------
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def validate(cfg: Any, prefix: str = "") -> Any:
+    """Check every field's type and range recursively; raises ValueError naming the key. Returns cfg."""
+    types = _field_types(type(cfg))
+    for f in dataclasses.fields(cfg):
+        key = f"{prefix}{f.name}"
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(types[f.name]):
+            validate(value, key + ".")
+            continue
+        expected = types[f.name]
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+            setattr(cfg, f.name, value)
+        if expected in (int, float, str, bool) and (type(value) is not expected):
+            raise ValueError(f"config {key}: expected {expected.__name__}, got {value!r}")
+        if expected is float and not math.isfinite(value):
+            raise ValueError(f"config {key}: {value} is not a finite number")
+        lo, hi, choices = f.metadata.get("min"), f.metadata.get("max"), f.metadata.get("choices")
+        if lo is not None and value < lo:
+            raise ValueError(f"config {key}: {value} is below the minimum {lo}")
+        if hi is not None and value > hi:
+            raise ValueError(f"config {key}: {value} is above the maximum {hi}")
+        if choices is not None and value not in choices:
+            raise ValueError(f"config {key}: {value!r} is not one of {list(choices)}")
+    return cfg
+
+
+def from_dict(cls: type[T], data: dict | None, prefix: str = "") -> T:
+    """Build config ``cls`` from nested plain data; unknown keys and bad values raise ValueError."""
+    data = dict(data or {})
+    types = _field_types(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown config keys: {', '.join(prefix + k for k in unknown)}")
+    kwargs = {}
+    for name, value in data.items():
+        if dataclasses.is_dataclass(types[name]):
+            if not isinstance(value, dict):
+                raise ValueError(f"config {prefix}{name}: expected a mapping, got {value!r}")
+            kwargs[name] = from_dict(types[name], value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = value
+    return validate(cls(**kwargs), prefix)
+
+
+def to_dict(cfg: Any) -> dict:
+    """Nested plain data of a config (YAML/JSON-ready)."""
+    return dataclasses.asdict(cfg)
+
+
+def load_yaml(cls: type[T], path: str | os.PathLike) -> T:
+    """Load config ``cls`` from a YAML file; raises ValueError with the file name on any problem."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read config {path}: {exc}") from exc
+    try:
+        return from_dict(cls, data)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def flatten(cfg: Any, prefix: str = "") -> dict[str, tuple[Any, dataclasses.Field]]:
+    """Dotted key -> (value, field) for every leaf (the form ROS parameters and CLI overrides use)."""
+    out: dict[str, tuple[Any, dataclasses.Field]] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(flatten(value, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = (value, f)
+    return out
+
+
+def apply_overrides(cfg: T, overrides: dict[str, Any] | list[str]) -> T:
+    """Return a copy of ``cfg`` with dotted-key overrides applied and validated.
+
+    overrides: ``{"map.voxel_size": 0.02}`` or CLI strings ``["map.voxel_size=0.02"]``
+    (values parsed as YAML scalars).
+    """
+    if isinstance(overrides, list):
+        pairs = {}
+        for item in overrides:
+            if "=" not in item:
+                raise ValueError(f"override {item!r} is not KEY=VALUE")
+            key, text = item.split("=", 1)
+            try:
+                pairs[key.strip()] = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise ValueError(f"override {item!r}: cannot parse the value: {exc}") from exc
+        overrides = pairs
+    data = to_dict(cfg)
+    leaves = flatten(cfg)
+    for key, value in overrides.items():
+        if key not in leaves:
+            raise ValueError(f"unknown config key {key!r}")
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return from_dict(type(cfg), data)

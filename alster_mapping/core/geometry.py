@@ -1,0 +1,297 @@
+"""Geometry helpers: back-projection, normals, voxel keys, frustum tests and SE(3).
+
+Image-space and point functions work on torch tensors so that the same code runs on
+CPU and CUDA; SE(3) helpers work on float64 numpy matrices through scipy's
+``Rotation`` (no hand-written quaternion algebra).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation, Slerp
+
+from .camera import CameraIntrinsics
+
+# Voxel coordinates are packed into one int64 (21 bits per axis, two's complement):
+# +-2^20 voxels is +-42 km at 4 cm, far beyond any indoor or campus map.
+KEY_BITS = 21
+KEY_LIMIT = 1 << (KEY_BITS - 1)
+_KEY_MASK = (1 << KEY_BITS) - 1
+
+# ---------------------------------------------------------------------------
+# Depth images
+# ---------------------------------------------------------------------------
+
+
+def valid_depth_mask(depth: torch.Tensor, max_range: float | None = None, min_range: float = 0.0) -> torch.Tensor:
+    """Pixels with a usable depth measurement.
+
+    depth: (H, W) float metres; zero, negative, NaN and inf mean "no return".
+    Keeps min_range < depth <= max_range (metres, the depth (z) value). Returns (H, W) bool.
+    """
+    mask = torch.isfinite(depth) & (depth > 0)
+    if min_range > 0.0:
+        mask &= depth > min_range
+    if max_range is not None:
+        mask &= depth <= max_range
+    return mask
+
+
+def pixel_rays(intrinsics: CameraIntrinsics, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(H, W, 3) float32 camera-frame rays with z = 1 through every pixel centre."""
+    v, u = torch.meshgrid(
+        torch.arange(intrinsics.height, device=device, dtype=torch.float32),
+        torch.arange(intrinsics.width, device=device, dtype=torch.float32),
+        indexing="ij",
+    )
+    x = (u - intrinsics.cx) / intrinsics.fx
+    y = (v - intrinsics.cy) / intrinsics.fy
+    return torch.stack([x, y, torch.ones_like(x)], dim=-1)
+
+
+def depth_to_points(depth: torch.Tensor, intrinsics: CameraIntrinsics) -> torch.Tensor:
+    """Back-project every pixel: depth (H, W) float metres -> (H, W, 3) float32 camera-frame points.
+
+    Invalid pixels produce non-finite or zero points; combine with ``valid_depth_mask``.
+    """
+    _check_image_size(depth, intrinsics, "depth")
+    rays = pixel_rays(intrinsics, depth.device)
+    return rays * depth.to(torch.float32).unsqueeze(-1)
+
+
+def backproject(
+    depth: torch.Tensor,
+    intrinsics: CameraIntrinsics,
+    max_range: float | None = None,
+    min_range: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Back-project the valid pixels of a depth image into the camera frame.
+
+    depth: (H, W) float metres. max_range / min_range: metres on the depth (z) value.
+    Returns (points (N, 3) float32 metres, camera frame x right / y down / z forward,
+    mask (H, W) bool of the pixels that produced them, in row-major order).
+    """
+    mask = valid_depth_mask(depth, max_range, min_range)
+    points = depth_to_points(torch.where(mask, depth, torch.zeros_like(depth)), intrinsics)
+    return points[mask], mask
+
+
+def normals_from_depth(depth: torch.Tensor, intrinsics: CameraIntrinsics, max_range: float | None = None) -> torch.Tensor:
+    """Surface normals from a depth image by central differences of the point map.
+
+    depth: (H, W) float metres. Returns (H, W, 3) float32 unit normals in the camera
+    frame, oriented towards the camera (n . p < 0); zero where a pixel or one of its
+    four neighbours has no valid depth.
+    """
+    mask = valid_depth_mask(depth, max_range)
+    points = depth_to_points(torch.where(mask, depth, torch.zeros_like(depth)), intrinsics)
+    normals = torch.zeros_like(points)
+    dx = points[1:-1, 2:] - points[1:-1, :-2]
+    dy = points[2:, 1:-1] - points[:-2, 1:-1]
+    n = torch.cross(dx, dy, dim=-1)
+    ok = mask[1:-1, 1:-1] & mask[1:-1, 2:] & mask[1:-1, :-2] & mask[2:, 1:-1] & mask[:-2, 1:-1]
+    norm = n.norm(dim=-1, keepdim=True)
+    ok &= norm.squeeze(-1) > 0
+    n = n / norm.clamp_min(1e-12)
+    flip = (n * points[1:-1, 1:-1]).sum(-1, keepdim=True) > 0
+    n = torch.where(flip, -n, n)
+    normals[1:-1, 1:-1] = torch.where(ok.unsqueeze(-1), n, torch.zeros_like(n))
+    return normals
+
+
+def _check_image_size(image: torch.Tensor, intrinsics: CameraIntrinsics, what: str) -> None:
+    if tuple(image.shape[:2]) != intrinsics.shape:
+        raise ValueError(
+            f"{what} image is {image.shape[1]}x{image.shape[0]} but the camera intrinsics are "
+            f"{intrinsics.width}x{intrinsics.height}"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Points and voxels
+# ---------------------------------------------------------------------------
+
+
+def transform_points(T: torch.Tensor | np.ndarray, points: torch.Tensor) -> torch.Tensor:
+    """Apply a 4x4 rigid transform to (N, 3) points; returns (N, 3) in the points' dtype."""
+    T = torch.as_tensor(T, dtype=torch.float64, device=points.device)
+    # float64 for the rotation keeps far-from-origin maps (hundreds of metres) exact to < 1 um.
+    out = points.to(torch.float64) @ T[:3, :3].T + T[:3, 3]
+    return out.to(points.dtype)
+
+
+def voxel_keys(points: torch.Tensor, voxel_size: float) -> torch.Tensor:
+    """Integer voxel coordinates floor(p / voxel_size): points (N, 3) metres -> (N, 3) int32.
+
+    Raises ValueError for non-finite points or coordinates beyond +-2^20 voxels.
+    """
+    if voxel_size <= 0:
+        raise ValueError(f"voxel_size must be positive, got {voxel_size}")
+    scaled = torch.floor(points.to(torch.float64) / voxel_size)
+    if scaled.numel() and not bool(torch.isfinite(scaled).all()):
+        raise ValueError("cannot voxelize non-finite points")
+    if scaled.numel() and float(scaled.abs().max()) >= KEY_LIMIT:
+        raise ValueError(f"points beyond +-{KEY_LIMIT * voxel_size:.0f} m cannot be voxelized at {voxel_size} m")
+    return scaled.to(torch.int32)
+
+
+def voxel_centers(keys: torch.Tensor, voxel_size: float) -> torch.Tensor:
+    """Centres of voxels: keys (N, 3) int32 -> (N, 3) float32 metres."""
+    return ((keys.to(torch.float64) + 0.5) * voxel_size).to(torch.float32)
+
+
+def pack_keys(keys: torch.Tensor) -> torch.Tensor:
+    """Pack (N, 3) int32 voxel keys into (N,) int64 codes (21 bits per axis).
+
+    Packing is a bijection on |k| < 2^20; sorting codes does not sort spatially.
+    """
+    k = keys.to(torch.int64) & _KEY_MASK
+    return (k[:, 0] << (2 * KEY_BITS)) | (k[:, 1] << KEY_BITS) | k[:, 2]
+
+
+def unpack_keys(codes: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``pack_keys``: (N,) int64 -> (N, 3) int32."""
+    parts = torch.stack([(codes >> (2 * KEY_BITS)) & _KEY_MASK, (codes >> KEY_BITS) & _KEY_MASK, codes & _KEY_MASK], -1)
+    parts = torch.where(parts >= KEY_LIMIT, parts - (1 << KEY_BITS), parts)
+    return parts.to(torch.int32)
+
+
+def project_points(
+    points_world: torch.Tensor, intrinsics: CameraIntrinsics, T_world_camera: np.ndarray | torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Project world points into an image.
+
+    points_world: (N, 3) metres. Returns (uv (N, 2) float32 pixel coordinates in the
+    integer-index frame, z (N,) float32 depth in metres; z <= 0 is behind the camera).
+    """
+    T_cw = torch.as_tensor(invert_se3(np.asarray(T_world_camera, dtype=np.float64)))
+    p = transform_points(T_cw, points_world.to(torch.float32))
+    z = p[:, 2]
+    safe_z = torch.where(z.abs() > 1e-9, z, torch.full_like(z, 1e-9))
+    u = intrinsics.fx * p[:, 0] / safe_z + intrinsics.cx
+    v = intrinsics.fy * p[:, 1] / safe_z + intrinsics.cy
+    return torch.stack([u, v], -1), z
+
+
+def in_frustum(
+    points_world: torch.Tensor,
+    intrinsics: CameraIntrinsics,
+    T_world_camera: np.ndarray | torch.Tensor,
+    max_range: float,
+    min_range: float = 0.0,
+    margin: float = 0.0,
+) -> torch.Tensor:
+    """Frustum membership of world points: (N, 3) metres -> (N,) bool.
+
+    A point is inside when its depth lies in (min_range, max_range] metres and it
+    projects within the image grown by ``margin`` pixels on every side.
+    """
+    uv, z = project_points(points_world, intrinsics, T_world_camera)
+    lo = -0.5 - margin
+    return (
+        (z > max(min_range, 0.0))
+        & (z <= max_range)
+        & (uv[:, 0] >= lo)
+        & (uv[:, 0] < intrinsics.width - 0.5 + margin)
+        & (uv[:, 1] >= lo)
+        & (uv[:, 1] < intrinsics.height - 0.5 + margin)
+    )
+
+
+def frustum_corners(intrinsics: CameraIntrinsics, T_world_camera: np.ndarray, max_range: float) -> np.ndarray:
+    """(5, 3) float64 world points spanning the frustum: the camera centre and the four far corners."""
+    w, h = intrinsics.width - 0.5, intrinsics.height - 0.5
+    uv = np.array([[-0.5, -0.5], [w, -0.5], [w, h], [-0.5, h]])
+    rays = np.stack([(uv[:, 0] - intrinsics.cx) / intrinsics.fx, (uv[:, 1] - intrinsics.cy) / intrinsics.fy, np.ones(4)], 1)
+    corners = np.vstack([np.zeros(3), rays * max_range])
+    T = np.asarray(T_world_camera, dtype=np.float64)
+    return corners @ T[:3, :3].T + T[:3, 3]
+
+
+# ---------------------------------------------------------------------------
+# SE(3)
+# ---------------------------------------------------------------------------
+
+
+def check_rigid(T: np.ndarray, what: str = "pose", tol: float = 1e-4) -> np.ndarray:
+    """Validate a 4x4 rigid transform and return it as float64.
+
+    Raises ValueError naming ``what`` for a wrong shape, non-finite entries, a bottom
+    row other than [0 0 0 1], or a rotation block that is not orthonormal with det +1
+    (within ``tol``).
+    """
+    T = np.asarray(T, dtype=np.float64)
+    if T.shape != (4, 4):
+        raise ValueError(f"{what} must be a 4x4 matrix, got shape {T.shape}")
+    if not np.isfinite(T).all():
+        raise ValueError(f"{what} has non-finite entries")
+    if not np.allclose(T[3], [0.0, 0.0, 0.0, 1.0], atol=tol):
+        raise ValueError(f"{what} bottom row must be [0 0 0 1], got {T[3].tolist()}")
+    R = T[:3, :3]
+    err = np.abs(R @ R.T - np.eye(3)).max()
+    if err > tol or np.linalg.det(R) < 0:
+        raise ValueError(f"{what} is not rigid: rotation block is not orthonormal (error {err:.2e}) or is a reflection")
+    return T
+
+
+def invert_se3(T: np.ndarray) -> np.ndarray:
+    """Inverse of a 4x4 rigid transform (float64)."""
+    T = np.asarray(T, dtype=np.float64)
+    out = np.eye(4)
+    out[:3, :3] = T[:3, :3].T
+    out[:3, 3] = -T[:3, :3].T @ T[:3, 3]
+    return out
+
+
+def pose_from_quaternion(translation: np.ndarray, quaternion_xyzw: np.ndarray) -> np.ndarray:
+    """4x4 float64 transform from a translation (3,) metres and a quaternion (4,) in ROS order x, y, z, w.
+
+    The quaternion is normalised; a zero or non-finite one raises ValueError.
+    """
+    q = np.asarray(quaternion_xyzw, dtype=np.float64)
+    t = np.asarray(translation, dtype=np.float64)
+    if q.shape != (4,) or t.shape != (3,):
+        raise ValueError(f"expected translation (3,) and quaternion (4,), got {t.shape} and {q.shape}")
+    if not (np.isfinite(q).all() and np.isfinite(t).all()):
+        raise ValueError("pose has non-finite translation or quaternion")
+    if np.linalg.norm(q) < 1e-6:
+        raise ValueError("quaternion has zero norm")
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_quat(q).as_matrix()
+    T[:3, 3] = t
+    return T
+
+
+def quaternion_from_pose(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split a 4x4 transform into (translation (3,), quaternion (4,) x, y, z, w), float64."""
+    T = np.asarray(T, dtype=np.float64)
+    return T[:3, 3].copy(), Rotation.from_matrix(T[:3, :3]).as_quat()
+
+
+def interpolate_pose(T0: np.ndarray, T1: np.ndarray, alpha: float) -> np.ndarray:
+    """Pose between T0 (alpha = 0) and T1 (alpha = 1): linear in translation, slerp in rotation."""
+    rotations = Rotation.from_matrix(np.stack([np.asarray(T0)[:3, :3], np.asarray(T1)[:3, :3]]))
+    T = np.eye(4)
+    T[:3, :3] = Slerp([0.0, 1.0], rotations)([float(alpha)]).as_matrix()[0]
+    T[:3, 3] = (1.0 - alpha) * np.asarray(T0)[:3, 3] + alpha * np.asarray(T1)[:3, 3]
+    return T
+
+
+def observed_voxels(
+    depth: torch.Tensor,
+    intrinsics: CameraIntrinsics,
+    T_world_camera: np.ndarray,
+    voxel_size: float,
+    max_range: float | None = None,
+    min_range: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The voxel each valid depth pixel observed.
+
+    depth: (H, W) float metres; range limits in metres on the depth (z) value.
+    Returns (keys (N, 3) int32, world points (N, 3) float32 metres, mask (H, W) bool of
+    the N pixels in row-major order).
+    """
+    points_cam, mask = backproject(depth, intrinsics, max_range, min_range)
+    points = transform_points(T_world_camera, points_cam)
+    return voxel_keys(points, voxel_size), points, mask

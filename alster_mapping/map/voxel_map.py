@@ -1,0 +1,439 @@
+"""SemanticVoxelMap: the sparse semantic voxel map every mapper writes into.
+
+Each voxel (int32 key = floor(position / voxel_size)) owns one row of compact
+columns: a learned feature (D_F float16), the observation count (int16, saturating),
+the class index (int16, -1 = unknown), the label confidence (float16) and the mean
+colour (3 x uint8). Keys map to rows through ``VoxelBlockIndex`` (an Open3D hash map
+over voxel blocks), so the cost of a frame's lookup and write depends on the voxels
+that frame touches, not on the size of the map.
+
+Rows returned by ``lookup``/``insert`` stay valid until the next ``remove``, ``prune_*``,
+``compact``, ``clear`` or ``replace_with``. Every public method takes ``lock`` (a
+re-entrant lock), so a publisher thread may read while a mapping thread writes; hold
+``lock`` yourself across an insert -> read -> write_rows sequence when another thread
+may remove voxels in between.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..core.camera import CameraIntrinsics
+from ..core.config import MapConfig, validate
+from ..core.geometry import frustum_corners, in_frustum, pack_keys, voxel_centers
+from ..core.labels import LabelSpace, scannet20
+from .voxel_index import HASH_ENTRY_OVERHEAD_BYTES, VoxelBlockIndex
+
+COUNT_MAX = torch.iinfo(torch.int16).max
+
+# What the feature columns hold; recorded in map files so a map is never read with the
+# wrong meaning (learned ALSTER features vs. per-class label evidence).
+FEATURE_KINDS = ("none", "learned", "label_evidence")
+
+
+@dataclass
+class VoxelData:
+    """Per-voxel values of N voxels, on the map's device.
+
+    feature: (N, D_F) float16. count: (N,) int16 observations. label: (N,) int16 class
+    index (-1 unknown). confidence: (N,) float16 in [0, 1]. color: (N, 3) uint8 RGB.
+    found: (N,) bool, False for voxels absent from the map (their values are defaults).
+    """
+
+    feature: torch.Tensor
+    count: torch.Tensor
+    label: torch.Tensor
+    confidence: torch.Tensor
+    color: torch.Tensor
+    found: torch.Tensor
+
+
+@dataclass
+class MapArrays:
+    """The whole map as flat numpy arrays, ready to publish or export.
+
+    xyz: (N, 3) float32 voxel centres [m]. color: (N, 3) uint8 mean observed colour.
+    label_color: (N, 3) uint8 colour of the label. label: (N,) uint16 raw label id
+    (the label space's ``unknown_id``, usually 0, when unknown). label_index: (N,) int16
+    class index (-1 unknown). confidence: (N,) float32. count: (N,) int32 observations.
+    """
+
+    xyz: np.ndarray
+    color: np.ndarray
+    label_color: np.ndarray
+    label: np.ndarray
+    label_index: np.ndarray
+    confidence: np.ndarray
+    count: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.xyz.shape[0])
+
+
+class SemanticVoxelMap:
+    """Sparse voxel hash map with learned features and semantic labels.
+
+    config: ``MapConfig`` (voxel size, D_F, block size, memory budget, device).
+    label_space: the classes that ``label`` indexes (default ScanNet-20).
+    """
+
+    def __init__(self, config: MapConfig | None = None, label_space: LabelSpace | None = None):
+        self.config = validate(config or MapConfig())
+        self.label_space = label_space or scannet20()
+        self.device = torch.device(self.config.device)
+        self.voxel_size = float(self.config.voxel_size)
+        self.feature_dim = int(self.config.feature_dim)
+        self.feature_kind = "none"
+        self.lock = threading.RLock()
+        self._index = VoxelBlockIndex(self.config.block_size, self.device)
+        self._capacity = 0
+        self._columns: dict[str, torch.Tensor] = {}
+        self._tick = 0
+        self._allocate_columns(min(self.config.initial_capacity, 1 << 20))
+
+    # -- storage -------------------------------------------------------------------------
+
+    def column_spec(self) -> dict[str, tuple[torch.dtype, tuple[int, ...], int]]:
+        """Per-voxel columns: name -> (dtype, per-voxel shape, default value)."""
+        return {
+            "feature": (torch.float16, (self.feature_dim,), 0),
+            "count": (torch.int16, (), 0),
+            "label": (torch.int16, (), -1),
+            "confidence": (torch.float16, (), 0),
+            "color": (torch.uint8, (3,), 0),
+        }
+
+    def _empty_columns(self, n: int) -> dict[str, torch.Tensor]:
+        # torch.empty does not touch the pages, so unused capacity costs no resident memory.
+        return {
+            name: torch.empty((n, *shape), dtype=dtype, device=self.device)
+            for name, (dtype, shape, _) in self.column_spec().items()
+        }
+
+    def _allocate_columns(self, capacity: int) -> None:
+        fresh = self._empty_columns(capacity)
+        used = self._index.high_water
+        for name, column in self._columns.items():
+            n = min(used, column.shape[0])  # rows past the old capacity are new: reset by the caller
+            fresh[name][:n] = column[:n]
+        self._columns = fresh
+        self._capacity = capacity
+
+    def _ensure_capacity(self) -> None:
+        if self._index.high_water > self._capacity:
+            self._allocate_columns(max(self._index.high_water, 2 * self._capacity))
+
+    def _reset_rows(self, rows: torch.Tensor) -> None:
+        if rows.numel() == 0:
+            return
+        for name, (_, _, default) in self.column_spec().items():
+            self._columns[name][rows] = default
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one voxel's columns (89 at D_F = 40)."""
+        return sum(
+            dtype.itemsize * int(np.prod(shape, dtype=np.int64)) for dtype, shape, _ in self.column_spec().values()
+        )
+
+    @property
+    def block_bytes(self) -> int:
+        """Estimated bytes of one index block (row table, tick, key, hash-map entry)."""
+        return 4 * self._index.voxels_per_block + 8 + 12 + HASH_ENTRY_OVERHEAD_BYTES
+
+    def nbytes(self) -> int:
+        """Estimated resident bytes of the map's live voxels and blocks (what ``max_bytes`` budgets)."""
+        with self.lock:
+            return self.row_bytes * len(self) + self.block_bytes * self._index.num_blocks
+
+    def __len__(self) -> int:
+        return self._index.num_voxels
+
+    @property
+    def num_blocks(self) -> int:
+        """Number of index blocks."""
+        return self._index.num_blocks
+
+    # -- keys and rows ---------------------------------------------------------------------
+
+    def _as_keys(self, keys: torch.Tensor | np.ndarray) -> torch.Tensor:
+        keys = torch.as_tensor(keys, device=self.device)
+        if keys.ndim != 2 or keys.shape[1] != 3:
+            raise ValueError(f"voxel keys must be (N, 3), got shape {tuple(keys.shape)}")
+        if keys.dtype.is_floating_point:
+            raise ValueError(f"voxel keys must be integers, got {keys.dtype}")
+        return keys.to(torch.int32)
+
+    def lookup(self, keys: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Rows of voxel keys (N, 3) int32 -> (N,) int64, -1 where the voxel is absent."""
+        keys = self._as_keys(keys)
+        with self.lock:
+            return self._index.find(keys)
+
+    def insert(self, keys: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Rows for voxel keys (N, 3) int32, creating absent voxels with default values.
+
+        Marks the touched blocks as observed now (for least-recently-observed eviction)
+        and enforces ``config.max_bytes``. Returns (N,) int64 rows.
+        """
+        keys = self._as_keys(keys)
+        with self.lock:
+            self._tick += 1
+            rows, allocated = self._index.insert(keys, self._tick)
+            self._ensure_capacity()
+            self._reset_rows(allocated)
+            if self.config.max_bytes and self.nbytes() > self.config.max_bytes:
+                # Evict to 90 % of the budget so eviction (a sort over blocks) runs rarely.
+                self._evict_to(int(0.9 * self.config.max_bytes), keep_tick=self._tick)
+            return rows
+
+    def read(self, rows: torch.Tensor) -> VoxelData:
+        """Values at rows (N,) int64 (-1 gives defaults) as a ``VoxelData`` of copies."""
+        rows = torch.as_tensor(rows, device=self.device, dtype=torch.int64)
+        with self.lock:
+            found = rows >= 0
+            safe = torch.where(found, rows, torch.zeros_like(rows))
+            values = {name: column[safe] for name, column in self._columns.items()}
+            if not bool(found.all()):
+                for name, (_, _, default) in self.column_spec().items():
+                    values[name][~found] = default
+            data = VoxelData(**values, found=found)
+            return data
+
+    def crop(self, keys: torch.Tensor | np.ndarray) -> VoxelData:
+        """Values of voxel keys (N, 3) int32; absent voxels read as defaults with found = False."""
+        return self.read(self.lookup(keys))
+
+    def write_rows(self, rows: torch.Tensor, **columns: torch.Tensor | None) -> None:
+        """Store values at existing rows (N,) int64 (from ``insert``). Only given columns change.
+
+        Columns: feature (N, D_F) float; count (N,) int (saturated to 0..32767); label (N,)
+        int in [-1, C); confidence (N,) float in [0, 1]; color (N, 3) uint8. Everything is
+        validated before anything is written, so a ValueError leaves the map unchanged.
+        """
+        rows = torch.as_tensor(rows, device=self.device, dtype=torch.int64)
+        values = self._prepare_columns(rows.shape[0], columns)
+        with self.lock:
+            if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= self._index.high_water):
+                raise ValueError("rows out of range: pass rows returned by insert()")
+            for name, value in values.items():
+                self._columns[name][rows] = value
+
+    def write(self, keys: torch.Tensor | np.ndarray, **columns: torch.Tensor | None) -> torch.Tensor:
+        """Insert unique voxel keys (N, 3) int32 and store the given columns (see ``write_rows``).
+
+        Returns the (N,) int64 rows. Duplicate keys or any invalid value raise ValueError
+        before the map changes.
+        """
+        keys = self._as_keys(keys)
+        if keys.shape[0] and torch.unique(pack_keys(keys)).shape[0] != keys.shape[0]:
+            raise ValueError("write() needs unique voxel keys")
+        values = self._prepare_columns(keys.shape[0], columns)
+        with self.lock:
+            rows = self.insert(keys)
+            for name, value in values.items():
+                self._columns[name][rows] = value
+            return rows
+
+    def _prepare_columns(self, n: int, columns: dict) -> dict[str, torch.Tensor]:
+        """Validate and convert column values for n voxels to their storage dtypes."""
+        unknown = set(columns) - set(self.column_spec())
+        if unknown:
+            raise ValueError(f"unknown voxel columns {sorted(unknown)}")
+        out = {}
+        for name, value in columns.items():
+            if value is None:
+                continue
+            shape = {"feature": (n, self.feature_dim), "color": (n, 3)}.get(name, (n,))
+            value = torch.as_tensor(value, device=self.device)
+            if tuple(value.shape) != shape:
+                raise ValueError(f"{name} must have shape {shape}, got {tuple(value.shape)}")
+            if name == "feature":
+                value = value.to(torch.float16)
+                if not bool(torch.isfinite(value).all()):
+                    raise ValueError("feature has non-finite values (or values beyond float16's +-65504)")
+            elif name == "count":
+                value = value.to(torch.int64).clamp(0, COUNT_MAX).to(torch.int16)
+            elif name == "label":
+                value = value.to(torch.int64)
+                if n and (int(value.min()) < -1 or int(value.max()) >= self.label_space.num_classes):
+                    raise ValueError(
+                        f"label indices must be in [-1, {self.label_space.num_classes}) for {self.label_space.name!r}"
+                    )
+                value = value.to(torch.int16)
+            elif name == "confidence":
+                value = value.to(torch.float32)
+                if n and not bool(((value >= 0) & (value <= 1)).all()):
+                    raise ValueError("confidence must be finite and in [0, 1]")
+                value = value.to(torch.float16)
+            elif value.dtype != torch.uint8:
+                raise ValueError(f"color must be uint8, got {value.dtype}")
+            out[name] = value
+        return out
+
+    # -- whole-map views ---------------------------------------------------------------------
+
+    def items(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every voxel: (keys (V, 3) int32, rows (V,) int64)."""
+        with self.lock:
+            return self._index.items()
+
+    def keys(self) -> torch.Tensor:
+        """All voxel keys (V, 3) int32."""
+        return self.items()[0]
+
+    def crop_frustum(
+        self, intrinsics: CameraIntrinsics, T_world_camera: np.ndarray, max_range: float, min_range: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Voxels whose centres lie in a camera frustum: (keys (V, 3) int32, rows (V,) int64).
+
+        Candidate blocks come from the frustum's bounding box, so the cost follows the
+        frustum volume (or the map size when that is smaller).
+        """
+        corners = torch.as_tensor(frustum_corners(intrinsics, T_world_camera, max_range))
+        block_edge = self.voxel_size * self._index.block_size
+        lo = torch.floor(corners.min(0).values / block_edge).to(torch.int64)
+        hi = torch.floor(corners.max(0).values / block_edge).to(torch.int64)
+        extent = hi - lo + 1
+        with self.lock:
+            if int(extent.prod()) <= 4 * max(self._index.num_blocks, 1):
+                axes = [torch.arange(int(lo[i]), int(hi[i]) + 1, device=self.device) for i in range(3)]
+                candidates = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3).to(torch.int32)
+                keys, rows = self._index.block_voxels(candidates)
+            else:
+                keys, rows = self._index.items()
+        centers = voxel_centers(keys, self.voxel_size)
+        inside = in_frustum(centers, intrinsics, T_world_camera, max_range, min_range)
+        return keys[inside], rows[inside]
+
+    def to_arrays(self) -> MapArrays:
+        """The whole map as numpy arrays (see ``MapArrays``)."""
+        with self.lock:
+            keys, rows = self._index.items()
+            data = self.read(rows)
+        label_index = data.label.cpu().numpy()
+        return MapArrays(
+            xyz=voxel_centers(keys, self.voxel_size).cpu().numpy(),
+            color=data.color.cpu().numpy(),
+            label_color=self.label_space.colorize(label_index),
+            label=self.label_space.decode(label_index),
+            label_index=label_index,
+            confidence=data.confidence.float().cpu().numpy(),
+            count=data.count.to(torch.int32).cpu().numpy(),
+        )
+
+    # -- removal ---------------------------------------------------------------------------------
+
+    def remove(self, keys: torch.Tensor | np.ndarray) -> int:
+        """Remove voxel keys (N, 3) int32 (absent keys are ignored); returns how many were removed."""
+        keys = self._as_keys(keys)
+        with self.lock:
+            return int(self._index.erase(keys).shape[0])
+
+    def prune_radius(self, center: np.ndarray | torch.Tensor, radius: float) -> int:
+        """Remove voxels whose centres are farther than ``radius`` metres from ``center`` (3,) metres.
+
+        Returns the number removed; storage is compacted when most rows become free.
+        """
+        center_t = torch.as_tensor(np.asarray(center, dtype=np.float32), device=self.device)
+        if center_t.shape != (3,) or not bool(torch.isfinite(center_t).all()):
+            raise ValueError("prune center must be a finite (3,) point")
+        if not (radius >= 0):
+            raise ValueError(f"prune radius must be >= 0, got {radius}")
+        with self.lock:
+            keys, _ = self._index.items()
+            far = (voxel_centers(keys, self.voxel_size) - center_t).norm(dim=1) > radius
+            removed = int(self._index.erase(keys[far]).shape[0])
+            self._maybe_compact()
+            return removed
+
+    def prune_bytes(self, max_bytes: int) -> int:
+        """Evict the least recently observed blocks until ``nbytes() <= max_bytes``; returns voxels removed."""
+        if max_bytes < 0:
+            raise ValueError("max_bytes must be >= 0")
+        with self.lock:
+            removed = self._evict_to(max_bytes, keep_tick=None)
+            self._maybe_compact()
+            return removed
+
+    def _evict_to(self, max_bytes: int, keep_tick: int | None) -> int:
+        excess = self.nbytes() - max_bytes
+        if excess <= 0:
+            return 0
+        block_keys, ticks, counts = self._index.blocks()
+        order = torch.argsort(ticks, stable=True)
+        if keep_tick is not None:
+            order = order[ticks[order] != keep_tick]
+        freed_bytes = torch.cumsum(counts[order] * self.row_bytes + self.block_bytes, 0)
+        n_evict = int(torch.searchsorted(freed_bytes, torch.tensor([excess], device=freed_bytes.device)).item()) + 1
+        victims = block_keys[order[: min(n_evict, order.shape[0])]]
+        return int(self._index.erase_blocks(victims).shape[0])
+
+    def _maybe_compact(self) -> None:
+        if self._index.num_free_rows > max(len(self), 1 << 16):
+            self.compact()
+
+    def compact(self) -> None:
+        """Renumber rows densely and shrink storage to the live voxels (cost follows the map size)."""
+        with self.lock:
+            keys, rows = self._index.items()
+            block_keys, ticks, _ = self._index.blocks()
+            values = {name: col[rows] for name, col in self._columns.items()}
+            self._rebuild(keys, values, block_keys, ticks)
+
+    def _rebuild(self, keys: torch.Tensor, values: dict[str, torch.Tensor], block_keys=None, ticks=None) -> None:
+        """Replace the contents with voxels ``keys`` (V, 3) and their column ``values`` (V, ...)."""
+        self._index.clear()
+        self._index.reserve_blocks(max(int(block_keys.shape[0]) if block_keys is not None else 0, 16) * 2)
+        self._columns = {}
+        self._capacity = 0
+        rows, _ = self._index.insert(keys, self._tick)
+        self._allocate_columns(max(self._index.high_water, 1024))
+        for name, value in values.items():
+            self._columns[name][rows] = value.to(self.device)
+        if block_keys is not None and block_keys.shape[0]:
+            self._index.set_block_ticks(block_keys, ticks)
+
+    def clear(self) -> None:
+        """Remove every voxel and release the storage."""
+        with self.lock:
+            self._index.clear()
+            self._columns = {}
+            self._capacity = 0
+            self.feature_kind = "none"
+            self._allocate_columns(min(self.config.initial_capacity, 1 << 20))
+
+    def replace_with(self, other: "SemanticVoxelMap") -> None:
+        """Take over the contents of ``other`` (e.g. a freshly loaded map) in one step under the lock.
+
+        Geometry and label space must match (ValueError otherwise, nothing changes);
+        ``other`` must not be used afterwards.
+        """
+        mine = (self.voxel_size, self.feature_dim, self.config.block_size)
+        theirs = (other.voxel_size, other.feature_dim, other.config.block_size)
+        if mine != theirs:
+            raise ValueError(f"map geometry differs: (voxel size, D_F, block size) {theirs} vs {mine}")
+        if other.label_space != self.label_space:
+            raise ValueError(f"label space differs: {other.label_space.name!r} vs {self.label_space.name!r}")
+        with self.lock, other.lock:
+            self._index, self._columns, self._capacity = other._index, other._columns, other._capacity
+            self._tick, self.feature_kind = other._tick, other.feature_kind
+
+    # -- persistence -----------------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write the map atomically to ``path`` (safetensors; see ``map.map_file``)."""
+        from .map_file import save_map
+
+        save_map(self, path)
+
+    @classmethod
+    def load(cls, path, device: str | None = None, label_space: LabelSpace | None = None) -> "SemanticVoxelMap":
+        """Read a map file into a new map; raises ``MapFileError`` (a ValueError) on any problem."""
+        from .map_file import load_map
+
+        return load_map(path, device=device, label_space=label_space)

@@ -1,0 +1,11 @@
+"""ROS 2 adapters of the mapping engine: message conversion, parameters, nodes.
+
+This layer only converts between ROS messages and the engine's types and owns the
+threads, QoS and timing (see docs/ARCHITECTURE.md). Importing ``alster_mapping.ros``
+does not import rclpy; the submodules do:
+
+- ``cloud``: ``MapArrays`` <-> ``sensor_msgs/PointCloud2`` (vectorised).
+- ``params``: ROS parameters declared from, and read back into, the config dataclasses.
+- ``map_server_node``: ``MapServerNode``, the map server (publish, save, load, clear, stats).
+- ``mapping_node``: the ``mapping_node`` console-script entry point.
+"""

@@ -1,0 +1,71 @@
+"""Session-wide test environment: ROS 2 isolation and shared-data fixtures.
+
+The environment variables are set at import time, i.e. before any test
+module imports rclpy, because rcl reads them when a context is initialised:
+
+* discovery is confined to this machine (ROS_LOCALHOST_ONLY=1 for older
+  RMWs, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST for Jazzy);
+* every pytest session gets its own random ROS_DOMAIN_ID in 1..101, so two
+  test runs (or a test run and a live system) on one host do not see each
+  other's topics; set ALSTER_TEST_DOMAIN_ID to pin it;
+* rcl log files go to <repo>/build/ros_log unless ROS_LOG_DIR is set;
+* AMENT_PREFIX_PATH defaults to the running environment's prefix (the
+  .venv that holds the ROS 2 Jazzy wheels' share/ament_index) so rclpy
+  finds its RMW implementation without a sourced ROS distro.
+"""
+import os
+import pathlib
+import random
+import sys
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHARED_DIR = REPO_ROOT.parent / 'shared'
+
+
+def _configure_ros_environment() -> None:
+    env = os.environ
+    # Never discover (or send traffic to) other hosts from a test.
+    env['ROS_LOCALHOST_ONLY'] = '1'
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    pinned = env.get('ALSTER_TEST_DOMAIN_ID', '').strip()
+    if pinned:
+        env['ROS_DOMAIN_ID'] = pinned
+    else:
+        env['ROS_DOMAIN_ID'] = str(random.SystemRandom().randint(1, 101))
+    if not env.get('ROS_LOG_DIR'):
+        log_dir = REPO_ROOT / 'build' / 'ros_log'
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # rcl creates it, or falls back to ~/.ros/log
+        env['ROS_LOG_DIR'] = str(log_dir)
+    env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+    if not env.get('AMENT_PREFIX_PATH'):
+        env['AMENT_PREFIX_PATH'] = sys.prefix
+
+
+_configure_ros_environment()
+
+
+def pytest_report_header(config):
+    return (
+        f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} "
+        f"AMENT_PREFIX_PATH={os.environ['AMENT_PREFIX_PATH']}"
+    )
+
+
+@pytest.fixture(scope='session')
+def shared_data_dir() -> pathlib.Path:
+    """``<repo>/../shared/data`` (may not exist in a user's clone)."""
+    return SHARED_DIR / 'data'
+
+
+@pytest.fixture(scope='session')
+def label_fusion_dir(shared_data_dir: pathlib.Path) -> pathlib.Path:
+    """``<shared>/label-fusion/frames``; skips the test when it is absent."""
+    frames = shared_data_dir / 'label-fusion' / 'frames'
+    if not frames.is_dir():
+        pytest.skip(f"{frames} absent (a user's clone has no ../shared)")
+    return frames
