@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from map_snapshot import assert_same_snapshot, snapshot
 from alster_mapping import cli
 from alster_mapping.core.camera import CameraIntrinsics
 from alster_mapping.core.config import LabelFusionConfig, MapConfig
@@ -98,22 +99,6 @@ def map_accuracy(m, min_count=1):
     ok = (truth >= 0) & (data.count.numpy() >= min_count)
     assert ok.sum() > 100
     return float((data.label.numpy()[ok] == truth[ok]).mean())
-
-
-def snapshot(m):
-    keys, rows = m.items()
-    data = m.read(rows)
-    order = np.lexsort(keys.numpy().T)
-    out = {"keys": keys.numpy()[order], "feature_kind": m.feature_kind}
-    for name in ("feature", "count", "label", "confidence", "color"):
-        out[name] = getattr(data, name).numpy()[order]
-    return out
-
-
-def assert_same_snapshot(a, b):
-    assert a.keys() == b.keys()
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
 def flip_labels(labels, rng, fraction=0.3):

@@ -12,6 +12,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from map_snapshot import assert_same_snapshot, snapshot
 from alster_mapping.core.config import MapConfig
 from alster_mapping.core.geometry import pack_keys
 from alster_mapping.core.labels import LabelSpace, nyu40, scannet20
@@ -40,26 +41,6 @@ def make_map(seed=0, n=500, label_space=None, **config):
     )
     m.feature_kind = "label_evidence"
     return m
-
-
-def snapshot(m):
-    keys, rows = m.items()
-    data = m.read(rows)
-    order = np.argsort(pack_keys(keys).numpy(), kind="stable")
-    return {
-        "keys": keys.numpy()[order],
-        "feature": data.feature.numpy()[order],
-        "count": data.count.numpy()[order],
-        "label": data.label.numpy()[order],
-        "confidence": data.confidence.numpy()[order],
-        "color": data.color.numpy()[order],
-    }
-
-
-def assert_same_snapshot(a, b):
-    assert a.keys() == b.keys()
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
 def block_ticks(m):

@@ -16,7 +16,9 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 from sensor_msgs.msg import PointCloud2, PointField  # noqa: E402
 
-from alster_mapping.core.config import MappingConfig, flatten  # noqa: E402
+import yaml  # noqa: E402
+
+from alster_mapping.core.config import MappingConfig, flatten, load_yaml  # noqa: E402
 from alster_mapping.map.voxel_map import MapArrays  # noqa: E402
 from alster_mapping.ros.cloud import (  # noqa: E402
     POINT_STEP,
@@ -30,10 +32,8 @@ from alster_mapping.ros.params import (  # noqa: E402
     INT64_MAX,
     ParameterError,
     apply_parameters,
-    config_from_params_file,
     declare_config,
     parameters_to_config,
-    read_params_file,
 )
 
 REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
@@ -270,13 +270,15 @@ def test_apply_parameters():
 
 def test_shipped_params_file_holds_every_leaf_with_its_default():
     path = REPO / "config" / "mapping.yaml"
-    flat = read_params_file(path)
-    assert set(flat) == set(flatten(MappingConfig())) | set(flatten(MapServerConfig()))
-    cfg, rest = config_from_params_file(MappingConfig, path)
-    assert cfg == MappingConfig()
-    server, _ = config_from_params_file(MapServerConfig, path)
-    assert server == MapServerConfig()
-    assert set(rest) == set(flatten(MapServerConfig()))
+    params = yaml.safe_load(path.read_text())["/**"]["ros__parameters"]
+
+    def leaves(d, prefix=""):
+        for key, value in d.items():
+            yield from leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
+
+    assert set(leaves(params)) == set(flatten(MappingConfig())) | set(flatten(MapServerConfig()))
+    assert load_yaml(MappingConfig, path) == MappingConfig()
+    assert load_yaml(MapServerConfig, path) == MapServerConfig()
 
 
 def test_rclpy_reads_nested_params_files_as_dotted_names(ros_context, tmp_path):
@@ -302,6 +304,13 @@ def test_rclpy_reads_nested_params_files_as_dotted_names(ros_context, tmp_path):
     assert (cfg.map.voxel_size, cfg.map.feature_dim, cfg.map.block_size) == (0.08, 20, 8)
     assert cfg.label_fusion.max_range == 2.0 and cfg.label_space == "nyu40"
     # The ROS-free reader gives the same configuration.
-    assert config_from_params_file(MappingConfig, params, node_name="alster_params_file_test")[0] == cfg
-    assert config_from_params_file(MappingConfig, params, node_name="other_node")[0].map.block_size == 2
-    assert dataclasses.asdict(config_from_params_file(MappingConfig, params, node_name="x")[0])["map"]["block_size"] == 4
+    assert load_yaml(MappingConfig, params, node_name="alster_params_file_test") == cfg
+    assert load_yaml(MappingConfig, params, node_name="other_node").map.block_size == 2
+    assert load_yaml(MappingConfig, params, node_name="x").map.block_size == 4
+
+
+def test_parameters_doc_is_current():
+    from alster_mapping.ros.params import documented_configs, parameters_markdown
+
+    doc = (REPO / "docs" / "PARAMETERS.md").read_text()
+    assert doc == parameters_markdown(documented_configs()), "regenerate: python -m alster_mapping.ros.params > docs/PARAMETERS.md"

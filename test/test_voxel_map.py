@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from map_snapshot import assert_same_snapshot, snapshot
 from alster_mapping.core.camera import CameraIntrinsics
 from alster_mapping.core.config import MapConfig
 from alster_mapping.core.geometry import in_frustum, pack_keys, voxel_centers
@@ -37,27 +38,6 @@ def random_columns(rng, n):
         confidence=rng.random(n).astype(np.float32),
         color=rng.integers(0, 256, (n, 3), dtype=np.uint8),
     )
-
-
-def snapshot(m):
-    """Every key and its values, sorted by key code, as numpy arrays."""
-    keys, rows = m.items()
-    data = m.read(rows)
-    order = np.argsort(pack_keys(keys).numpy(), kind="stable")
-    return {
-        "keys": keys.numpy()[order],
-        "feature": data.feature.numpy()[order],
-        "count": data.count.numpy()[order],
-        "label": data.label.numpy()[order],
-        "confidence": data.confidence.numpy()[order],
-        "color": data.color.numpy()[order],
-    }
-
-
-def assert_same_snapshot(a, b):
-    assert a.keys() == b.keys()
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
 def key_set(keys):

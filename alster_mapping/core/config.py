@@ -79,6 +79,26 @@ def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def field_problem(value: Any, kind: type, f: dataclasses.Field) -> str | None:
+    """Why ``value`` is invalid for config field ``f`` of type ``kind``; None when valid.
+
+    An int is valid for a float field (YAML and ROS write 1 for 1.0).
+    """
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind in (int, float, str, bool) and not (type(value) is kind or (kind is float and numeric)):
+        return f"expected {kind.__name__}, got {type(value).__name__}"
+    if kind is float and not math.isfinite(value):
+        return "not a finite number"
+    lo, hi, choices = f.metadata.get("min"), f.metadata.get("max"), f.metadata.get("choices")
+    if lo is not None and value < lo:
+        return f"below the minimum {lo}"
+    if hi is not None and value > hi:
+        return f"above the maximum {hi}"
+    if choices is not None and value not in choices:
+        return f"not one of {list(choices)}"
+    return None
+
+
 def validate(cfg: Any, prefix: str = "") -> Any:
     """Check every field's type and range recursively; raises ValueError naming the key. Returns cfg."""
     types = _field_types(type(cfg))
@@ -88,21 +108,11 @@ def validate(cfg: Any, prefix: str = "") -> Any:
         if dataclasses.is_dataclass(types[f.name]):
             validate(value, key + ".")
             continue
-        expected = types[f.name]
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-            setattr(cfg, f.name, value)
-        if expected in (int, float, str, bool) and (type(value) is not expected):
-            raise ValueError(f"config {key}: expected {expected.__name__}, got {value!r}")
-        if expected is float and not math.isfinite(value):
-            raise ValueError(f"config {key}: {value} is not a finite number")
-        lo, hi, choices = f.metadata.get("min"), f.metadata.get("max"), f.metadata.get("choices")
-        if lo is not None and value < lo:
-            raise ValueError(f"config {key}: {value} is below the minimum {lo}")
-        if hi is not None and value > hi:
-            raise ValueError(f"config {key}: {value} is above the maximum {hi}")
-        if choices is not None and value not in choices:
-            raise ValueError(f"config {key}: {value!r} is not one of {list(choices)}")
+        problem = field_problem(value, types[f.name], f)
+        if problem:
+            raise ValueError(f"config {key} = {value!r}: {problem}")
+        if types[f.name] is float and not isinstance(value, float):
+            setattr(cfg, f.name, float(value))
     return cfg
 
 
@@ -130,16 +140,41 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def load_yaml(cls: type[T], path: str | os.PathLike) -> T:
-    """Load config ``cls`` from a YAML file; raises ValueError with the file name on any problem."""
+def load_yaml(cls: type[T], path: str | os.PathLike, node_name: str = "mapping_node") -> T:
+    """Load config ``cls`` from a YAML file; raises ValueError with the file name on any problem.
+
+    Plain config files hold the nested sections directly. A ROS 2 params file (like
+    ``config/mapping.yaml``: ``/**: ros__parameters: {...}``) works too: the
+    ``ros__parameters`` of the sections for every node (``/**``) and for ``node_name``
+    (``node_name``, ``/node_name``, ``/**/node_name``) are merged in file order, and
+    top-level keys that ``cls`` does not have are skipped (they configure other parts,
+    e.g. the node itself); unknown keys inside a section are still errors.
+    """
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"cannot read config {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"config {path}: expected a mapping, got {type(data).__name__}")
+    if any(isinstance(v, dict) and "ros__parameters" in v for v in data.values()):
+        merged: dict = {}
+        for key, section in data.items():
+            if str(key) in ("/**", node_name, f"/{node_name}", f"/**/{node_name}") and isinstance(section, dict):
+                _merge(merged, section.get("ros__parameters") or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in merged.items() if k in names}
     try:
         return from_dict(cls, data)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{path}: {exc}") from exc
+
+
+def _merge(into: dict, update: dict) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
 
 
 def flatten(cfg: Any, prefix: str = "") -> dict[str, tuple[Any, dataclasses.Field]]:

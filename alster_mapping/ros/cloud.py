@@ -117,7 +117,7 @@ def arrays_to_cloud(arrays: MapArrays, frame_id: str = "map", stamp=None, color_
         header=header,
         height=1,
         width=int(points.shape[0]),
-        fields=[PointField(name=name, offset=offset, datatype=datatype, count=1) for name, offset, datatype in CLOUD_FIELDS],
+        fields=[PointField(name=name, offset=offset, datatype=kind, count=1) for name, offset, kind in CLOUD_FIELDS],
         is_bigendian=False,
         point_step=POINT_STEP,
         row_step=POINT_STEP * int(points.shape[0]),
@@ -158,7 +158,9 @@ def cloud_to_arrays(msg: PointCloud2) -> CloudArrays:
     n = int(msg.width) * int(msg.height)
     step = int(msg.point_step)
     if n and int(msg.row_step) != int(msg.width) * step:
-        raise ValueError(f"padded rows are not supported (row_step {msg.row_step}, width {msg.width}, point_step {step})")
+        raise ValueError(
+            f"padded rows are not supported (row_step {msg.row_step}, width {msg.width}, point_step {step})"
+        )
     if len(msg.data) != n * step:
         raise ValueError(f"cloud data holds {len(msg.data)} bytes, expected {n} points x {step} bytes")
     order = ">" if msg.is_bigendian else "<"
@@ -187,7 +189,9 @@ def cloud_to_arrays(msg: PointCloud2) -> CloudArrays:
         and z.offset == x.offset + 8
     )
     if consecutive:
-        xyz_dtype = np.dtype({"names": ["xyz"], "formats": [(order + "f4", (3,))], "offsets": [x.offset], "itemsize": step})
+        xyz_dtype = np.dtype(
+            {"names": ["xyz"], "formats": [(order + "f4", (3,))], "offsets": [x.offset], "itemsize": step}
+        )
         xyz = (buf.view(xyz_dtype) if n else np.zeros(0, dtype=xyz_dtype))["xyz"]
     else:
         xyz = np.stack([points["x"], points["y"], points["z"]], axis=-1).astype(np.float32)

@@ -80,11 +80,15 @@ CLOUD_QOS = QoSProfile(
 class MapServerConfig:
     """Parameters of the map server itself (ROS-only; the engine's live in ``MappingConfig``)."""
 
-    map_file: str = param("", "map file loaded at start-up and by ~/load_map ('' = start empty; load_map reads save_path)")
+    map_file: str = param(
+        "", "map file loaded at start-up and by ~/load_map ('' = start empty; load_map then reads save_path)"
+    )
     save_path: str = param("alster_map.safetensors", "file written by ~/save_map and on shutdown")
     frame_id: str = param("map", "frame of the published map cloud")
     publish_period: float = param(1.0, "seconds between checks for map changes to publish", min=0.05, max=3600.0)
-    color_by: str = param("label", "colour of the cloud's points: label colours or mean observed colours", choices=COLOR_BY)
+    color_by: str = param(
+        "label", "colour of the cloud's points: label colours or mean observed colours", choices=COLOR_BY
+    )
     save_on_shutdown: bool = param(False, "save the map to save_path when the node shuts down")
 
 
@@ -145,20 +149,21 @@ class MapServerNode(Node):
             label_space = LabelSpace.load(self.config.label_space)
         except ValueError as exc:
             raise ParameterError([f"label_space = {self.config.label_space!r}: {exc}"]) from exc
-        path = self.server_config.map_file
-        if path:
-            try:
-                loaded = SemanticVoxelMap.load(Path(path).expanduser(), device=self.config.map.device)
-            except MapFileError as exc:
-                self.get_logger().error(f"{exc}; starting with an empty map")
-            else:
-                self._adopt_file_geometry(loaded, label_space, path)
-                self.get_logger().info(f"loaded {len(loaded)} voxels from {path}")
-                return loaded
         try:
-            return SemanticVoxelMap(self.config.map, label_space)
-        except (RuntimeError, ValueError) as exc:  # e.g. map.device names a device that is absent
+            empty = SemanticVoxelMap(self.config.map, label_space)
+        except (RuntimeError, ValueError, AssertionError) as exc:  # e.g. map.device names an absent device
             raise ValueError(f"cannot create the map from the parameters: {exc}") from exc
+        path = self.server_config.map_file
+        if not path:
+            return empty
+        try:
+            loaded = SemanticVoxelMap.load(Path(path).expanduser(), device=self.config.map.device)
+        except MapFileError as exc:
+            self.get_logger().error(f"{exc}; starting with an empty map")
+            return empty
+        self._adopt_file_geometry(loaded, label_space, path)
+        self.get_logger().info(f"loaded {len(loaded)} voxels from {path}")
+        return loaded
 
     def _adopt_file_geometry(self, loaded: SemanticVoxelMap, label_space: LabelSpace, path: str) -> None:
         """Give ``loaded`` the parameters' non-geometry settings; its own geometry wins (warn, update params)."""
@@ -187,7 +192,8 @@ class MapServerNode(Node):
             self.config = apply_parameters(
                 self.config, [Parameter(key, value=theirs) for key, _, theirs in differences if key != "label_space"]
             )
-            self.config.label_space = loaded.label_space.name
+            if loaded.label_space != label_space:
+                self.config.label_space = loaded.label_space.name
 
     # -- parameters at run time -------------------------------------------------------------
 
@@ -268,7 +274,7 @@ class MapServerNode(Node):
         path = Path(path_text).expanduser().absolute()
         try:
             loaded = SemanticVoxelMap.load(path, device=str(self.map.device))
-            _replace_map(self.map, loaded)
+            self.map.replace_with(loaded)
         except ValueError as exc:  # MapFileError, or a geometry / label space mismatch
             response.success, response.message = False, f"cannot load {path}: {exc}; the map is unchanged"
             self.get_logger().error(response.message)
@@ -327,15 +333,6 @@ class MapServerNode(Node):
             print(f"[{level.upper()}] [{self.get_name()}]: {message}", file=sys.stderr, flush=True)
 
 
-def _replace_map(live: SemanticVoxelMap, new: SemanticVoxelMap) -> None:
-    """``live.replace_with(new)`` (ValueError on a geometry or label space mismatch, live unchanged)."""
-    # SemanticVoxelMap.replace_with locks ``other._lock``, but the attribute is ``lock``;
-    # alias it until map/voxel_map.py is fixed (harmless afterwards).
-    if not hasattr(new, "_lock"):
-        new._lock = new.lock
-    live.replace_with(new)
-
-
 def main(args: list[str] | None = None) -> int:
     """Run the map server until Ctrl-C / SIGTERM; returns the exit code (1 on invalid parameters)."""
     rclpy.init(args=args)
@@ -352,6 +349,12 @@ def main(args: list[str] | None = None) -> int:
             executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except RuntimeError:
+            # A signal shuts the context down asynchronously; an executor that is just
+            # building its wait set then raises RCLError (a RuntimeError) instead of
+            # ExternalShutdownException (rclpy's shutdown race). Anything else is an error.
+            if rclpy.ok():
+                raise
         finally:
             executor.shutdown(timeout_sec=1.0)
         return 0 if node.save_on_shutdown() else 1

@@ -222,7 +222,8 @@ def test_serves_publishes_saves_clears_and_loads(tmp_path, make_client):
         assert response.success, response.message
         assert str(save_path) in response.message and f"{len(expected)} voxels" in response.message
         saved = SemanticVoxelMap.load(save_path).to_arrays()
-        for g, w in zip(sorted_by_xyz(saved.xyz, saved.label, saved.count), sorted_by_xyz(expected.xyz, expected.label, expected.count)):
+        got = sorted_by_xyz(saved.xyz, saved.label, saved.count)
+        for g, w in zip(got, sorted_by_xyz(expected.xyz, expected.label, expected.count)):
             np.testing.assert_array_equal(g, w)
 
         # clear_map empties the map, and the empty map is published.

@@ -1,0 +1,24 @@
+"""Test helper: a whole SemanticVoxelMap as comparable numpy arrays."""
+
+import numpy as np
+
+from alster_mapping.core.geometry import pack_keys
+
+
+def snapshot(m):
+    """Every key and its values, sorted by key code, as numpy arrays, plus the feature kind."""
+    keys, rows = m.items()
+    data = m.read(rows)
+    order = np.argsort(pack_keys(keys).numpy(), kind="stable")
+    return {
+        "keys": keys.numpy()[order],
+        "feature_kind": m.feature_kind,
+        **{name: getattr(data, name).numpy()[order] for name in m.column_spec()},
+    }
+
+
+def assert_same_snapshot(a, b):
+    """Two snapshots hold the same keys with the same values."""
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
