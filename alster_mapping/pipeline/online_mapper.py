@@ -1,0 +1,187 @@
+"""OnlineMapper: one posed RGB-D frame in, the semantic voxel map updated (ALSTER Fig. 2).
+
+Per frame (``step``): lift the valid depth (<= 3 m) to voxels, run the 2D encoder at those
+pixels and average its features per voxel, refine them with the sparse 3D U-Net, crop the
+voxels' old features and observation counts from the map, fuse with the temporal expert
+and write the new features, labels (argmax of the expert head) and confidences back.
+The same mapper runs the label-fusion baseline (``mode = "label_fusion"``).
+
+Training uses the same pieces with gradients: ``prepare`` -> ``crop`` -> model ->
+``commit`` (the map stores detached features, so each frame is one truncated step of
+the sequence, as in the paper's sequential training).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from ..core.config import MappingConfig, validate
+from ..core.frame import RGBDFrame
+from ..core.geometry import normals_from_depth
+from ..core.labels import LabelSpace
+from ..map.voxel_map import SemanticVoxelMap, VoxelData
+from ..nets.alster import AlsterModel, AlsterOutput, voxel_mean
+from ..nets.encoder2d import Encoder2D
+from ..nets.registry import MODELS
+from .label_fusion import LabelFusion
+from .lifting import LiftedFrame, lift_frame
+
+
+@dataclass
+class FrameInputs:
+    """A frame prepared for the network.
+
+    lifted: its voxels (keys (V, 3), pixel -> voxel ``inverse``). image: (1, 7, H, W)
+    RGB-D-N input. pixels: (P,) int64 flat indices of the lifted pixels. color: (V, 3)
+    float32 mean colour per voxel.
+    """
+
+    lifted: LiftedFrame
+    image: torch.Tensor
+    pixels: torch.Tensor
+    color: torch.Tensor
+
+
+@dataclass
+class StepResult:
+    """What one ``step`` changed.
+
+    keys: (V, 3) int32 updated voxels. rows: (V,) int64 their map rows. labels: (V,)
+    int64 class indices. confidence: (V,) float32. timings: seconds per stage ("2d",
+    "lift", "3d", "crop", "expert", "write" for ALSTER; "lift", "vote", "map" for label
+    fusion) and "total".
+    """
+
+    keys: torch.Tensor
+    rows: torch.Tensor
+    labels: torch.Tensor
+    confidence: torch.Tensor
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class OnlineMapper:
+    """Owns the map, the device and (in ALSTER mode) the model in eval mode.
+
+    config: ``MappingConfig`` (mode, label space, map, model). model: an ``AlsterModel``
+    to use (default: built from ``config.model`` by name). voxel_map: the map to write
+    into (default: a new one from ``config.map``). Raises ValueError when the model and
+    the map disagree (feature size, classes) or the map holds another kind of feature.
+    """
+
+    def __init__(self, config: MappingConfig | None = None, model: AlsterModel | None = None, voxel_map: SemanticVoxelMap | None = None):
+        self.config = validate(config or MappingConfig())
+        label_space = voxel_map.label_space if voxel_map is not None else LabelSpace.load(self.config.label_space)
+        self.map = voxel_map if voxel_map is not None else SemanticVoxelMap(self.config.map, label_space)
+        self.device = self.map.device
+        self.mode = self.config.mode
+        self.model = None
+        self.fusion = None
+        if self.mode == "label_fusion":
+            self.fusion = LabelFusion(self.map, self.config.label_fusion)
+            return
+        if self.map.feature_kind == "label_evidence":
+            raise ValueError("this map holds label-fusion evidence; the ALSTER mode needs a map of learned features")
+        num_classes = self.map.label_space.num_classes
+        if model is None:
+            model = MODELS.build(self.config.model.name, self.config.model, num_classes=num_classes, feature_dim=self.map.feature_dim)
+        if model.feature_dim != self.map.feature_dim or model.num_classes != num_classes:
+            raise ValueError(
+                f"model (D_F {model.feature_dim}, {model.num_classes} classes) does not fit the map "
+                f"(D_F {self.map.feature_dim}, {num_classes} classes of {self.map.label_space.name!r})"
+            )
+        self.model = model.to(self.device).eval()
+
+    # -- the pieces (shared with training) ------------------------------------------------
+
+    def prepare(self, frame: RGBDFrame) -> FrameInputs:
+        """Lift ``frame`` and build the network input. Raises ValueError without valid depth."""
+        cfg = self.config.alster
+        lifted = lift_frame(frame, self.map.voxel_size, cfg.max_range, cfg.min_range, self.device)
+        depth = torch.from_numpy(frame.depth).to(self.device)
+        normals = normals_from_depth(depth, frame.intrinsics, cfg.max_range)
+        image = Encoder2D.prepare_input(frame.color, frame.depth, normals.cpu().numpy()).to(self.device)
+        pixels = lifted.pixel_mask.reshape(-1).nonzero().squeeze(1)
+        color = lifted.voxel_mean(lifted.pixel_values(torch.from_numpy(frame.color).to(self.device)))
+        return FrameInputs(lifted, image, pixels, color)
+
+    def crop(self, inputs: FrameInputs) -> tuple[torch.Tensor, VoxelData]:
+        """Rows of the frame's voxels (created if new) and their current values.
+
+        Call with ``self.map.lock`` held until ``commit`` if other threads may prune.
+        """
+        rows = self.map.insert(inputs.lifted.keys)
+        return rows, self.map.read(rows)
+
+    def commit(self, rows: torch.Tensor, old: VoxelData, inputs: FrameInputs, out: AlsterOutput) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the expert's features, labels and confidences back (eq. 2); returns (labels, confidence)."""
+        probabilities = torch.softmax(out.logits_expert.detach().float(), dim=1)
+        confidence, labels = probabilities.max(1)
+        wc = old.count.to(torch.float32).clamp_max(self.map.config.color_weight_cap).unsqueeze(1)
+        color = (wc * old.color.to(torch.float32) + inputs.color) / (wc + 1)
+        self.map.write_rows(
+            rows,
+            feature=out.feature.detach(),
+            count=old.count.to(torch.int64) + 1,
+            label=labels,
+            confidence=confidence,
+            color=color.round().clamp(0, 255).to(torch.uint8),
+        )
+        self.map.feature_kind = "learned"
+        return labels, confidence
+
+    # -- one frame --------------------------------------------------------------------------
+
+    def step(self, frame: RGBDFrame) -> StepResult:
+        """Integrate one frame; bad input raises ValueError before the map changes."""
+        if self.fusion is not None:
+            start = time.perf_counter()
+            result = self.fusion.integrate(frame)
+            data = self.map.read(result.rows)
+            timings = {**result.timings, "total": time.perf_counter() - start}
+            return StepResult(result.keys, result.rows, data.label.to(torch.int64), data.confidence.float(), timings)
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+        start = clock
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = timings.get(name, 0.0) + now - clock
+            clock = now
+
+        model = self.model
+        with torch.inference_mode():
+            inputs = self.prepare(frame)
+            lap("lift")
+            f2d_pixels, logits_2d = model.encode_2d(inputs.image, inputs.pixels)
+            lap("2d")
+            lifted = inputs.lifted
+            f2d = voxel_mean(f2d_pixels, lifted.inverse, lifted.num_voxels)
+            lap("lift")
+            f3d, logits_3d = model.unet3d(lifted.keys, f2d)
+            lap("3d")
+            with self.map.lock:
+                rows, old = self.crop(inputs)
+                lap("crop")
+                feature, logits_expert = model.expert(old.feature.float(), old.count, f3d, f2d)
+                lap("expert")
+                out = AlsterOutput(feature, logits_expert, logits_3d, f2d, f3d, logits_2d)
+                labels, confidence = self.commit(rows, old, inputs, out)
+                lap("write")
+        timings["total"] = time.perf_counter() - start
+        return StepResult(lifted.keys, rows, labels, confidence, timings)
+
+
+def frame_targets(inputs: FrameInputs, classes: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training targets of a prepared frame from its per-pixel class indices.
+
+    classes: (H, W) int64 (-1 = unlabelled). Returns (pixel targets (P,) for the lifted
+    pixels, voxel targets (V,) = the majority class of each voxel's labelled pixels or -1).
+    """
+    pixel_targets = classes.reshape(-1).to(inputs.pixels.device)[inputs.pixels]
+    hist = inputs.lifted.voxel_histogram(pixel_targets, num_classes)
+    voxel_targets = torch.where(hist.sum(1) > 0, hist.argmax(1), torch.full_like(hist[:, 0], -1, dtype=torch.int64))
+    return pixel_targets, voxel_targets
