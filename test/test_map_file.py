@@ -16,6 +16,7 @@ from map_snapshot import assert_same_snapshot, snapshot
 from alster_mapping.core.config import MapConfig
 from alster_mapping.core.geometry import pack_keys
 from alster_mapping.core.labels import LabelSpace, nyu40, scannet20
+from alster_mapping.core import tensor_file
 from alster_mapping.map import map_file
 from alster_mapping.map.map_file import MapFileError, load_map, save_map
 from alster_mapping.map.voxel_map import SemanticVoxelMap
@@ -197,7 +198,7 @@ def test_failed_save_keeps_existing_file(saved, monkeypatch):
             fh.write(b"\x00" * 100)  # half-written
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(map_file, "save_file", failing_save)
+    monkeypatch.setattr(tensor_file, "save_file", failing_save)
     other = make_map(seed=9)
     with pytest.raises(OSError):
         other.save(path)
@@ -210,7 +211,7 @@ def test_failed_save_keeps_existing_file(saved, monkeypatch):
 def test_save_that_writes_nothing_raises_oserror(saved, monkeypatch):
     _, path = saved
     original = path.read_bytes()
-    monkeypatch.setattr(map_file, "save_file", lambda tensors, filename, metadata=None: None)
+    monkeypatch.setattr(tensor_file, "save_file", lambda tensors, filename, metadata=None: None)
     with pytest.raises(OSError):
         make_map(seed=2).save(path)
     assert path.read_bytes() == original

@@ -108,10 +108,11 @@ class ModelConfig:
 
 @dataclass
 class AlsterConfig:
-    """The ALSTER mode of the online mapper: which depth is lifted into the map."""
+    """The ALSTER mode of the online mapper: which depth is lifted, which weights run."""
 
     max_range: float = param(3.0, "ignore depth beyond this distance along the optical axis [m] (the paper: 3)", min=0.05, max=100.0)
     min_range: float = param(0.1, "ignore depth closer than this [m]", min=0.0, max=100.0)
+    checkpoint: str = param("", "model checkpoint (.safetensors with its card); '' = the network as configured in model.*, untrained")
 
 
 @dataclass

@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 from pathlib import Path
 
-import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from ..core.atomic_file import atomic_path
 from ..core.config import MapConfig
 from ..core.geometry import pack_keys
 from ..core.labels import LabelSpace
+from ..core.tensor_file import TensorFileError, read_metadata, read_tensor_file, write_tensor_file
 from .voxel_map import FEATURE_KINDS, SemanticVoxelMap
 
 FORMAT = "alster_mapping.SemanticVoxelMap"
@@ -33,10 +29,6 @@ _INDEX_DTYPES = {"keys": torch.int32, "block_keys": torch.int32, "block_ticks": 
 
 class MapFileError(ValueError):
     """A map file is missing, unreadable, truncated, corrupt, of another version or incompatible."""
-
-
-def _crc(t: torch.Tensor) -> int:
-    return zlib.crc32(np.ascontiguousarray(t.cpu().numpy()).view(np.uint8).reshape(-1))
 
 
 def save_map(voxel_map: SemanticVoxelMap, path: str | os.PathLike) -> Path:
@@ -52,7 +44,6 @@ def save_map(voxel_map: SemanticVoxelMap, path: str | os.PathLike) -> Path:
         tensors.update(block_keys=block_keys, block_ticks=ticks)
         tick = voxel_map._tick
         feature_kind = voxel_map.feature_kind
-    tensors = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
     cfg = voxel_map.config
     metadata = {
         "format": FORMAT,
@@ -64,11 +55,8 @@ def save_map(voxel_map: SemanticVoxelMap, path: str | os.PathLike) -> Path:
         "tick": str(tick),
         "num_voxels": str(int(keys.shape[0])),
         "label_space": voxel_map.label_space.to_json(),
-        "crc32": json.dumps({name: _crc(t) for name, t in tensors.items()}),
     }
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-    return path
+    return write_tensor_file(path, tensors, metadata)
 
 
 def load_map(path: str | os.PathLike, device: str | None = None, label_space: LabelSpace | None = None) -> SemanticVoxelMap:
@@ -78,17 +66,11 @@ def load_map(path: str | os.PathLike, device: str | None = None, label_space: La
     Raises MapFileError naming the file and the problem; nothing outside the new map changes.
     """
     path = Path(path)
-    if not path.is_file():
-        raise MapFileError(f"map file {path} does not exist")
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            _check_header(path, meta)
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
-    except MapFileError:
-        raise
-    except (SafetensorError, OSError, RuntimeError, ValueError, json.JSONDecodeError) as exc:
-        raise MapFileError(f"map file {path} is unreadable, truncated or corrupt: {exc}") from exc
+        _check_header(path, read_metadata(path))  # before reading (and checksumming) the data
+        tensors, meta = read_tensor_file(path)
+    except TensorFileError as exc:
+        raise MapFileError(f"map file {exc}") from exc
 
     try:
         stored_space = LabelSpace.from_json(meta["label_space"])
@@ -135,13 +117,6 @@ def _check_tensors(path: Path, t: dict[str, torch.Tensor], meta: dict, voxel_map
     for name, dtype in expected.items():
         if t[name].dtype != dtype:
             fail(f"tensor {name} is {t[name].dtype}, expected {dtype}")
-    try:
-        crcs = json.loads(meta["crc32"])
-    except (KeyError, json.JSONDecodeError):
-        fail("missing checksums")
-    for name, tensor in t.items():
-        if crcs.get(name) != _crc(tensor):
-            fail(f"checksum mismatch in tensor {name} (file corrupt)")
     v = t["keys"].shape[0]
     shapes = {"keys": (v, 3), **{name: (v, *shape) for name, (_, shape, _) in spec.items()}}
     for name, shape in shapes.items():

@@ -24,6 +24,7 @@ from ..core.geometry import normals_from_depth
 from ..core.labels import LabelSpace
 from ..map.voxel_map import SemanticVoxelMap, VoxelData
 from ..nets.alster import AlsterModel, AlsterOutput, voxel_mean
+from ..nets.checkpoint import load_checkpoint
 from ..nets.encoder2d import Encoder2D
 from ..nets.registry import MODELS
 from .label_fusion import LabelFusion
@@ -66,9 +67,10 @@ class OnlineMapper:
     """Owns the map, the device and (in ALSTER mode) the model in eval mode.
 
     config: ``MappingConfig`` (mode, label space, map, model). model: an ``AlsterModel``
-    to use (default: built from ``config.model`` by name). voxel_map: the map to write
-    into (default: a new one from ``config.map``). Raises ValueError when the model and
-    the map disagree (feature size, classes) or the map holds another kind of feature.
+    to use (default: ``config.alster.checkpoint`` if set, else built from ``config.model``
+    by name). voxel_map: the map to write into (default: a new one from ``config.map``).
+    Raises ValueError (``CheckpointError`` included) when the model and the map disagree
+    (feature size, classes) or the map holds another kind of feature.
     """
 
     def __init__(self, config: MappingConfig | None = None, model: AlsterModel | None = None, voxel_map: SemanticVoxelMap | None = None):
@@ -85,7 +87,9 @@ class OnlineMapper:
         if self.map.feature_kind == "label_evidence":
             raise ValueError("this map holds label-fusion evidence; the ALSTER mode needs a map of learned features")
         num_classes = self.map.label_space.num_classes
-        if model is None:
+        if model is None and self.config.alster.checkpoint:
+            model, _ = load_checkpoint(self.config.alster.checkpoint, self.map.label_space, self.map.feature_dim)
+        elif model is None:
             model = MODELS.build(self.config.model.name, self.config.model, num_classes=num_classes, feature_dim=self.map.feature_dim)
         if model.feature_dim != self.map.feature_dim or model.num_classes != num_classes:
             raise ValueError(

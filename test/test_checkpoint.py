@@ -1,0 +1,91 @@
+"""Model checkpoints: safetensors + model card; mismatches and corruption are refused clearly."""
+
+import json
+
+import pytest
+import torch
+
+from alster_mapping.core.config import MappingConfig, ModelConfig, apply_overrides
+from alster_mapping.core.labels import LabelSpace, nyu40, scannet20
+from alster_mapping.nets.alster import AlsterModel
+from alster_mapping.nets.checkpoint import CheckpointError, card_path, load_checkpoint, read_card, save_checkpoint
+from alster_mapping.pipeline.online_mapper import OnlineMapper
+
+SMALL = {
+    "encoder2d.pretrained": False,
+    "encoder2d.aspp_channels": 16,
+    "encoder2d.decoder_channels": 16,
+    "unet3d.channels": [8, 16],
+    "expert.layers": 1,
+}
+
+
+@pytest.fixture()
+def saved(tmp_path):
+    torch.manual_seed(0)
+    model = AlsterModel(apply_overrides(ModelConfig(), SMALL))
+    path = tmp_path / "model.safetensors"
+    card = save_checkpoint(model, path, scannet20(), provenance={"command": "test"}, metrics={"miou": 0.5})
+    return model, path, card
+
+
+def test_round_trip_restores_every_weight_and_the_card(saved):
+    model, path, card = saved
+    loaded, loaded_card = load_checkpoint(path, scannet20(), 40)
+    assert not loaded.training
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert loaded_card == card == json.loads(card_path(path).read_text()) == read_card(path)
+    assert card["provenance"] == {"command": "test"} and card["metrics"] == {"miou": 0.5}
+    assert card["config"]["unet3d"]["channels"] == [8, 16]
+
+
+def test_label_space_or_feature_size_mismatch_is_refused(saved):
+    _, path, _ = saved
+    with pytest.raises(CheckpointError, match="label space 'scannet20'.*'nyu40'"):
+        load_checkpoint(path, nyu40(), 40)
+    with pytest.raises(CheckpointError, match="D_F = 40"):
+        load_checkpoint(path, scannet20(), 32)
+    other = LabelSpace("scannet20", scannet20().ids, scannet20().names, ((1, 2, 3),) * 20, scannet20().ignore_ids)
+    with pytest.raises(CheckpointError, match="label space"):
+        load_checkpoint(path, other, 40)
+
+
+def test_shape_mismatch_names_the_tensor(saved, tmp_path):
+    model, path, card = saved
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    name = "expert.head.weight"
+    state[name] = torch.zeros(3, 3)
+    from alster_mapping.core.tensor_file import write_tensor_file
+
+    bad = tmp_path / "bad.safetensors"
+    write_tensor_file(bad, state, {"card": json.dumps(card)})
+    with pytest.raises(CheckpointError, match=f"{name} has shape \\(3, 3\\)"):
+        load_checkpoint(bad)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "missing"])
+def test_corrupt_checkpoints_are_refused(saved, damage):
+    _, path, _ = saved
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        data[-100] ^= 0xFF
+        path.write_bytes(bytes(data))
+    elif damage == "garbage":
+        path.write_bytes(b"not a checkpoint at all")
+    else:
+        path.unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        load_checkpoint(path)
+
+
+def test_online_mapper_loads_the_configured_checkpoint(saved):
+    model, path, _ = saved
+    cfg = apply_overrides(MappingConfig(), {"alster.checkpoint": str(path), **{f"model.{k}": v for k, v in SMALL.items()}})
+    mapper = OnlineMapper(cfg)
+    for (name, a), (_, b) in zip(model.state_dict().items(), mapper.model.state_dict().items()):
+        assert torch.equal(a, b), name
+    with pytest.raises(CheckpointError):
+        OnlineMapper(apply_overrides(cfg, {"label_space": "nyu40"}))
