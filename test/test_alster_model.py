@@ -8,11 +8,11 @@ import torch
 from alster_mapping.core.config import ModelConfig, apply_overrides
 from alster_mapping.core.geometry import normals_from_depth
 from alster_mapping.core.labels import scannet20
+from alster_mapping.data.procedural_room import ProceduralRoom
 from alster_mapping.nets.alster import AlsterModel
 from alster_mapping.nets.encoder2d import Encoder2D
 from alster_mapping.nets.registry import MODELS
 from alster_mapping.pipeline.lifting import lift_frame
-from procedural_scene import ProceduralRoom
 
 SPACE = scannet20()
 

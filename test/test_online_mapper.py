@@ -6,10 +6,10 @@ import torch
 
 from alster_mapping.core.config import MappingConfig, apply_overrides
 from alster_mapping.core.frame import RGBDFrame
+from alster_mapping.data.procedural_room import ProceduralRoom
 from alster_mapping.map.voxel_map import SemanticVoxelMap
 from alster_mapping.pipeline.online_mapper import OnlineMapper, frame_targets
 from map_snapshot import assert_same_snapshot, snapshot
-from procedural_scene import ProceduralRoom
 
 SMALL = {
     "map.voxel_size": 0.08,

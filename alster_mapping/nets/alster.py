@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.config import ModelConfig
+from ..core.scatter import scatter_mean
 from .encoder2d import Encoder2D
 from .expert import TemporalExpert
 from .losses import alster_loss, focal_loss
@@ -57,13 +58,6 @@ def sample_pixels(maps: torch.Tensor, pixels: torch.Tensor, height: int, width: 
     grid = torch.stack([(2 * x + 1) / width - 1, (2 * y + 1) / height - 1], -1).view(1, 1, -1, 2)
     sampled = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return sampled.view(maps.shape[1], -1).t()
-
-
-def voxel_mean(values: torch.Tensor, inverse: torch.Tensor, num_voxels: int) -> torch.Tensor:
-    """Average per-pixel values (P, C) over voxels given the voxel of each pixel (P,) int64: (V, C)."""
-    sums = values.new_zeros((num_voxels, values.shape[1])).index_add(0, inverse, values)
-    counts = torch.bincount(inverse, minlength=num_voxels).clamp_min(1).to(values.dtype)
-    return sums / counts.unsqueeze(1)
 
 
 @MODELS.register("alster")
@@ -133,7 +127,7 @@ class AlsterModel(nn.Module):
         counts (0 = new voxel).
         """
         f2d_pixels, logits_2d = self.encode_2d(image, pixels)
-        f2d = voxel_mean(f2d_pixels, inverse, keys.shape[0])
+        f2d = scatter_mean(f2d_pixels, inverse, keys.shape[0])
         f3d, logits_3d = self.unet3d(keys, f2d)
         feature, logits_expert = self.expert(old.to(f2d.dtype), count, f3d, f2d)
         return AlsterOutput(feature, logits_expert, logits_3d, f2d, f3d, logits_2d)

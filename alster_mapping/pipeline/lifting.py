@@ -8,6 +8,7 @@ import torch
 
 from ..core.frame import RGBDFrame
 from ..core.geometry import observed_voxels, pack_keys, unpack_keys
+from ..core.scatter import scatter_mean
 
 
 @dataclass
@@ -35,11 +36,7 @@ class LiftedFrame:
 
     def voxel_mean(self, values: torch.Tensor) -> torch.Tensor:
         """Average per-pixel values (N, C) float over each voxel's pixels: (V, C) float32."""
-        values = values.to(torch.float32).reshape(values.shape[0], -1)
-        sums = torch.zeros((self.num_voxels, values.shape[1]), dtype=torch.float32, device=values.device)
-        sums.index_add_(0, self.inverse, values)
-        counts = torch.bincount(self.inverse, minlength=self.num_voxels).clamp_min(1)
-        return sums / counts.unsqueeze(1)
+        return scatter_mean(values.to(torch.float32).reshape(values.shape[0], -1), self.inverse, self.num_voxels)
 
     def voxel_histogram(self, classes: torch.Tensor, num_classes: int) -> torch.Tensor:
         """Per-voxel class counts of per-pixel class indices (N,) int (-1 = none): (V, C) float32."""

@@ -22,8 +22,9 @@ from ..core.config import MappingConfig, validate
 from ..core.frame import RGBDFrame
 from ..core.geometry import normals_from_depth
 from ..core.labels import LabelSpace
+from ..core.scatter import scatter_mean
 from ..map.voxel_map import SemanticVoxelMap, VoxelData
-from ..nets.alster import AlsterModel, AlsterOutput, voxel_mean
+from ..nets.alster import AlsterModel, AlsterOutput
 from ..nets.checkpoint import load_checkpoint
 from ..nets.encoder2d import Encoder2D
 from ..nets.registry import MODELS
@@ -163,7 +164,7 @@ class OnlineMapper:
             f2d_pixels, logits_2d = model.encode_2d(inputs.image, inputs.pixels)
             lap("2d")
             lifted = inputs.lifted
-            f2d = voxel_mean(f2d_pixels, lifted.inverse, lifted.num_voxels)
+            f2d = scatter_mean(f2d_pixels, lifted.inverse, lifted.num_voxels)
             lap("lift")
             f3d, logits_3d = model.unet3d(lifted.keys, f2d)
             lap("3d")
