@@ -42,6 +42,7 @@ import torch
 from alster_mapping.core.camera import CameraIntrinsics
 from alster_mapping.core.config import MapConfig
 from alster_mapping.core.geometry import observed_voxels, pack_keys, unpack_keys, voxel_keys
+from alster_mapping.data.procedural_room import look_at
 from alster_mapping.map.map_file import load_map
 from alster_mapping.map.voxel_map import SemanticVoxelMap
 
@@ -97,16 +98,8 @@ def camera_poses(n: int) -> list[np.ndarray]:
     for i in range(n):
         a = 2 * np.pi * i / n
         yaw = a + np.pi / 2
-        # Optical frame: z forward (horizontal), x right, y down.
-        forward = np.array([np.cos(yaw), np.sin(yaw), -0.15])
-        forward /= np.linalg.norm(forward)
-        right = np.cross(forward, [0.0, 0.0, 1.0])
-        right /= np.linalg.norm(right)
-        down = np.cross(forward, right)
-        T = np.eye(4)
-        T[:3, :3] = np.stack([right, down, forward], 1)
-        T[:3, 3] = [3.0 + 1.2 * np.cos(a), 2.5 + 1.0 * np.sin(a), 1.5]
-        poses.append(T)
+        eye = np.array([3.0 + 1.2 * np.cos(a), 2.5 + 1.0 * np.sin(a), 1.5])
+        poses.append(look_at(eye, eye + np.array([np.cos(yaw), np.sin(yaw), -0.15])))
     return poses
 
 
