@@ -19,6 +19,8 @@ for both.
 
 from __future__ import annotations
 
+import abc
+
 from typing import Any, Hashable
 
 import torch
@@ -42,7 +44,7 @@ def check_backend(backend: str) -> str:
     return backend
 
 
-class CoordinateManager:
+class CoordinateManager(abc.ABC):
     """Interface of a backend's coordinate manager (one per input tensor / network pass).
 
     Subclasses hold the coordinate sets (addressed by an opaque hashable key), their
@@ -51,17 +53,17 @@ class CoordinateManager:
 
     backend: str = ""
 
+    @abc.abstractmethod
     def coordinates(self, key: Hashable) -> torch.Tensor:
         """Coordinates (N, 4) int32 [batch, x, y, z] of the set ``key``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def size(self, key: Hashable) -> int:
         """N, the number of voxels of the set ``key``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def same_set(self, key_a: Hashable, key_b: Hashable) -> bool:
         """Whether two keys name the same coordinate set (same rows in the same order)."""
-        raise NotImplementedError
 
 
 class SparseTensor:
