@@ -23,7 +23,7 @@ from .core.atomic_file import write_text_atomic
 from .core.config import MappingConfig, apply_overrides, load_yaml, to_dict
 from .core.labels import LabelSpace
 from .map.export import export_ply, project_labels, render_png, save_png
-from .map.map_file import MapFileError, load_map
+from .map.map_file import load_map
 from .map.voxel_map import SemanticVoxelMap
 from .pipeline.label_fusion import LabelFusion
 
@@ -113,9 +113,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "voxels": len(voxel_map),
         "blocks": voxel_map.num_blocks,
         "map_bytes_estimate": voxel_map.nbytes(),
-        "label_counts": {
-            name: int((voxel_map.to_arrays().label_index == i).sum()) for i, name in enumerate(voxel_map.label_space.names)
-        },
+        "label_counts": dict(zip(voxel_map.label_space.names, voxel_map.label_counts()[0].tolist())),
         "reprojection_accuracy": {"min": min(accuracies), "mean": float(np.mean(accuracies)), "per_frame": per_frame},
         "frame_time_s": {k: float(np.median([t[k] for t in timings])) for k in timings[0]},
         "outputs": ["map.safetensors", "map_labels.ply", "map_rgb.ply", "projection.png", *[Path(p).name for p in rendered]],
@@ -134,6 +132,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     """Print a map file's geometry, label space and label histogram."""
     voxel_map = load_map(args.map)
     arrays = voxel_map.to_arrays()
+    counts, unlabelled = voxel_map.label_counts()
     info = {
         "file": str(args.map),
         "voxels": len(voxel_map),
@@ -143,8 +142,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         "feature_kind": voxel_map.feature_kind,
         "label_space": voxel_map.label_space.name,
         "bounds_m": [arrays.xyz.min(0).tolist(), arrays.xyz.max(0).tolist()] if len(arrays) else None,
-        "labels": {n: int((arrays.label_index == i).sum()) for i, n in enumerate(voxel_map.label_space.names)},
-        "unlabelled": int((arrays.label_index < 0).sum()),
+        "labels": dict(zip(voxel_map.label_space.names, counts.tolist())),
+        "unlabelled": unlabelled,
     }
     print(json.dumps(info, indent=2))
     return 0

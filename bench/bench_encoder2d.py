@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = [f"{r[k]['median_ms']:.1f} ({r[k]['p90_ms']:.1f})" for k in ("eval", "fused", "fused_backbone", "fused_stride4")]
         print(f"{res:<9} " + " ".join(f"{c:>15}" for c in cells) + f" {up:>11.1f}")
     if alternatives:
-        print(f"\nalternatives at 320x240 (fused) [ms]")
+        print("\nalternatives at 320x240 (fused) [ms]")
         print(f"{'variant':<22} {'median':>8} {'p90':>8} {'ASPP+decoder params':>20}")
         for name, r in alternatives.items():
             print(f"{name:<22} {r['median_ms']:>8.1f} {r['p90_ms']:>8.1f} {r['aspp_decoder_params']:>20,}")

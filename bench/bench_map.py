@@ -22,6 +22,7 @@ Prints a table and writes ``bench_map.json`` into --out.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import gc
 import json
@@ -55,10 +56,8 @@ INTRINSICS = CameraIntrinsics(277.0, 277.0, 159.5, 119.5, 320, 240)
 def rss_bytes() -> int:
     """Resident memory of this process after returning freed heap pages to the OS."""
     gc.collect()
-    try:
+    with contextlib.suppress(OSError):  # not glibc: RSS then includes freed heap pages
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:
-        pass
     return psutil.Process().memory_info().rss
 
 

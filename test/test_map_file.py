@@ -18,7 +18,7 @@ from alster_mapping.core.geometry import pack_keys
 from alster_mapping.core.labels import LabelSpace, nyu40, scannet20
 from alster_mapping.core import tensor_file
 from alster_mapping.map import map_file
-from alster_mapping.map.map_file import MapFileError, load_map, save_map
+from alster_mapping.map.map_file import MapFileError, load_map
 from alster_mapping.map.voxel_map import SemanticVoxelMap
 
 D_F = 6

@@ -1,8 +1,6 @@
 """Unit tests of the ROS conversions: MapArrays <-> PointCloud2 (ros/cloud.py) and
 config dataclasses <-> ROS parameters (ros/params.py). In-process, no subprocesses."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 

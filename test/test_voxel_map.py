@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 from map_snapshot import assert_same_snapshot, snapshot
 from alster_mapping.core.camera import CameraIntrinsics
 from alster_mapping.core.config import MapConfig
-from alster_mapping.core.geometry import in_frustum, pack_keys, voxel_centers
+from alster_mapping.core.geometry import in_frustum, voxel_centers
 from alster_mapping.core.labels import LabelSpace, nyu40, scannet20
 from alster_mapping.map.voxel_map import COUNT_MAX, SemanticVoxelMap
 

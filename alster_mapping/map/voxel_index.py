@@ -169,13 +169,13 @@ class VoxelBlockIndex:
     def items(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every voxel: (keys (V, 3) int32, rows (V,) int64), ordered by block then local index."""
         active = _to_torch(self._hash.active_buf_indices()).to(torch.int64)
-        if active.numel() == 0:
-            return torch.empty((0, 3), dtype=torch.int32, device=self.device), torch.empty(0, dtype=torch.int64, device=self.device)
-        tables = self._tables()[active]
-        occupied = tables >= 0
-        block_keys = _to_torch(self._hash.key_tensor())[active]
-        block_idx, local_idx = occupied.nonzero(as_tuple=True)
-        keys = block_keys[block_idx] * self.block_size + self._local_offsets[local_idx]
+        return self._voxels_of(_to_torch(self._hash.key_tensor())[active], active)
+
+    def _voxels_of(self, block_keys: torch.Tensor, buf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Occupied voxels of blocks (M, 3) at buffer indices (M,): (keys (V, 3) int32, rows (V,) int64)."""
+        tables = self._tables()[buf]
+        block_idx, local_idx = (tables >= 0).nonzero(as_tuple=True)
+        keys = block_keys[block_idx].to(torch.int32) * self.block_size + self._local_offsets[local_idx]
         return keys.to(torch.int32), tables[block_idx, local_idx].to(torch.int64)
 
     def blocks(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -197,11 +197,7 @@ class VoxelBlockIndex:
         if block_keys.shape[0] == 0:
             return torch.empty((0, 3), dtype=torch.int32, device=self.device), torch.empty(0, dtype=torch.int64, device=self.device)
         buf, found = self._find_blocks(block_keys.to(torch.int32))
-        block_keys, buf = block_keys[found], buf[found]
-        tables = self._tables()[buf]
-        block_idx, local_idx = (tables >= 0).nonzero(as_tuple=True)
-        keys = block_keys[block_idx] * self.block_size + self._local_offsets[local_idx]
-        return keys.to(torch.int32), tables[block_idx, local_idx].to(torch.int64)
+        return self._voxels_of(block_keys[found], buf[found])
 
     def set_block_ticks(self, block_keys: torch.Tensor, ticks: torch.Tensor) -> None:
         """Restore last-observation ticks (M,) int64 of existing blocks (M, 3) int32 (used by map loading)."""

@@ -326,6 +326,22 @@ class SemanticVoxelMap:
             count=data.count.to(torch.int32).cpu().numpy(),
         )
 
+    def label_counts(self) -> tuple[np.ndarray, int]:
+        """Voxels per class: (counts (C,) int64 in class order, voxels without a label)."""
+        with self.lock:
+            _, rows = self._index.items()
+            labels = self._columns["label"][rows].to(torch.int64)
+        counts = torch.bincount(labels + 1, minlength=self.label_space.num_classes + 1).cpu().numpy()
+        return counts[1:], int(counts[0])
+
+    def blend_color(self, old: VoxelData, observed: torch.Tensor) -> torch.Tensor:
+        """Mean colour after one more observation: old colours/counts (``read``) and this
+        frame's (V, 3) float colours -> (V, 3) uint8. A running mean until
+        ``config.color_weight_cap`` observations, a moving average after."""
+        weight = old.count.to(torch.float32).clamp_max(self.config.color_weight_cap).unsqueeze(1)
+        mean = (weight * old.color.to(torch.float32) + observed.to(torch.float32)) / (weight + 1)
+        return mean.round().clamp(0, 255).to(torch.uint8)
+
     # -- removal ---------------------------------------------------------------------------------
 
     def remove(self, keys: torch.Tensor | np.ndarray) -> int:

@@ -100,15 +100,13 @@ class LabelFusion:
             label = torch.where(f.sum(1) > 0, label, torch.full_like(label, -1))
             feature = old.feature  # read() returned a copy
             feature[:, :C] = f.to(torch.float16)
-            wc = old.count.to(torch.float32).clamp_max(self.map.config.color_weight_cap).unsqueeze(1)
-            mean_color = (wc * old.color.to(torch.float32) + color) / (wc + 1)
             self.map.write_rows(
                 rows,
                 feature=feature,
                 count=old.count.to(torch.int64) + 1,
                 label=label,
                 confidence=confidence.clamp(0, 1),
-                color=mean_color.round().clamp(0, 255).to(torch.uint8),
+                color=self.map.blend_color(old, color),
             )
             self.map.feature_kind = "label_evidence"
         t3 = time.perf_counter()

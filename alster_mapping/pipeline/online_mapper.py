@@ -124,15 +124,13 @@ class OnlineMapper:
         """Write the expert's features, labels and confidences back (eq. 2); returns (labels, confidence)."""
         probabilities = torch.softmax(out.logits_expert.detach().float(), dim=1)
         confidence, labels = probabilities.max(1)
-        wc = old.count.to(torch.float32).clamp_max(self.map.config.color_weight_cap).unsqueeze(1)
-        color = (wc * old.color.to(torch.float32) + inputs.color) / (wc + 1)
         self.map.write_rows(
             rows,
             feature=out.feature.detach(),
             count=old.count.to(torch.int64) + 1,
             label=labels,
             confidence=confidence,
-            color=color.round().clamp(0, 255).to(torch.uint8),
+            color=self.map.blend_color(old, inputs.color),
         )
         self.map.feature_kind = "learned"
         return labels, confidence

@@ -37,7 +37,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -301,7 +300,7 @@ class MapServerNode(Node):
         """Map statistics (what ``~/get_stats`` answers as JSON)."""
         m = self.map
         with m.lock:
-            labels = m.to_arrays().label_index
+            counts, unknown = m.label_counts()
             stats = {
                 "voxels": len(m),
                 "blocks": m.num_blocks,
@@ -311,10 +310,8 @@ class MapServerNode(Node):
                 "label_space": m.label_space.name,
                 "feature_kind": m.feature_kind,
             }
-        space = m.label_space
-        counts = np.bincount(labels.astype(np.int64) + 1, minlength=space.num_classes + 1)
-        names = ("unknown",) + space.names
-        stats["labels"] = {names[i]: int(c) for i, c in enumerate(counts) if c}
+        labels = {"unknown": unknown, **dict(zip(m.label_space.names, counts.tolist()))}
+        stats["labels"] = {name: int(c) for name, c in labels.items() if c}
         return stats
 
     # -- shutdown ------------------------------------------------------------------------------

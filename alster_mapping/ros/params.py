@@ -22,14 +22,10 @@ accepted as that float, as the config YAML loader does.
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
 import sys
 import typing
-from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
