@@ -1,17 +1,23 @@
 """The ``alster`` command line: one entry point, subcommands.
 
-    alster demo   [--data DIR] [--out DIR]      fuse the real label-fusion frames, write map, PLY, PNGs, JSON
+    alster demo   [--seed S] [--out DIR]        map a synthetic world with the shipped model; map, PLY, PNGs, metrics
+    alster train  --out DIR                     train ALSTER (2D pre-training, then joint sequential training)
+    alster eval   SEQ [SEQ ...] [--out DIR]     replay sequences through the mapper and score the map, ScanNet style
+    alster replay BAG [--out DIR]               map a bag offline (no DDS), write the map, PLYs and a summary
+    alster label-fusion-demo [--data DIR]       fuse the real label-fusion frames, write map, PLY, PNGs, JSON
     alster info   MAP                           print a map file's contents
     alster export MAP [--ply P] [--png P]       convert a map file to PLY / PNG
 
-Commands that build maps take ``--config YAML`` and ``--set key=value`` overrides of the
-one configuration schema (``alster_mapping.core.config.MappingConfig``).
+A sequence SEQ is ``synthetic:SEED[:FRAMES]``, an exported ScanNet scene directory or a
+ROS 2 bag. Commands that build maps take ``--config YAML`` and ``--set key=value``
+overrides of the one configuration schema (``MappingConfig``; ``TrainConfig`` for train).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -29,6 +35,27 @@ from .pipeline.label_fusion import LabelFusion
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DEMO_DATA = REPO_ROOT.parent / "shared" / "data" / "label-fusion" / "frames"
+MODEL_NAME = "alster_scannet20_synthetic.safetensors"
+# The demo's world: a seed below 1000, never used for training (TrainDataConfig.seeds).
+DEMO_SEED = 7
+DEMO_FRAMES = 120
+
+
+def shipped_model() -> Path:
+    """The model trained on synthetic worlds that ships with the package (models/ in a
+    checkout, share/alster_mapping/models when installed)."""
+    local = REPO_ROOT / "models" / MODEL_NAME
+    if local.exists():
+        return local
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("alster_mapping")) / "models" / MODEL_NAME
+    except Exception:  # no ament index: point at the checkout path, the error names it
+        return local
+
+
+DEFAULT_MODEL = shipped_model()
 
 
 def _load_config(args: argparse.Namespace, defaults: dict[str, object] | None = None) -> MappingConfig:
@@ -62,7 +89,7 @@ def frame_accuracy(voxel_map: SemanticVoxelMap, frame, max_range: float, min_ran
     return {"accuracy": float(correct.sum() / max(valid.sum(), 1)), "pixels": int(valid.sum()), "per_class": per_class}
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_label_fusion_demo(args: argparse.Namespace) -> int:
     """Fuse the real label-fusion frames into a map and write the map, renders and a summary."""
     from .data.label_fusion_frames import read_label_fusion_frames
 
@@ -128,6 +155,149 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train ALSTER into ``--out`` (resuming a previous run there)."""
+    from .core.config import TrainConfig
+    from .train.trainer import Trainer
+
+    cfg = load_yaml(TrainConfig, args.config) if args.config else TrainConfig()
+    cfg = apply_overrides(cfg, args.set or [])
+    provenance = {"command": args.command_line, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    card = Trainer(cfg, args.out, provenance=provenance, progress=not args.no_progress).run()
+    if card:
+        print(f"trained in {card['provenance']['train_seconds'] / 60:.1f} min; model: {args.out / 'model.safetensors'} (+ .json card)")
+        print(json.dumps(card["metrics"], indent=2))
+    return 0
+
+
+def _add_sequence_args(parser: argparse.ArgumentParser) -> None:
+    """Options of how sequences are read (synthetic size, ScanNet stride, bag topics)."""
+    from .data.rosbag_io import COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC
+
+    parser.add_argument("--frames", type=int, default=DEMO_FRAMES, help="frames of synthetic trajectories")
+    parser.add_argument("--width", type=int, default=320, help="synthetic image width [px]")
+    parser.add_argument("--height", type=int, default=240, help="synthetic image height [px]")
+    parser.add_argument("--stride", type=int, default=1, help="use every n-th frame of ScanNet scenes")
+    bag = parser.add_argument_group("bags")
+    bag.add_argument("--color-topic", default=COLOR_TOPIC)
+    bag.add_argument("--depth-topic", default=DEPTH_TOPIC)
+    bag.add_argument("--info-topic", default=INFO_TOPIC)
+    bag.add_argument("--labels-topic", help="label images (raw ids) for label_fusion mode")
+    bag.add_argument("--map-frame", default="map", help="the frame the map is built in")
+    bag.add_argument("--camera-frame", help="camera optical frame to look up (default: the images' frame_id)")
+
+
+def _sequences(args: argparse.Namespace, specs: list[str], ground_truth_ply: Path | None = None):
+    from .data.sequences import open_sequence
+
+    bag_options = dict(
+        color_topic=args.color_topic, depth_topic=args.depth_topic, info_topic=args.info_topic,
+        labels_topic=args.labels_topic, map_frame=args.map_frame, camera_frame=args.camera_frame,
+    )  # fmt: skip
+    return [
+        open_sequence(
+            s, frames=args.frames, width=args.width, height=args.height, stride=args.stride,
+            ground_truth_ply=ground_truth_ply, **bag_options,
+        )  # fmt: skip
+        for s in specs
+    ]
+
+
+def _with_model(cfg: MappingConfig, model: Path | None) -> MappingConfig:
+    """The config with ``--model`` (or, in ALSTER mode without a checkpoint, the shipped model)."""
+    if model is not None:
+        return apply_overrides(cfg, {"alster.checkpoint": str(model)})
+    if cfg.mode == "alster" and not cfg.alster.checkpoint:
+        return apply_overrides(cfg, {"alster.checkpoint": str(DEFAULT_MODEL)})
+    return cfg
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Run one sequence through the engine offline (no DDS) and write the map and a summary."""
+    from .eval.evaluate import replay
+    from .pipeline.online_mapper import OnlineMapper
+
+    cfg = _with_model(_load_config(args), args.model)
+    (sequence,) = _sequences(args, [args.sequence])
+    mapper = OnlineMapper(cfg)
+    result = replay(sequence, mapper, stages=False, progress=True)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    mapper.map.save(out / "map.safetensors")
+    outputs = ["map.safetensors", "map_labels.ply", "map_rgb.ply"]
+    export_ply(mapper.map, out / "map_labels.ply", color_by="label")
+    export_ply(mapper.map, out / "map_rgb.ply", color_by="rgb")
+    try:
+        render_png(mapper.map, out / "render_label.png", "label")
+        outputs.append("render_label.png")
+    except (RuntimeError, ValueError) as exc:  # no EGL, or nothing mapped
+        print(f"render skipped: {exc}", file=sys.stderr)
+    steps = np.asarray(result.step_seconds) * 1e3
+    summary = {
+        "sequence": sequence.name,
+        "command": args.command_line,
+        "mode": cfg.mode,
+        "checkpoint": cfg.alster.checkpoint if cfg.mode == "alster" else None,
+        "frames": result.frames,
+        "skipped": result.skipped,
+        "voxels": len(mapper.map),
+        "labels": dict(zip(mapper.map.label_space.names, mapper.map.label_counts()[0].tolist())),
+        "step_ms": {"median": float(np.median(steps)) if steps.size else None, "p90": float(np.percentile(steps, 90)) if steps.size else None},
+        "outputs": outputs,
+    }
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
+    skipped = sum(result.skipped.values())
+    median = f"{summary['step_ms']['median']:.0f} ms" if steps.size else "n/a"
+    print(f"{sequence.name}: {result.frames} frames mapped, {skipped} skipped; {len(mapper.map)} voxels; median {median} per frame")
+    print(f"outputs in {out}/: {', '.join(outputs)}, summary.json")
+    return 0
+
+
+def _print_summary(results: dict) -> None:
+    for method, m in results["summary"].items():
+        cov = f"{m['coverage']:.1%}" if m["coverage"] is not None else "n/a"
+        print(f"  {method:12s} mIoU {m['miou']:.3f}  wIoU {m['wiou']:.3f}  mAcc {m['macc']:.3f}  coverage {cov}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Replay sequences and score the maps (metrics.json + plots in ``--out``)."""
+    from .eval.evaluate import evaluate
+
+    cfg = _with_model(_load_config(args), args.model)
+    results = evaluate(
+        _sequences(args, args.sequences, args.gt), cfg, out_dir=args.out, radius=args.radius, stages=not args.no_stages,
+        plots=not args.no_plots, provenance={"command": args.command_line},
+    )
+    print(f"evaluated {', '.join(s['name'] for s in results['sequences'])}: median step {results['step_ms']['median']:.0f} ms")
+    _print_summary(results)
+    if args.record:
+        from .nets.checkpoint import update_card
+
+        record = {"sequences": [s["name"] for s in results["sequences"]], "command": args.command_line, **results["summary"]}
+        update_card(cfg.alster.checkpoint, metrics={args.record: record})
+        print(f"recorded under metrics.{args.record} in the card of {cfg.alster.checkpoint}")
+    print(f"outputs in {args.out}/")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job: a synthetic world mapped live with the shipped model, then scored."""
+    from .data.sequences import SyntheticSequence
+    from .eval.evaluate import evaluate
+
+    if not args.model.exists():
+        print(f"model not found: {args.model} (train one with `alster train`, or pass --model)", file=sys.stderr)
+        return 2
+    cfg = apply_overrides(_load_config(args), {"alster.checkpoint": str(args.model)})
+    print(f"rendering synthetic world {args.seed} ({args.frames} frames at 320x240) and mapping it with {args.model.name} ...")
+    sequence = SyntheticSequence(args.seed, args.frames)
+    results = evaluate([sequence], cfg, out_dir=args.out, provenance={"command": args.command_line, "model": str(args.model)})
+    print(f"{results['sequences'][0]['voxels']} voxels of {cfg.map.voxel_size * 100:g} cm; median {results['step_ms']['median']:.0f} ms per frame")
+    _print_summary(results)
+    print(f"outputs in {args.out}/: {', '.join(results['files'].values())}")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     """Print a map file's geometry, label space and label histogram."""
     voxel_map = load_map(args.map)
@@ -162,16 +332,75 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_play(args: argparse.Namespace) -> int:
+    """Publish a bag on its ROS topics with its timing (needs rclpy; the ROS layer loads only here)."""
+    import importlib
+
+    return importlib.import_module("alster_mapping.ros.bag_player").play_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``alster`` command."""
     parser = argparse.ArgumentParser(prog="alster", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="fuse the real label-fusion frames and write map, PLY, PNG and JSON")
-    demo.add_argument("--data", type=Path, default=DEFAULT_DEMO_DATA, help="label-fusion frames folder")
+    demo = sub.add_parser("demo", help="map a held-out synthetic world with the shipped model; map, PLY, PNGs, metrics")
+    demo.add_argument("--seed", type=int, default=DEMO_SEED, help="synthetic world (seeds below 1000 are never trained on)")
+    demo.add_argument("--frames", type=int, default=DEMO_FRAMES, help="frames of the trajectory (10 Hz)")
+    demo.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="checkpoint (.safetensors with its card)")
     demo.add_argument("--out", type=Path, default=Path("build/demo"), help="output folder")
     _add_config_args(demo)
     demo.set_defaults(func=cmd_demo)
+
+    train = sub.add_parser("train", help="train ALSTER: 2D pre-training, then joint sequential training (resumable)")
+    train.add_argument("--out", type=Path, required=True, help="folder for the training state, log and model.safetensors")
+    train.add_argument("--config", type=Path, help="YAML file of TrainConfig")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a TrainConfig value, e.g. joint.steps=500")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="replay sequences through the mapper and score the map against labelled points")
+    ev.add_argument("sequences", nargs="+", help="synthetic:SEED[:FRAMES], a ScanNet scene directory or a ROS 2 bag")
+    ev.add_argument("--model", type=Path, help="checkpoint (default: alster.checkpoint of the config, else the shipped model)")
+    ev.add_argument("--out", type=Path, default=Path("build/eval"), help="output folder (metrics.json, plots, PLYs)")
+    ev.add_argument("--radius", type=float, help="label transfer reach [m] (default: one voxel edge)")
+    ev.add_argument("--gt", type=Path, help="labelled points (ScanNet *.labels.ply layout) for a bag")
+    ev.add_argument("--no-stages", action="store_true", help="skip the 2D/3D voting ablation")
+    ev.add_argument("--no-plots", action="store_true", help="metrics.json only")
+    ev.add_argument("--record", metavar="NAME", help="also store the summary in the model's card under metrics.NAME")
+    _add_sequence_args(ev)
+    _add_config_args(ev)
+    ev.set_defaults(func=cmd_eval)
+
+    rp = sub.add_parser("replay", help="map a bag (or any sequence) offline with the engine, deterministically; no DDS")
+    rp.add_argument("sequence", help="a ROS 2 bag, a ScanNet scene directory or synthetic:SEED[:FRAMES]")
+    rp.add_argument("--model", type=Path, help="checkpoint (default: alster.checkpoint of the config, else the shipped model)")
+    rp.add_argument("--out", type=Path, default=Path("build/replay"), help="output folder (map, PLYs, render, summary.json)")
+    _add_sequence_args(rp)
+    _add_config_args(rp)
+    rp.set_defaults(func=cmd_replay)
+
+    pl = sub.add_parser("play", help="publish a ROS 2 bag on its topics with its timing and /clock (for the live node)")
+    pl.add_argument("bag", type=Path, help="ROS 2 bag directory (sqlite3 or mcap)")
+    pl.add_argument("--rate", type=float, default=1.0, help="playback speed factor (2 = twice as fast)")
+    pl.add_argument("--loop", action="store_true", help="start over at the end until Ctrl-C")
+    pl.add_argument("--start-offset", type=float, default=0.0, metavar="SEC", help="start this many seconds into the bag")
+    pl.add_argument("--no-clock", action="store_true", help="do not publish /clock")
+    pl.add_argument("--topics", nargs="+", metavar="TOPIC", help="play only these bag topics")
+    pl.add_argument("--remap", action="append", metavar="FROM:=TO", help="publish bag topic FROM on TO (repeatable)")
+    pl.add_argument("--pose-topic", metavar="NAME", help="also publish each image's camera pose from the bag's TF as PoseStamped")
+    pl.add_argument("--pose-image-topic", default="/camera/color/image_raw", help="bag image topic whose stamps get poses")
+    pl.add_argument("--map-frame", default="map", help="frame of the published poses")
+    pl.add_argument("--camera-frame", help="camera frame looked up in TF (default: the image's frame_id)")
+    pl.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="SEC", help="wait up to SEC for subscribers first")
+    pl.add_argument("--delay", type=float, default=0.0, metavar="SEC", help="wait SEC before the first message")
+    pl.set_defaults(func=cmd_play)
+
+    lf = sub.add_parser("label-fusion-demo", help="fuse the real label-fusion frames and write map, PLY, PNG and JSON")
+    lf.add_argument("--data", type=Path, default=DEFAULT_DEMO_DATA, help="label-fusion frames folder")
+    lf.add_argument("--out", type=Path, default=Path("build/label_fusion_demo"), help="output folder")
+    _add_config_args(lf)
+    lf.set_defaults(func=cmd_label_fusion_demo)
 
     info = sub.add_parser("info", help="print a map file's contents")
     info.add_argument("map", type=Path)
@@ -188,7 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``alster`` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["alster", *argv])  # provenance for model cards and metrics
     try:
         return int(args.func(args))
     except (ValueError, OSError, RuntimeError) as exc:  # MapFileError is a ValueError

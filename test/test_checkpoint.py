@@ -8,7 +8,7 @@ import torch
 from alster_mapping.core.config import MappingConfig, ModelConfig, apply_overrides
 from alster_mapping.core.labels import LabelSpace, nyu40, scannet20
 from alster_mapping.nets.alster import AlsterModel
-from alster_mapping.nets.checkpoint import CheckpointError, card_path, load_checkpoint, read_card, save_checkpoint
+from alster_mapping.nets.checkpoint import CheckpointError, card_path, load_checkpoint, read_card, save_checkpoint, update_card
 from alster_mapping.pipeline.online_mapper import OnlineMapper
 
 SMALL = {
@@ -89,3 +89,14 @@ def test_online_mapper_loads_the_configured_checkpoint(saved):
         assert torch.equal(a, b), name
     with pytest.raises(CheckpointError):
         OnlineMapper(apply_overrides(cfg, {"label_space": "nyu40"}))
+
+
+def test_update_card_adds_metrics_and_keeps_the_weights(saved):
+    model, path, _ = saved
+    update_card(path, metrics={"held_out": {"miou": 0.5}}, provenance={"note": "x"})
+    loaded, card = load_checkpoint(path)
+    assert card["metrics"]["held_out"] == {"miou": 0.5}
+    assert card["provenance"]["note"] == "x"
+    assert json.loads(card_path(path).read_text()) == card
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor)

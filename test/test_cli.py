@@ -22,7 +22,7 @@ REQUIRED_OUTPUTS = ["map.safetensors", "map_labels.ply", "map_rgb.ply", "project
 @pytest.fixture(scope="module")
 def demo_out(label_fusion_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    rc = main(["demo", "--out", str(out), "--data", str(label_fusion_dir)])
+    rc = main(["label-fusion-demo", "--out", str(out), "--data", str(label_fusion_dir)])
     return rc, out
 
 
@@ -190,7 +190,7 @@ def test_info_on_missing_file_returns_1(tmp_path, capsys):
 )
 def test_demo_bad_override_returns_1(label_fusion_dir, tmp_path, capsys, override, fragment):
     out = tmp_path / "out"
-    assert main(["demo", "--out", str(out), "--data", str(label_fusion_dir), "--set", override]) == 1
+    assert main(["label-fusion-demo", "--out", str(out), "--data", str(label_fusion_dir), "--set", override]) == 1
     _assert_clean_error(capsys, fragment)
     assert not out.exists() or os.listdir(out) == []
 
@@ -199,18 +199,18 @@ def test_demo_bad_config_file_returns_1(label_fusion_dir, tmp_path, capsys):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("map: {voxel_size: 3.0}\n")
     out = tmp_path / "out"
-    assert main(["demo", "--out", str(out), "--data", str(label_fusion_dir), "--config", str(cfg)]) == 1
+    assert main(["label-fusion-demo", "--out", str(out), "--data", str(label_fusion_dir), "--config", str(cfg)]) == 1
     _assert_clean_error(capsys, "bad.yaml", "map.voxel_size")
 
 
 def test_demo_unknown_label_space_returns_1(label_fusion_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["demo", "--out", str(out), "--data", str(label_fusion_dir), "--set", "label_space=no_such_space"]) == 1
+    assert main(["label-fusion-demo", "--out", str(out), "--data", str(label_fusion_dir), "--set", "label_space=no_such_space"]) == 1
     _assert_clean_error(capsys, "no_such_space")
 
 
 def test_demo_missing_data_returns_2(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "out"), "--data", str(tmp_path / "nothing")]) == 2
+    assert main(["label-fusion-demo", "--out", str(tmp_path / "out"), "--data", str(tmp_path / "nothing")]) == 2
     assert "not found" in capsys.readouterr().err
 
 

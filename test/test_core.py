@@ -469,6 +469,14 @@ def test_apply_overrides_from_cli_strings():
     assert base.map.voxel_size == 0.04 and base.label_space == "scannet20"
 
 
+def test_apply_overrides_reads_exponents_without_a_dot_as_floats():
+    # YAML 1.1 parses "5e-4" as a string; a float field must still get the number.
+    cfg = cfgmod.apply_overrides(cfgmod.TrainConfig(), ["joint.max_lr=5e-4", "mapping.map.voxel_size=2e-2"])
+    assert cfg.joint.max_lr == 5e-4 and cfg.mapping.map.voxel_size == 0.02
+    with pytest.raises(ValueError, match="expected float"):
+        cfgmod.apply_overrides(cfgmod.TrainConfig(), ["joint.max_lr=fast"])
+
+
 def test_apply_overrides_from_dict():
     cfg = cfgmod.apply_overrides(MappingConfig(), {"map.voxel_size": 0.02, "label_fusion.min_range": 0.3})
     assert cfg.map.voxel_size == 0.02

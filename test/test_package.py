@@ -143,5 +143,5 @@ def test_readme_python_examples_run(label_fusion_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "build").mkdir()
     for block in blocks:
-        code = block.replace("../shared/data/label-fusion/frames", str(label_fusion_dir))
+        code = block.replace("../shared/data/label-fusion/frames", str(label_fusion_dir)).replace('"models/', f'"{ROOT}/models/')
         exec(compile(code, "README.md", "exec"), {})

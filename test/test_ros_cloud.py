@@ -274,9 +274,12 @@ def test_shipped_params_file_holds_every_leaf_with_its_default():
         for key, value in d.items():
             yield from leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
 
-    assert set(leaves(params)) == set(flatten(MappingConfig())) | set(flatten(MapServerConfig()))
-    assert load_yaml(MappingConfig, path) == MappingConfig()
-    assert load_yaml(MapServerConfig, path) == MapServerConfig()
+    from alster_mapping.ros.params import documented_configs
+
+    configs = documented_configs().values()  # MappingConfig, MapServerConfig, MappingNodeConfig
+    assert set(leaves(params)) == set().union(*(flatten(cfg) for cfg in configs))
+    for cfg in configs:
+        assert load_yaml(type(cfg), path) == cfg
 
 
 def test_rclpy_reads_nested_params_files_as_dotted_names(ros_context, tmp_path):

@@ -127,6 +127,60 @@ class MappingConfig:
     model: ModelConfig = section(ModelConfig)
 
 
+@dataclass
+class TrainDataConfig:
+    """Where training sequences come from."""
+
+    source: str = param("synthetic", "synthetic: generated worlds; scannet: exported ScanNet-layout scenes", choices=("synthetic", "scannet"))
+    seeds: tuple[int, ...] = param(
+        (1000, 1031), "synthetic worlds: [first, last] seed (inclusive); keep them apart from evaluation seeds (0-999)", min=0
+    )
+    scannet_root: str = param("", "scannet: directory whose sub-directories are exported scenes (color/, depth/, pose/, intrinsic/)")
+    frames: int = param(80, "frames per synthetic trajectory (10 Hz)", min=2, max=100000)
+    stride: int = param(1, "scannet: use every n-th frame", min=1, max=1000)
+    width: int = param(320, "synthetic image width [px]", min=16, max=4096)
+    height: int = param(240, "synthetic image height [px]", min=16, max=4096)
+
+
+@dataclass
+class Pretrain2DConfig:
+    """Stage 1 (optional): the 2D encoder alone on 2D labels (ALSTER section 3: fine-tuned on 2D data first)."""
+
+    steps: int = param(1000, "optimizer steps; 0 skips the stage", min=0)
+    batch: int = param(4, "images per step", min=1, max=256)
+    max_lr: float = param(1e-3, "OneCycle peak learning rate of the decoder and heads", min=0.0, max=1.0)
+    backbone_lr_scale: float = param(0.1, "backbone learning rate relative to max_lr (it starts from ImageNet)", min=0.0, max=1.0)
+
+
+@dataclass
+class JointConfig:
+    """Stage 2: the whole pipeline trained sequentially (ALSTER section 3 and 4, implementation details)."""
+
+    steps: int = param(640, "optimizer steps", min=0)
+    batch: int = param(4, "sequences trained side by side, one frame of each per forward (the paper: 4)", min=1, max=64)
+    accumulate: int = param(
+        1, "forwards whose gradients are summed per step (the paper: 2, an effective batch of 8; 1 gives twice the steps on a CPU budget)", min=1, max=64
+    )
+    max_lr: float = param(1e-3, "OneCycle peak learning rate of the 3D network and the temporal expert (the paper: 1e-3)", min=0.0, max=1.0)
+    max_lr_2d: float = param(1e-5, "OneCycle peak learning rate of the pretrained 2D encoder (the paper: 1e-5)", min=0.0, max=1.0)
+    reset_probability: float = param(
+        0.02, "chance per frame that a sequence's map is reset, so the model sees scenes at every stage of reconstruction", min=0.0, max=1.0
+    )
+    grad_clip: float = param(10.0, "clip the gradient norm at this value in both stages; 0 = off", min=0.0)
+
+
+@dataclass
+class TrainConfig:
+    """``alster train``: data, the two training stages and the network being trained."""
+
+    seed: int = param(0, "seed of everything random in training (data order, resets, initialisation)", min=0)
+    checkpoint_every: int = param(100, "write the resumable training state every n optimizer steps", min=1)
+    data: TrainDataConfig = section(TrainDataConfig)
+    pretrain_2d: Pretrain2DConfig = section(Pretrain2DConfig)
+    joint: JointConfig = section(JointConfig)
+    mapping: MappingConfig = section(MappingConfig, "the label space, map geometry, ranges and network (as the mapper uses them)")
+
+
 # ---------------------------------------------------------------------------
 # Generic machinery
 # ---------------------------------------------------------------------------
@@ -254,6 +308,14 @@ def flatten(cfg: Any, prefix: str = "") -> dict[str, tuple[Any, dataclasses.Fiel
     return out
 
 
+def _leaf_type(cfg: Any, key: str) -> Any:
+    """The annotated type of dotted leaf ``key`` of config instance ``cfg``."""
+    *parents, leaf = key.split(".")
+    for name in parents:
+        cfg = getattr(cfg, name)
+    return _field_types(type(cfg))[leaf]
+
+
 def apply_overrides(cfg: T, overrides: dict[str, Any] | list[str]) -> T:
     """Return a copy of ``cfg`` with dotted-key overrides applied and validated.
 
@@ -273,9 +335,16 @@ def apply_overrides(cfg: T, overrides: dict[str, Any] | list[str]) -> T:
         overrides = pairs
     data = to_dict(cfg)
     leaves = flatten(cfg)
+    types = {key: _leaf_type(cfg, key) for key in leaves}
     for key, value in overrides.items():
         if key not in leaves:
             raise ValueError(f"unknown config key {key!r}")
+        if types[key] is float and isinstance(value, str):
+            # YAML 1.1 reads "5e-4" (no dot) as a string; a float field means a number.
+            try:
+                value = float(value)
+            except ValueError:
+                pass  # validation below names the problem
         node = data
         *parents, leaf = key.split(".")
         for p in parents:

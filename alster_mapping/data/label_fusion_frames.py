@@ -11,10 +11,10 @@ import re
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..core.camera import CameraIntrinsics
 from ..core.frame import RGBDFrame
+from ..core.image_codec import read_image_file
 
 # The sensor reports nothing useful closer than this (the dataset's README).
 MIN_VALID_DEPTH_M = 0.3
@@ -23,11 +23,7 @@ FRAME_PERIOD_NS = 33_333_333
 
 
 def _read_image(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            return np.array(image)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read image {path}: {exc}") from exc
+    return read_image_file(path)[0]
 
 
 def _read_matrix(path: Path, shape: tuple[int, int]) -> np.ndarray:

@@ -66,11 +66,38 @@ def render_png(
     arrays = voxel_map.to_arrays()
     if len(arrays) == 0:
         raise ValueError("cannot render an empty map")
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(arrays.xyz.astype(np.float64)))
-    cloud.colors = o3d.utility.Vector3dVector(_colors(arrays, color_by).astype(np.float64) / 255.0)
-    grid = o3d.geometry.VoxelGrid.create_from_point_cloud(cloud, voxel_map.voxel_size)
+    return render_points_png(
+        arrays.xyz, _colors(arrays, color_by), path, voxel_map.voxel_size, width=width, height=height, up=up, front=front
+    )
+
+
+def render_points_png(
+    xyz: np.ndarray,
+    colors: np.ndarray,
+    path: str | os.PathLike,
+    voxel_size: float,
+    width: int = 1024,
+    height: int = 768,
+    up: np.ndarray | None = None,
+    front: np.ndarray | None = None,
+) -> Path:
+    """Render coloured points as cubes of edge ``voxel_size`` [m] to a PNG, headless.
+
+    xyz: (N, 3) float positions [m]; colors: (N, 3) uint8 RGB. up / front as in
+    ``render_png``. Raises ValueError if N = 0, RuntimeError if no rendering context can
+    be created; the PNG (height x width) is written atomically. Returns the path.
+    """
+    xyz = np.asarray(xyz, dtype=np.float64)
+    colors = np.asarray(colors)
+    if xyz.ndim != 2 or xyz.shape[1] != 3 or colors.shape != xyz.shape:
+        raise ValueError(f"xyz and colors must both have shape (N, 3), got {xyz.shape} and {colors.shape}")
+    if xyz.shape[0] == 0:
+        raise ValueError("cannot render an empty point set")
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz))
+    cloud.colors = o3d.utility.Vector3dVector(colors.astype(np.float64) / 255.0)
+    grid = o3d.geometry.VoxelGrid.create_from_point_cloud(cloud, float(voxel_size))
     up = np.asarray(up if up is not None else [0.0, 0.0, 1.0], dtype=np.float64)
-    up /= np.linalg.norm(up)
+    up = up / np.linalg.norm(up)  # not in place: up may be the caller's array
     if front is None:
         front = np.array([1.0, -1.0, 0.0]) if abs(up[2]) > 0.9 else np.cross(up, [0.0, 0.0, 1.0])
         front = front / np.linalg.norm(front) + 0.8 * up
@@ -82,7 +109,7 @@ def render_png(
         vis.add_geometry(grid)
         vis.get_render_option().background_color = np.array([1.0, 1.0, 1.0])
         view = vis.get_view_control()
-        view.set_lookat(arrays.xyz.mean(0).astype(np.float64))
+        view.set_lookat(xyz.mean(0))
         view.set_up(up)
         view.set_front(front / np.linalg.norm(front))
         view.set_zoom(0.45)

@@ -80,6 +80,25 @@ def read_card(path: str | os.PathLike) -> dict:
     return card
 
 
+def update_card(path: str | os.PathLike, metrics: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None) -> dict:
+    """Merge ``metrics`` / ``provenance`` entries into a checkpoint's card (in the file's
+    metadata and the JSON beside it), weights unchanged; returns the new card.
+
+    Used to record evaluation results measured after training. Raises CheckpointError.
+    """
+    card = read_card(path)
+    try:
+        tensors, _ = read_tensor_file(path)
+    except TensorFileError as exc:
+        raise CheckpointError(f"checkpoint {exc}") from exc
+    card["metrics"] = {**card.get("metrics", {}), **(metrics or {})}
+    card["provenance"] = {**card.get("provenance", {}), **(provenance or {})}
+    card = json.loads(json.dumps(card))
+    write_tensor_file(path, tensors, {"card": json.dumps(card)})
+    write_text_atomic(card_path(path), json.dumps(card, indent=2))
+    return card
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     label_space: LabelSpace | None = None,

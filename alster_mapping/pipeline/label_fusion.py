@@ -26,7 +26,7 @@ import torch
 from ..core.config import LabelFusionConfig, validate
 from ..core.frame import RGBDFrame
 from ..map.voxel_map import SemanticVoxelMap
-from .lifting import lift_frame
+from .lifting import LiftedFrame, lift_frame
 
 
 @dataclass
@@ -81,14 +81,30 @@ class LabelFusion:
         lifted = lift_frame(frame, self.map.voxel_size, cfg.max_range, cfg.min_range, device)
         t1 = time.perf_counter()
 
-        C = self.num_classes
-        hist = lifted.voxel_histogram(lifted.pixel_values(classes), C)
-        votes = hist.sum(1, keepdim=True)
-        observed = votes.squeeze(1) > 0
-        h = hist / votes.clamp_min(1)
+        hist = lifted.voxel_histogram(lifted.pixel_values(classes), self.num_classes)
         color = lifted.voxel_mean(lifted.pixel_values(torch.from_numpy(frame.color).to(device)))
         t2 = time.perf_counter()
+        rows = self.fuse(lifted, hist, color)
+        t3 = time.perf_counter()
+        return FusionResult(
+            keys=lifted.keys,
+            rows=rows,
+            num_pixels=int(lifted.inverse.shape[0]),
+            timings={"lift": t1 - t0, "vote": t2 - t1, "map": t3 - t2},
+        )
 
+    def fuse(self, lifted: LiftedFrame, hist: torch.Tensor, color: torch.Tensor) -> torch.Tensor:
+        """Add one frame's class votes to the voxels it observes (the update in the module docstring).
+
+        lifted: the frame's voxels. hist: (V, C) float per-voxel class counts of this frame
+        (any non-negative weights; rows of zeros leave a voxel's evidence unchanged).
+        color: (V, 3) float mean observed colour. Returns the (V,) int64 map rows.
+        """
+        cfg = self.config
+        C = self.num_classes
+        votes = hist.sum(1, keepdim=True)
+        observed = votes.squeeze(1) > 0
+        h = hist / votes.clamp_min(1e-12)
         with self.map.lock:  # rows must stay valid until written back
             rows = self.map.insert(lifted.keys)
             old = self.map.read(rows)
@@ -109,10 +125,4 @@ class LabelFusion:
                 color=self.map.blend_color(old, color),
             )
             self.map.feature_kind = "label_evidence"
-        t3 = time.perf_counter()
-        return FusionResult(
-            keys=lifted.keys,
-            rows=rows,
-            num_pixels=int(lifted.inverse.shape[0]),
-            timings={"lift": t1 - t0, "vote": t2 - t1, "map": t3 - t2},
-        )
+        return rows

@@ -48,13 +48,27 @@ class FrameInputs:
 
 
 @dataclass
+class StageLabels:
+    """The auxiliary heads' labels of one frame (ALSTER Table 2's per-stage ablation).
+
+    inputs: the prepared frame (its ``lifted`` voxels and mean ``color``). pixel_labels_2d:
+    (P,) int64 argmax of the 2D head at the lifted pixels. labels_3d: (V,) int64 argmax of
+    the 3D head per voxel.
+    """
+
+    inputs: FrameInputs
+    pixel_labels_2d: torch.Tensor
+    labels_3d: torch.Tensor
+
+
+@dataclass
 class StepResult:
     """What one ``step`` changed.
 
     keys: (V, 3) int32 updated voxels. rows: (V,) int64 their map rows. labels: (V,)
     int64 class indices. confidence: (V,) float32. timings: seconds per stage ("2d",
     "lift", "3d", "crop", "expert", "write" for ALSTER; "lift", "vote", "map" for label
-    fusion) and "total".
+    fusion) and "total". stages: the 2D and 3D heads' labels when asked for.
     """
 
     keys: torch.Tensor
@@ -62,6 +76,7 @@ class StepResult:
     labels: torch.Tensor
     confidence: torch.Tensor
     timings: dict[str, float] = field(default_factory=dict)
+    stages: StageLabels | None = None
 
 
 class OnlineMapper:
@@ -137,8 +152,11 @@ class OnlineMapper:
 
     # -- one frame --------------------------------------------------------------------------
 
-    def step(self, frame: RGBDFrame) -> StepResult:
-        """Integrate one frame; bad input raises ValueError before the map changes."""
+    def step(self, frame: RGBDFrame, stages: bool = False) -> StepResult:
+        """Integrate one frame; bad input raises ValueError before the map changes.
+
+        stages: also return the 2D and 3D heads' labels (``StepResult.stages``, ALSTER mode only).
+        """
         if self.fusion is not None:
             start = time.perf_counter()
             result = self.fusion.integrate(frame)
@@ -175,7 +193,8 @@ class OnlineMapper:
                 labels, confidence = self.commit(rows, old, inputs, out)
                 lap("write")
         timings["total"] = time.perf_counter() - start
-        return StepResult(lifted.keys, rows, labels, confidence, timings)
+        heads = StageLabels(inputs, logits_2d.argmax(1), logits_3d.argmax(1)) if stages else None
+        return StepResult(lifted.keys, rows, labels, confidence, timings, heads)
 
 
 def frame_targets(inputs: FrameInputs, classes: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:

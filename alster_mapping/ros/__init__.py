@@ -7,5 +7,10 @@ does not import rclpy; the submodules do:
 - ``cloud``: ``MapArrays`` <-> ``sensor_msgs/PointCloud2`` (vectorised).
 - ``params``: ROS parameters declared from, and read back into, the config dataclasses.
 - ``map_server_node``: ``MapServerNode``, the map server (publish, save, load, clear, stats).
-- ``mapping_node``: the ``mapping_node`` console-script entry point.
+- ``mapping_node``: ``MappingNode``, the live mapper built on the map server, and the
+  ``mapping_node`` console-script entry point.
+- ``inputs``: image conversion (cv_bridge or numpy), pose messages, ``PoseSource`` (TF / pose topics).
+- ``worker``: the bounded drop-oldest frame queue, counters, latency statistics, throttling.
+- ``outputs``: per-frame update arrays, RViz markers with a legend, the debug label image.
+- ``diagnostics``: ``diagnostic_msgs`` status of flat key/values, process memory.
 """

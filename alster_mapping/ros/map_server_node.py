@@ -1,16 +1,18 @@
 """MapServerNode: serves a SemanticVoxelMap over ROS 2 (publish, save, load, clear, stats).
 
 The first part of the live mapping node: it owns the map, publishes it and answers the
-map services. The mapping pipeline (synchronised RGB-D input, TF, a worker thread that
-writes into ``self.map``) builds on it and calls ``mark_changed()`` after each update.
+map services. ``MappingNode`` (``ros/mapping_node.py``: synchronised RGB-D input, poses, a
+worker thread that writes into ``self.map``) builds on it through the hooks
+``config_sections``, ``fixed_parameter``, ``check_loaded_map``, ``on_map_replaced`` and
+``shutdown``, and calls ``mark_changed()`` after each update.
 
 Topics (``~`` = the node name, default ``/mapping_node``):
 
 - ``~/semantic_cloud`` (sensor_msgs/PointCloud2; reliable, transient local, depth 1, so
   a late RViz still gets the latest map): one point per voxel with x, y, z, rgb, label,
   confidence (see ``alster_mapping.ros.cloud``). Published by a timer every
-  ``publish_period`` seconds when the map changed since the last publication, and
-  once after start-up.
+  ``publish_period`` seconds (steady clock, also with ``use_sim_time``) when the map
+  changed since the last publication, and once after start-up.
 
 Services (std_srvs/Trigger; the answer's ``message`` explains, ``success`` says whether it worked):
 
@@ -39,6 +41,7 @@ from pathlib import Path
 
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -102,7 +105,7 @@ class MapServerNode(Node):
     def __init__(self, node_name: str = NODE_NAME, *, voxel_map: SemanticVoxelMap | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
         problems = []
-        for attr, defaults in (("config", MappingConfig()), ("server_config", MapServerConfig())):
+        for attr, defaults in self.config_sections():
             try:
                 setattr(self, attr, declare_config(self, defaults))
             except ParameterError as exc:
@@ -130,8 +133,13 @@ class MapServerNode(Node):
             ("~/get_stats", self._on_get_stats),
         ):
             self.create_service(Trigger, name, callback, callback_group=self.service_group)
+        # A steady clock: with use_sim_time the map is still served while a bag is paused.
+        self.steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
         self.publish_timer = self.create_timer(
-            self.server_config.publish_period, self._on_publish_timer, callback_group=self.timer_group
+            self.server_config.publish_period,
+            self._on_publish_timer,
+            callback_group=self.timer_group,
+            clock=self.steady_clock,
         )
         self.add_on_set_parameters_callback(self._check_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
@@ -139,6 +147,26 @@ class MapServerNode(Node):
             f"serving a map of {len(self.map)} voxels ({self.map.voxel_size} m, label space "
             f"{self.map.label_space.name!r}) on {self.cloud_pub.topic_name}"
         )
+
+    # -- hooks for subclasses (the mapping node) -----------------------------------------------
+
+    def config_sections(self) -> list[tuple[str, object]]:
+        """(attribute, default config) of every config whose leaves are declared as parameters."""
+        return [("config", MappingConfig()), ("server_config", MapServerConfig())]
+
+    def fixed_parameter(self, name: str) -> bool:
+        """Whether parameter ``name`` cannot change while the node runs."""
+        return name in FIXED_AT_START
+
+    def check_loaded_map(self, loaded: SemanticVoxelMap) -> str | None:
+        """Why ``loaded`` (read by ~/load_map) cannot replace the live map; None when it can."""
+        return None
+
+    def on_map_replaced(self) -> None:
+        """Called after ~/load_map or ~/clear_map replaced the map's contents."""
+
+    def shutdown(self) -> None:
+        """Stop background work before the node is saved and destroyed (called by ``main``)."""
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -197,23 +225,23 @@ class MapServerNode(Node):
     # -- parameters at run time -------------------------------------------------------------
 
     def _check_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        fixed = [p.name for p in parameters if p.name in FIXED_AT_START]
+        fixed = [p.name for p in parameters if self.fixed_parameter(p.name)]
         if fixed:
             return SetParametersResult(
                 successful=False,
                 reason=f"{', '.join(fixed)} fixed while the node runs (the live map's geometry); restart the node",
             )
         try:
-            apply_parameters(self.config, parameters)
-            apply_parameters(self.server_config, parameters)
+            for attr, _ in self.config_sections():
+                apply_parameters(getattr(self, attr), parameters)
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, parameters: list[Parameter]) -> None:
         old = self.server_config
-        self.config = apply_parameters(self.config, parameters)
-        self.server_config = apply_parameters(self.server_config, parameters)
+        for attr, _ in self.config_sections():
+            setattr(self, attr, apply_parameters(getattr(self, attr), parameters))
         cfg = self.map.config
         self.map.config = dataclasses.replace(
             cfg, max_bytes=self.config.map.max_bytes, color_weight_cap=self.config.map.color_weight_cap
@@ -273,11 +301,15 @@ class MapServerNode(Node):
         path = Path(path_text).expanduser().absolute()
         try:
             loaded = SemanticVoxelMap.load(path, device=str(self.map.device))
+            why = self.check_loaded_map(loaded)
+            if why:
+                raise ValueError(why)
             self.map.replace_with(loaded)
         except ValueError as exc:  # MapFileError, or a geometry / label space mismatch
             response.success, response.message = False, f"cannot load {path}: {exc}; the map is unchanged"
             self.get_logger().error(response.message)
             return response
+        self.on_map_replaced()
         self.mark_changed()
         response.success, response.message = True, f"loaded {len(self.map)} voxels from {path}"
         self.get_logger().info(response.message)
@@ -287,6 +319,7 @@ class MapServerNode(Node):
         with self.map.lock:
             n = len(self.map)
             self.map.clear()
+        self.on_map_replaced()
         self.mark_changed()
         response.success, response.message = True, f"cleared {n} voxels"
         self.get_logger().info(response.message)
@@ -330,17 +363,24 @@ class MapServerNode(Node):
             print(f"[{level.upper()}] [{self.get_name()}]: {message}", file=sys.stderr, flush=True)
 
 
-def main(args: list[str] | None = None) -> int:
-    """Run the map server until Ctrl-C / SIGTERM; returns the exit code (1 on invalid parameters)."""
+def main(args: list[str] | None = None, node_class: type[MapServerNode] | None = None) -> int:
+    """Run ``node_class`` (default ``MapServerNode``) until Ctrl-C / SIGTERM; returns the exit code.
+
+    1 on invalid parameters or any other start-up error the node raises as ValueError
+    (e.g. a missing or corrupt checkpoint), printed as one line without a traceback, and
+    when saving on shutdown fails.
+    """
     rclpy.init(args=args)
     node = None
     try:
         try:
-            node = MapServerNode()
+            node = (node_class or MapServerNode)()
         except ValueError as exc:
             print(f"{NODE_NAME}: {exc}", file=sys.stderr)
             return 1
-        executor = MultiThreadedExecutor()
+        # Threads for the services, the timers and the input callbacks: they run in
+        # separate callback groups, so a service is answered while a cloud is published.
+        executor = MultiThreadedExecutor(num_threads=4)
         executor.add_node(node)
         try:
             executor.spin()
@@ -353,6 +393,7 @@ def main(args: list[str] | None = None) -> int:
             if rclpy.ok():
                 raise
         finally:
+            node.shutdown()
             executor.shutdown(timeout_sec=1.0)
         return 0 if node.save_on_shutdown() else 1
     finally:

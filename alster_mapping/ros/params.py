@@ -210,8 +210,13 @@ def documented_configs() -> dict[str, Any]:
     """The configs whose parameters ``mapping_node`` declares, by heading."""
     from ..core.config import MappingConfig
     from .map_server_node import MapServerConfig
+    from .mapping_node import MappingNodeConfig
 
-    return {"Mapping engine (`MappingConfig`)": MappingConfig(), "Node (`MapServerConfig`)": MapServerConfig()}
+    return {
+        "Mapping engine (`MappingConfig`)": MappingConfig(),
+        "Map server (`MapServerConfig`)": MapServerConfig(),
+        "Live pipeline (`MappingNodeConfig`)": MappingNodeConfig(),
+    }
 
 
 def main() -> None:

@@ -1,0 +1,165 @@
+"""Training (``alster train``): schedule, resumable state, and a short run that beats chance."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from alster_mapping.core.config import TrainConfig, apply_overrides
+from alster_mapping.data.procedural_room import ProceduralRoom
+from alster_mapping.data.sequences import FrameList, SyntheticSequence
+from alster_mapping.eval.evaluate import evaluate
+from alster_mapping.eval.metrics import SemanticScores, map_raw_labels
+from alster_mapping.nets.checkpoint import load_checkpoint, read_card
+from alster_mapping.train.trainer import MODEL_FILE, STATE_FILE, Trainer
+
+TINY = [
+    "mapping.model.encoder2d.pretrained=false",
+    "mapping.model.encoder2d.aspp_channels=16",
+    "mapping.model.encoder2d.decoder_channels=16",
+    "mapping.model.unet3d.channels=[8, 16]",
+    "mapping.model.expert.layers=1",
+    "mapping.model.expert.hidden=16",
+    "checkpoint_every=2",
+]
+
+
+def rooms(n: int = 2, frames: int = 4) -> list[FrameList]:
+    return [FrameList(ProceduralRoom(48, 40, seed=s).frames(frames), f"room{s}") for s in range(n)]
+
+
+def tiny_config(*overrides: str) -> TrainConfig:
+    base = ["pretrain_2d.steps=3", "pretrain_2d.batch=2", "joint.steps=3", "joint.batch=2", "joint.accumulate=2"]
+    return apply_overrides(TrainConfig(), TINY + base + list(overrides))
+
+
+def test_two_stages_run_and_write_a_loadable_checkpoint_with_card(tmp_path):
+    trainer = Trainer(tiny_config(), tmp_path, sequences=rooms(), progress=False, provenance={"command": "test"})
+    card = trainer.run()
+    phases = [r["phase"] for r in trainer.history]
+    assert phases == ["pretrain_2d"] * 3 + ["joint"] * 3
+    assert {"2d", "3d", "expert", "total"} <= set(trainer.history[-1])
+    # OneCycle: warm-up to the peak, then annealed to ~0 at the last step.
+    lrs = [r["lr"] for r in trainer.history if r["phase"] == "joint"]
+    assert lrs[-1] < 1e-6 < max(lrs) <= 1e-3 + 1e-12
+    assert (tmp_path / MODEL_FILE).exists() and (tmp_path / MODEL_FILE).with_suffix(".json").exists()
+    assert card["provenance"]["command"] == "test"
+    assert card["provenance"]["sequences"] == ["room0", "room1"]
+    assert card["provenance"]["train_seconds"] > 0
+    model, loaded_card = load_checkpoint(tmp_path / MODEL_FILE)
+    assert loaded_card["metrics"]["final_losses"]["joint"]["total"] > 0
+    assert json.loads((tmp_path / MODEL_FILE).with_suffix(".json").read_text()) == read_card(tmp_path / MODEL_FILE)
+
+
+def test_same_seed_same_weights_and_different_seed_differs(tmp_path):
+    weights = []
+    for i, seed in enumerate((0, 0, 1)):
+        trainer = Trainer(tiny_config(f"seed={seed}"), tmp_path / str(i), sequences=rooms(), progress=False)
+        trainer.run()
+        weights.append(torch.cat([p.detach().flatten() for p in trainer.model.parameters()]))
+    assert torch.equal(weights[0], weights[1])
+    assert not torch.equal(weights[0], weights[2])
+
+
+def test_resume_continues_from_the_saved_state(tmp_path):
+    cfg = tiny_config("joint.steps=4")
+    first = Trainer(cfg, tmp_path, sequences=rooms(), progress=False)
+    first.run()
+    state = tmp_path / STATE_FILE
+    assert state.exists()
+    # A rerun of a finished training only rewrites the model.
+    again = Trainer(cfg, tmp_path, sequences=rooms(), progress=False)
+    again.run()
+    assert again.history == first.history
+    # Interrupt after the second joint step: a rerun picks up at step 2 and ends at 4.
+    second_dir = tmp_path / "interrupted"
+    interrupted = Trainer(cfg, second_dir, sequences=rooms(), progress=False)
+    interrupted._build_optimizer()
+    calls = {"n": 0}
+    original = interrupted._joint_step
+
+    def failing_step():
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original()
+
+    interrupted._joint_step = failing_step
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.run()
+    resumed = Trainer(cfg, second_dir, sequences=rooms(), progress=False)
+    resumed.run()
+    joint = [r["step"] for r in resumed.history if r["phase"] == "joint"]
+    assert joint == [1, 2, 3, 4]
+
+
+def test_resume_refuses_another_configuration_and_a_corrupt_state(tmp_path):
+    Trainer(tiny_config(), tmp_path, sequences=rooms(), progress=False).run()
+    with pytest.raises(ValueError, match="different training configuration"):
+        Trainer(tiny_config("seed=5"), tmp_path, sequences=rooms(), progress=False).run()
+    state = tmp_path / STATE_FILE
+    data = bytearray(state.read_bytes())
+    data[-100] ^= 0xFF
+    state.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="cannot resume"):
+        Trainer(tiny_config(), tmp_path, sequences=rooms(), progress=False).run()
+
+
+@pytest.mark.slow
+def test_short_training_on_synthetic_worlds_beats_chance(tmp_path):
+    """A few minutes of CPU: train on two worlds, evaluate on a held-out one; the map's
+    mIoU must beat random labels drawn with the ground truth's class frequencies."""
+    torch.manual_seed(0)
+    train = [SyntheticSequence(seed, 24, 96, 72) for seed in (1000, 1001)]
+    cfg = apply_overrides(
+        TrainConfig(),
+        [
+            "pretrain_2d.steps=60",
+            "pretrain_2d.batch=4",
+            "pretrain_2d.max_lr=3e-3",
+            "joint.steps=30",
+            "joint.batch=2",
+            "joint.accumulate=1",
+            "joint.max_lr=3e-3",
+            "checkpoint_every=1000",
+        ],
+    )
+    trainer = Trainer(cfg, tmp_path / "train", sequences=train, progress=False)
+    trainer.run()
+    joint = [r["total"] for r in trainer.history if r["phase"] == "joint"]
+    assert np.mean(joint[-5:]) < np.mean(joint[:5])
+    held_out = SyntheticSequence(3, 24, 96, 72)
+    results = evaluate([held_out], cfg.mapping, model=trainer.model, progress=False, plots=False)
+    expert = results["methods"]["expert"]
+    points, raw = held_out.ground_truth()
+    space = trainer.space
+    gt = map_raw_labels(raw, space)
+    rng = np.random.default_rng(0)
+    freq = np.bincount(gt[gt >= 0], minlength=space.num_classes) / (gt >= 0).sum()
+    chance = SemanticScores.from_labels(gt, rng.choice(space.num_classes, size=gt.shape[0], p=freq), space.num_classes)
+    assert expert["miou"] > chance.miou + 0.1, (expert["miou"], chance.miou)
+
+
+def test_resume_may_change_stages_that_have_not_started(tmp_path):
+    """A state saved at the end of pre-training resumes with a different joint schedule."""
+    Trainer(tiny_config("joint.steps=0"), tmp_path, sequences=rooms(), progress=False).run()
+    with pytest.raises(ValueError, match="pretrain_2d.steps"):
+        Trainer(tiny_config("joint.steps=0", "pretrain_2d.steps=4"), tmp_path, sequences=rooms(), progress=False).run()
+    # Let the run stop right after pre-training: its state says "joint, step 0".
+    cfg = tiny_config("joint.steps=5")
+    interrupted = Trainer(cfg, tmp_path / "b", sequences=rooms(), progress=False)
+
+    def stop():
+        raise KeyboardInterrupt
+
+    interrupted._joint_step = stop
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.run()
+    resumed = Trainer(tiny_config("joint.steps=2", "joint.max_lr=5e-4"), tmp_path / "b", sequences=rooms(), progress=False)
+    resumed.run()
+    joint = [r for r in resumed.history if r["phase"] == "joint"]
+    assert [r["step"] for r in joint] == [1, 2]
+    assert max(r["lr"] for r in joint) <= 5e-4 + 1e-12
