@@ -4,6 +4,7 @@
     alster train  --out DIR                     train ALSTER (2D pre-training, then joint sequential training)
     alster eval   SEQ [SEQ ...] [--out DIR]     replay sequences through the mapper and score the map, ScanNet style
     alster replay BAG [--out DIR]               map a bag offline (no DDS), write the map, PLYs and a summary
+    alster play   BAG [--rate R]                publish a bag on ROS topics with its timing and /clock (needs rclpy)
     alster label-fusion-demo [--data DIR]       fuse the real label-fusion frames, write map, PLY, PNGs, JSON
     alster info   MAP                           print a map file's contents
     alster export MAP [--ply P] [--png P]       convert a map file to PLY / PNG
@@ -334,9 +335,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_play(args: argparse.Namespace) -> int:
     """Publish a bag on its ROS topics with its timing (needs rclpy; the ROS layer loads only here)."""
-    import importlib
+    from .ros.bag_player import play_main
 
-    return importlib.import_module("alster_mapping.ros.bag_player").play_main(args)
+    return play_main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

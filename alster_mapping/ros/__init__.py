@@ -13,4 +13,5 @@ does not import rclpy; the submodules do:
 - ``worker``: the bounded drop-oldest frame queue, counters, latency statistics, throttling.
 - ``outputs``: per-frame update arrays, RViz markers with a legend, the debug label image.
 - ``diagnostics``: ``diagnostic_msgs`` status of flat key/values, process memory.
+- ``bag_player``: ``BagPlayer`` behind ``alster play`` (a bag re-published with its timing and /clock).
 """

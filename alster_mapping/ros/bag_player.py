@@ -131,8 +131,9 @@ class BagPlayer:
     ``map_frame``, the camera frame being ``camera_frame`` or the image's frame_id),
     resolved through the bag's TF with ``tf_tolerance`` seconds of extrapolation.
     wait_for_subscribers: wait up to this many seconds until every data publisher (not
-    /clock) has a subscriber, then ``delay`` more seconds for the subscribers' side of
-    discovery. log: where notices go (default: print).
+    /clock) has a subscriber (``expect_subscribers``: output topic -> how many, for topics
+    with several), then ``delay`` more seconds for the subscribers' side of discovery.
+    log: where notices go (default: print).
     """
 
     def __init__(
@@ -154,6 +155,7 @@ class BagPlayer:
         tf_tolerance: float = 0.0,
         queue_size: int = 100,
         wait_for_subscribers: float = 0.0,
+        expect_subscribers: dict[str, int] | None = None,
         delay: float = 0.0,
         log: Callable[[str], None] = print,
     ):
@@ -179,6 +181,7 @@ class BagPlayer:
         self.tf_tolerance_ns = int(round(tf_tolerance * 1e9))
         self.queue_size = int(queue_size)
         self.wait_for_subscribers = float(wait_for_subscribers)
+        self.expect_subscribers = dict(expect_subscribers or {})
         self.delay = float(delay)
         self.log = log
         self._stop = False
@@ -302,9 +305,15 @@ class BagPlayer:
     def _wait_for_subscribers(self, publishers: list) -> None:
         if self.wait_for_subscribers > 0 and publishers:
             deadline = time.monotonic() + self.wait_for_subscribers
-            while not all(p.get_subscription_count() > 0 for p in publishers) and not self._stop:
+
+            def waiting() -> list[str]:
+                return sorted(
+                    p.topic_name for p in publishers if p.get_subscription_count() < self.expect_subscribers.get(p.topic_name, 1)
+                )
+
+            while waiting() and not self._stop:
                 if time.monotonic() >= deadline:
-                    missing = sorted(p.topic_name for p in publishers if p.get_subscription_count() == 0)
+                    missing = waiting()
                     self.log(f"no subscriber after {self.wait_for_subscribers:g} s on: {', '.join(missing)}; playing anyway")
                     break
                 time.sleep(0.02)

@@ -82,11 +82,12 @@ def unpack_rgb(packed: np.ndarray) -> np.ndarray:
     return np.stack([(p >> 16) & 0xFF, (p >> 8) & 0xFF, p & 0xFF], axis=-1).astype(np.uint8)
 
 
-def arrays_to_points(arrays: MapArrays, color_by: str = "label") -> np.ndarray:
+def arrays_to_points(arrays: MapArrays, color_by: str = "label", out: np.ndarray | None = None) -> np.ndarray:
     """The semantic cloud's points as an (N,) ``CLOUD_DTYPE`` structured array.
 
     color_by: ``'label'`` colours each point by its label (``arrays.label_color``),
-    ``'rgb'`` by the mean observed colour (``arrays.color``).
+    ``'rgb'`` by the mean observed colour (``arrays.color``). out: an (N,) zeroed
+    ``CLOUD_DTYPE`` array to fill (e.g. a view of a message's buffer) instead of a new one.
     """
     if color_by not in COLOR_BY:
         raise ValueError(f"color_by must be one of {list(COLOR_BY)}, got {color_by!r}")
@@ -94,7 +95,10 @@ def arrays_to_points(arrays: MapArrays, color_by: str = "label") -> np.ndarray:
     xyz = np.asarray(arrays.xyz, dtype=np.float32)
     if xyz.shape != (n, 3):
         raise ValueError(f"xyz must be (N, 3), got shape {xyz.shape}")
-    points = np.zeros(n, dtype=CLOUD_DTYPE)  # zeros: the padding bytes are deterministic
+    # zeros: the padding bytes are deterministic
+    points = np.zeros(n, dtype=CLOUD_DTYPE) if out is None else out
+    if points.shape != (n,) or points.dtype != CLOUD_DTYPE:
+        raise ValueError(f"out must be ({n},) of CLOUD_DTYPE, got {points.shape} {points.dtype}")
     points["x"], points["y"], points["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
     points["rgb"] = pack_rgb(arrays.label_color if color_by == "label" else arrays.color)
     points["label"] = arrays.label
@@ -109,22 +113,28 @@ def arrays_to_cloud(arrays: MapArrays, frame_id: str = "map", stamp=None, color_
     stamp: ``builtin_interfaces/Time`` (default zero). color_by: ``'label'`` or ``'rgb'``.
     Fields and layout: see the module docstring (24 bytes per point, little-endian).
     """
-    points = arrays_to_points(arrays, color_by)
+    n = len(arrays)
+    # The points are written straight into the message's byte buffer (a numpy view of
+    # it): no copy of 24 bytes x N after packing.
+    data = array.array("B", [0]) * (n * POINT_STEP)  # zeroed, without a temporary bytes object
+    arrays_to_points(arrays, color_by, out=np.frombuffer(data, dtype=CLOUD_DTYPE))
     header = Header(frame_id=frame_id)
     if stamp is not None:
         header.stamp = stamp
     msg = PointCloud2(
         header=header,
         height=1,
-        width=int(points.shape[0]),
+        width=n,
         fields=[PointField(name=name, offset=offset, datatype=kind, count=1) for name, offset, kind in CLOUD_FIELDS],
         is_bigendian=False,
         point_step=POINT_STEP,
-        row_step=POINT_STEP * int(points.shape[0]),
+        row_step=POINT_STEP * n,
         is_dense=True,
+        check_fields=True,
     )
-    # An array.array('B') is stored as is; any other sequence is checked element by element.
-    msg.data = array.array("B", points.tobytes())
+    # With field checks on, the setter keeps an array.array('B') as it is; the
+    # constructor's data argument and the unchecked setter would copy it once more.
+    msg.data = data
     return msg
 
 

@@ -108,6 +108,7 @@ def test_play_into_the_live_node(tmp_path, bag, ros_context):
             pose_topic="/camera_pose",
             remap={DEPTH_TOPIC: NODE_DEPTH_TOPIC},
             wait_for_subscribers=20.0,
+            expect_subscribers={COLOR_TOPIC: 2},  # the node and this test
             delay=1.0,
             log=lambda line: None,
         )
@@ -135,10 +136,11 @@ def test_play_into_the_live_node(tmp_path, bag, ros_context):
         # Timing follows the bag: first to last message in (bag span) / rate; images spaced by PERIOD / RATE.
         span = (FRAMES - 1) * PERIOD / 1e9
         assert result.bag_duration == pytest.approx(span)
-        assert span / RATE - 0.05 <= result.wall_duration <= span / RATE + 0.4
+        # Upper bounds are loose: a loaded 2-core CI machine delays the publishing thread.
+        assert span / RATE - 0.05 <= result.wall_duration <= span / RATE + 1.0
         assert [s for _, s in arrivals] == [T0 + i * PERIOD for i in range(FRAMES)]
         gaps = np.diff([t for t, _ in arrivals])
-        assert np.median(gaps) == pytest.approx(PERIOD / 1e9 / RATE, abs=0.06)
+        assert np.median(gaps) == pytest.approx(PERIOD / 1e9 / RATE, abs=0.1)
 
         # /clock runs through the bag time, never backwards.
         if Clock is not None:
