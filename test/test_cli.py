@@ -218,3 +218,24 @@ def test_unknown_subcommand_exits_with_usage_error():
     with pytest.raises(SystemExit) as info:
         main(["frobnicate"])
     assert info.value.code == 2
+
+
+def test_demo_maps_a_synthetic_world_with_the_shipped_model(tmp_path, capsys):
+    """`make demo` in small: the shipped checkpoint loads, maps a held-out world and is scored."""
+    from alster_mapping.cli import DEFAULT_MODEL
+
+    assert DEFAULT_MODEL.exists(), "models/ must ship the trained checkpoint"
+    out = tmp_path / "demo"
+    assert main(["demo", "--frames", "4", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "expert" in printed and "2d_voting" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["sequences"][0]["frames"] == 4
+    assert metrics["provenance"]["model"] == str(DEFAULT_MODEL)
+    for name in ("map.safetensors", "map_expert.ply", "class_iou.png", "confusion.png"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_demo_without_a_model_says_how_to_get_one(tmp_path, capsys):
+    assert main(["demo", "--model", str(tmp_path / "none.safetensors"), "--out", str(tmp_path)]) == 2
+    assert "alster train" in capsys.readouterr().err

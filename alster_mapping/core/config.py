@@ -133,10 +133,10 @@ class TrainDataConfig:
 
     source: str = param("synthetic", "synthetic: generated worlds; scannet: exported ScanNet-layout scenes", choices=("synthetic", "scannet"))
     seeds: tuple[int, ...] = param(
-        (1000, 1031), "synthetic worlds: [first, last] seed (inclusive); keep them apart from evaluation seeds (0-999)", min=0
+        (1000, 1063), "synthetic worlds: [first, last] seed (inclusive); keep them apart from evaluation seeds (0-999)", min=0
     )
     scannet_root: str = param("", "scannet: directory whose sub-directories are exported scenes (color/, depth/, pose/, intrinsic/)")
-    frames: int = param(80, "frames per synthetic trajectory (10 Hz)", min=2, max=100000)
+    frames: int = param(60, "frames per synthetic trajectory (10 Hz)", min=2, max=100000)
     stride: int = param(1, "scannet: use every n-th frame", min=1, max=1000)
     width: int = param(320, "synthetic image width [px]", min=16, max=4096)
     height: int = param(240, "synthetic image height [px]", min=16, max=4096)
@@ -146,7 +146,7 @@ class TrainDataConfig:
 class Pretrain2DConfig:
     """Stage 1 (optional): the 2D encoder alone on 2D labels (ALSTER section 3: fine-tuned on 2D data first)."""
 
-    steps: int = param(1000, "optimizer steps; 0 skips the stage", min=0)
+    steps: int = param(700, "optimizer steps; 0 skips the stage", min=0)
     batch: int = param(4, "images per step", min=1, max=256)
     max_lr: float = param(1e-3, "OneCycle peak learning rate of the decoder and heads", min=0.0, max=1.0)
     backbone_lr_scale: float = param(0.1, "backbone learning rate relative to max_lr (it starts from ImageNet)", min=0.0, max=1.0)
@@ -156,7 +156,7 @@ class Pretrain2DConfig:
 class JointConfig:
     """Stage 2: the whole pipeline trained sequentially (ALSTER section 3 and 4, implementation details)."""
 
-    steps: int = param(640, "optimizer steps", min=0)
+    steps: int = param(1250, "optimizer steps", min=0)
     batch: int = param(4, "sequences trained side by side, one frame of each per forward (the paper: 4)", min=1, max=64)
     accumulate: int = param(
         1, "forwards whose gradients are summed per step (the paper: 2, an effective batch of 8; 1 gives twice the steps on a CPU budget)", min=1, max=64
