@@ -266,6 +266,27 @@ class _Skip(Exception):
         self.reason = reason
 
 
+@contextlib.contextmanager
+def open_bag(path: str | os.PathLike) -> Iterator[Any]:
+    """An open ``rosbags`` Reader of the bag at ``path`` (closed on exit); raises BagError
+    naming the bag when it is missing or cannot be opened."""
+    from rosbags.rosbag2 import Reader
+
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"bag {path} does not exist")
+    try:
+        reader = Reader(path)
+        reader.open()
+    except Exception as exc:  # rosbags raises many types (sqlite, yaml, mcap, OS) for damaged bags
+        raise BagError(f"cannot open bag {path}: {exc}") from exc
+    try:
+        yield reader
+    finally:
+        with contextlib.suppress(Exception):
+            reader.close()
+
+
 class BagSequence:
     """Iterates the synchronised, posed RGB-D frames of a ROS 2 bag (sqlite3 or mcap) as ``RGBDFrame``s.
 
@@ -321,22 +342,8 @@ class BagSequence:
 
     # ------------------------------------------------------------------ bag access
 
-    @contextlib.contextmanager
-    def _open(self) -> Iterator[Any]:
-        from rosbags.rosbag2 import Reader
-
-        if not self.path.exists():
-            raise BagError(f"bag {self.path} does not exist")
-        try:
-            reader = Reader(self.path)
-            reader.open()
-        except Exception as exc:  # rosbags raises many types (sqlite, yaml, mcap, OS) for damaged bags
-            raise BagError(f"cannot open bag {self.path}: {exc}") from exc
-        try:
-            yield reader
-        finally:
-            with contextlib.suppress(Exception):
-                reader.close()
+    def _open(self):
+        return open_bag(self.path)
 
     def _messages(self, reader: Any, connections: list) -> Iterator[tuple[Any, int, bytes]]:
         if not connections:  # rosbags reads every connection when given none

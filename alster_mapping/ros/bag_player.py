@@ -40,7 +40,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from ..core.geometry import quaternion_from_pose
-from ..data.rosbag_io import COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, BagError, BagSequence
+from ..data.rosbag_io import COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, BagError, BagSequence, open_bag
 from ..core.tf_buffer import TransformError
 
 CLOCK_TOPIC = "/clock"
@@ -196,22 +196,8 @@ class BagPlayer:
 
     # -- bag access ---------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _reader(self) -> Iterator[Any]:
-        from rosbags.rosbag2 import Reader  # noqa: PLC0415
-
-        if not self.path.exists():
-            raise BagError(f"bag {self.path} does not exist")
-        try:
-            reader = Reader(self.path)
-            reader.open()
-        except Exception as exc:  # rosbags raises many types for damaged bags
-            raise BagError(f"cannot open bag {self.path}: {exc}") from exc
-        try:
-            yield reader
-        finally:
-            with contextlib.suppress(Exception):
-                reader.close()
+    def _reader(self):
+        return open_bag(self.path)
 
     def _load_tf(self):
         with self._reader() as reader:

@@ -156,16 +156,6 @@ class Client:
         raise AssertionError(f"no cloud with {width} points within {timeout} s:\n{proc.output()}")
 
 
-@pytest.fixture(scope="module")
-def ros_context():
-    ctx = Context()
-    rclpy.init(context=ctx)
-    try:
-        yield ctx
-    finally:
-        rclpy.shutdown(context=ctx)
-
-
 @pytest.fixture
 def make_client(ros_context):
     clients = []

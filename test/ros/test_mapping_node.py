@@ -231,16 +231,6 @@ class Harness:
         raise AssertionError(f"nothing matching on {key} within {timeout} s:\n{self.proc.output()}")
 
 
-@pytest.fixture(scope="module")
-def ros_context():
-    ctx = Context()
-    rclpy.init(context=ctx)
-    try:
-        yield ctx
-    finally:
-        rclpy.shutdown(context=ctx)
-
-
 def counter(stats: dict, *path: str) -> int:
     value = stats["pipeline"]
     for p in path:
