@@ -11,6 +11,7 @@ types on the command line into one of these:
 
 from __future__ import annotations
 
+import abc
 import collections
 import os
 from pathlib import Path
@@ -21,10 +22,9 @@ import numpy as np
 from ..core.frame import RGBDFrame
 
 SYNTHETIC_PREFIX = "synthetic:"
-SYNTHETIC_FRAME_PERIOD_NS = 100_000_000  # 10 Hz, as the generator's trajectories
 
 
-class Sequence:
+class Sequence(abc.ABC):
     """A posed RGB-D sequence with optional labelled ground-truth points.
 
     ``len(seq)`` frames; ``frame(i)`` returns the i-th ``RGBDFrame`` (raises ValueError for
@@ -38,11 +38,13 @@ class Sequence:
     def __init__(self) -> None:
         self.skipped: collections.Counter[str] = collections.Counter()
 
+    @abc.abstractmethod
     def __len__(self) -> int:
-        raise NotImplementedError
+        """Number of frames."""
 
+    @abc.abstractmethod
     def frame(self, index: int) -> RGBDFrame:
-        raise NotImplementedError
+        """Frame ``index`` (0-based); ValueError for a frame that cannot be used."""
 
     def __iter__(self) -> Iterator[RGBDFrame]:
         for i in range(len(self)):
@@ -96,7 +98,7 @@ class SyntheticSequence(Sequence):
 
     def view(self, index: int):
         """The full ``SyntheticView`` of frame ``index`` (frame, instance ids, clean depth)."""
-        return self.world.render(self.poses[index], stamp_ns=index * SYNTHETIC_FRAME_PERIOD_NS, index=index)
+        return self.world.render(self.poses[index], stamp_ns=index * self.world.config.frame_period_ns, index=index)
 
     def ground_truth(self) -> tuple[np.ndarray, np.ndarray]:
         points, labels, _ = self.world.ground_truth_points()

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from ..core.atomic_file import write_text_atomic
 from ..core.config import MapConfig, MappingConfig
 from ..data.sequences import Sequence
+from ..map.export import export_ply
 from ..map.voxel_map import SemanticVoxelMap
 from ..nets.alster import AlsterModel
 from ..pipeline.label_fusion import LabelFusion
@@ -167,8 +168,6 @@ def evaluate(
 def write_outputs(out: Path, results: dict, replays, ground_truth, predictions, plots: bool = True) -> None:
     """metrics.json, the plots and renders, the maps' PLYs and the main map's file under ``out``
     (all of the first sequence where there are several)."""
-    from ..map.export import export_ply
-
     out.mkdir(parents=True, exist_ok=True)
     first = replays[0]
     space = next(iter(first.maps.values())).label_space
