@@ -69,3 +69,20 @@ def label_fusion_dir(shared_data_dir: pathlib.Path) -> pathlib.Path:
     if not frames.is_dir():
         pytest.skip(f"{frames} absent (a user's clone has no ../shared)")
     return frames
+
+
+@pytest.fixture(scope='session')
+def bench_script():
+    """Import a script of ``bench/`` by name (e.g. ``bench_script("bench_map")``)."""
+    import importlib
+
+    bench_dir = str(REPO_ROOT / 'bench')
+
+    def load(name: str):
+        sys.path.insert(0, bench_dir)
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(bench_dir)
+
+    return load

@@ -1,23 +1,10 @@
 """bench/bench_online_mapper.py runs (--quick) and reports every stage of OnlineMapper.step."""
 
-import importlib
 import json
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def _bench_module():
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        return importlib.import_module("bench_online_mapper")
-    finally:
-        sys.path.pop(0)
-
-
-def test_online_mapper_bench_reports_every_stage(tmp_path):
-    bench = _bench_module()
+def test_online_mapper_bench_reports_every_stage(tmp_path, bench_script):
+    bench = bench_script("bench_online_mapper")
     out = tmp_path / "bench.json"
     assert bench.main(["--quick", "--out", str(out)]) == 0
     result = json.loads(out.read_text())

@@ -7,8 +7,8 @@ import torch
 from alster_mapping.core.config import MappingConfig, apply_overrides
 from alster_mapping.core.frame import RGBDFrame
 from alster_mapping.data.procedural_room import ProceduralRoom
-from alster_mapping.map.voxel_map import SemanticVoxelMap
-from alster_mapping.pipeline.online_mapper import OnlineMapper, frame_targets
+from alster_mapping.map.voxel_map import SemanticVoxelMap, VoxelData
+from alster_mapping.pipeline.online_mapper import OnlineMapper, frame_targets, vote_labels
 from map_snapshot import assert_same_snapshot, snapshot
 
 SMALL = {
@@ -46,6 +46,57 @@ def test_step_writes_the_frame_voxels_with_labels_and_stage_timings(frames):
     overlap = torch.isin(mapper.map.lookup(result.keys), second.rows)
     assert overlap.any()  # revisited voxels
     assert (mapper.map.read(mapper.map.lookup(result.keys[overlap])).count == 2).all()
+
+
+def _voted(observations: list[tuple[int, float]]) -> tuple[int, float]:
+    """Feed one voxel's (label, confidence) observations through vote_labels as the map
+    stores them (int16 label, float16 confidence, int16 count)."""
+    label, conf, count = torch.tensor([-1], dtype=torch.int16), torch.zeros(1, dtype=torch.float16), torch.zeros(1, dtype=torch.int16)
+    for lab, c in observations:
+        old = VoxelData(torch.zeros(1, 4, dtype=torch.float16), count, label, conf, torch.zeros(1, 3, dtype=torch.uint8), torch.ones(1, dtype=torch.bool))
+        new_label, new_conf = vote_labels(old, torch.tensor([lab]), torch.tensor([c]))
+        label, conf, count = new_label.to(torch.int16), new_conf.to(torch.float16), count + 1
+    return int(label), float(conf)
+
+
+@pytest.mark.parametrize(
+    "observations, label, confidence",
+    [
+        ([(3, 0.9)], 3, 0.9),  # a new voxel takes its first label
+        ([(3, 0.9), (3, 0.8), (5, 0.95)], 3, (0.9 + 0.8 - 0.95) / 3),  # one late view does not overwrite
+        ([(3, 0.6), (5, 0.9)], 5, (0.9 - 0.6) / 2),  # a more confident view wins a tie of counts
+        ([(3, 0.9), (5, 0.9), (5, 0.9), (5, 0.9), (3, 0.9)], 5, 0.9 / 5),  # the majority, wherever it comes
+        ([(1, 0.5), (2, 0.5), (3, 0.5)], 3, 0.5 / 3),
+    ],
+)
+def test_vote_keeps_the_confidence_weighted_majority(observations, label, confidence):
+    got_label, got_conf = _voted(observations)
+    assert got_label == label
+    assert got_conf == pytest.approx(confidence, abs=2e-3)
+
+
+def test_vote_matches_a_full_weighted_histogram_when_one_label_holds_the_majority():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(1, 30))
+        majority = int(rng.integers(0, 20))
+        labels = [majority if rng.random() < 0.7 else int(rng.integers(0, 20)) for _ in range(n)]
+        weights = rng.uniform(0.3, 1.0, n)
+        hist = np.zeros(20)
+        np.add.at(hist, labels, weights)
+        if hist.max() <= hist.sum() / 2:
+            continue  # without a strict majority the streaming vote promises nothing
+        assert _voted(list(zip(labels, weights.tolist())))[0] == int(hist.argmax())
+
+
+def test_label_update_latest_keeps_the_latest_expert_label(frames):
+    torch.manual_seed(0)
+    mapper = OnlineMapper(small_config(**{"alster.label_update": "latest"}))
+    captured = {}
+    mapper.model.expert.head.register_forward_hook(lambda module, args, out: captured.__setitem__("logits", out))
+    for frame in frames:
+        result = mapper.step(frame)
+        assert torch.equal(result.labels, captured["logits"].argmax(1))
 
 
 def test_label_fusion_is_a_mode_of_the_same_mapper(frames):

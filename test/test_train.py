@@ -14,7 +14,10 @@ from alster_mapping.data.sequences import FrameList, SyntheticSequence
 from alster_mapping.eval.evaluate import evaluate
 from alster_mapping.eval.metrics import SemanticScores, map_raw_labels
 from alster_mapping.nets.checkpoint import load_checkpoint, read_card
-from alster_mapping.train.trainer import MODEL_FILE, STATE_FILE, Trainer
+from alster_mapping.core.camera import CameraIntrinsics
+from alster_mapping.core.geometry import normals_from_depth
+from alster_mapping.nets.encoder2d import Encoder2D
+from alster_mapping.train.trainer import MODEL_FILE, STATE_FILE, Trainer, mirror_input
 
 TINY = [
     "mapping.model.encoder2d.pretrained=false",
@@ -106,6 +109,35 @@ def test_resume_refuses_another_configuration_and_a_corrupt_state(tmp_path):
     state.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="cannot resume"):
         Trainer(tiny_config(), tmp_path, sequences=rooms(), progress=False).run()
+
+
+def test_mirrored_input_is_the_input_of_the_mirrored_camera():
+    """Pre-training's flip: mirroring the 7-channel input (and negating the normals' x)
+    equals preparing the mirrored image with the mirrored intrinsics from scratch."""
+    frame = ProceduralRoom(64, 48, seed=0).frames(1)[0]
+    k = frame.intrinsics
+
+    def prepared(color, depth, intrinsics):
+        normals = normals_from_depth(torch.from_numpy(depth), intrinsics, 3.0).numpy()
+        return Encoder2D.prepare_input(color, depth, normals)
+
+    target = torch.arange(64 * 48).reshape(48, 64)
+    image, flipped_target = mirror_input(prepared(frame.color, frame.depth, k), target)
+    mirrored_k = CameraIntrinsics(k.fx, k.fy, k.width - 1 - k.cx, k.cy, k.width, k.height)
+    expected = prepared(np.ascontiguousarray(frame.color[:, ::-1]), np.ascontiguousarray(frame.depth[:, ::-1]), mirrored_k)
+    torch.testing.assert_close(image, expected, atol=1e-5, rtol=1e-5)
+    assert torch.equal(flipped_target[:, 0], target[:, -1])
+
+
+@pytest.mark.parametrize("max_lr_2d, changes", [(0.0, False), (1e-3, True)])
+def test_joint_stage_freezes_the_2d_encoder_when_its_rate_is_zero(tmp_path, max_lr_2d, changes):
+    trainer = Trainer(tiny_config("pretrain_2d.steps=0", f"joint.max_lr_2d={max_lr_2d}"), tmp_path, sequences=rooms(), progress=False)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.run()
+    after = trainer.model.state_dict()
+    encoder_changed = any(not torch.equal(before[k], after[k]) for k in before if k.startswith("encoder2d."))
+    assert encoder_changed == changes
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("expert."))
 
 
 @pytest.mark.slow

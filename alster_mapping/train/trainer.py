@@ -9,7 +9,10 @@ writes the expert's detached features back, so every frame is one truncated step
 sequence. As the paper prescribes, frames are visited in a random permutation of each
 trajectory and maps are reset at random, so the expert sees scenes at every stage of
 reconstruction. Adam with a OneCycle schedule (peak 1e-3 for the 3D network and the
-expert, 1e-5 for the pretrained 2D encoder), gradients summed over ``accumulate`` forwards.
+expert; the paper's 1e-5 for the pretrained 2D encoder with ``joint.max_lr_2d=1e-5``, by
+default 0, which freezes it: on a CPU its backward is a third of a joint step, and the
+time buys twice the 2D pre-training), gradients summed over ``accumulate`` forwards.
+Pre-training mirrors half of its images (``pretrain_2d.flip``).
 
 Everything random is drawn from generators seeded by ``TrainConfig.seed``; the training
 state (weights, optimizer, generators, sequence positions) is written every
@@ -115,7 +118,9 @@ class Trainer:
         self.model: AlsterModel = MODELS.build(
             m.model.name, m.model, num_classes=self.space.num_classes, feature_dim=m.map.feature_dim
         ).to(self.device)
+        setup = time.perf_counter()
         self.sequences = sequences if sequences is not None else training_sequences(self.cfg)
+        self.setup_seconds = time.perf_counter() - setup  # building worlds/scenes, outside the step times
         if not self.sequences:
             raise ValueError("no training sequences")
         self.phase = "pretrain_2d" if self.cfg.pretrain_2d.steps > 0 else "joint"
@@ -148,11 +153,27 @@ class Trainer:
         else:
             cfg = self.cfg.joint
             rest = [p for name, p in self.model.named_parameters() if not name.startswith("encoder2d.")]
-            groups = [(list(enc.parameters()), cfg.max_lr_2d), (rest, cfg.max_lr)]
+            groups = [(rest, cfg.max_lr)]
+            if not self._frozen_2d():
+                groups.insert(0, (list(enc.parameters()), cfg.max_lr_2d))
             total = cfg.steps
         self.optimizer = torch.optim.Adam([{"params": p, "lr": lr} for p, lr in groups])
         self._peak_lrs, self._total_steps = [lr for _, lr in groups], total
         self._build_scheduler()
+
+    def _frozen_2d(self) -> bool:
+        """The joint stage with ``max_lr_2d = 0``: the 2D encoder is a fixed feature extractor."""
+        return self.phase == "joint" and self.cfg.joint.max_lr_2d == 0.0
+
+    def _train_mode(self) -> None:
+        """Training mode for the phase; a frozen 2D encoder gets no gradients (so autograd
+        skips its backward, a third of a joint step) and stays in eval mode."""
+        self.model.train()
+        frozen = self._frozen_2d()
+        for p in self.model.encoder2d.parameters():
+            p.requires_grad_(not frozen)
+        if frozen:
+            self.model.encoder2d.eval()
 
     def _build_scheduler(self) -> None:
         """OneCycle over the phase's steps (its peaks from the config, also after a resume)."""
@@ -251,8 +272,12 @@ class Trainer:
                 raise ValueError(f"{self.sequences[s].name} frame {i} has no 2D labels to train on")
             depth = torch.from_numpy(frame.depth)
             normals = normals_from_depth(depth, frame.intrinsics, self.cfg.mapping.alster.max_range)
-            images.append(Encoder2D.prepare_input(frame.color, frame.depth, normals.numpy()))
-            targets.append(self.space.encode(frame.labels))
+            image = Encoder2D.prepare_input(frame.color, frame.depth, normals.numpy())
+            target = self.space.encode(frame.labels)
+            if self.cfg.pretrain_2d.flip and rng.random() < 0.5:
+                image, target = mirror_input(image, target)
+            images.append(image)
+            targets.append(target)
         if len({tuple(t.shape) for t in targets}) > 1:
             raise ValueError("pre-training batches need images of one size")
         return torch.cat(images).to(self.device), torch.stack(targets).to(self.device)
@@ -296,7 +321,7 @@ class Trainer:
             slot = self.slots[k]
             if slot.mapper is None:
                 slot.mapper = OnlineMapper(self.cfg.mapping, model=self.model)
-                self.model.train()  # the mapper puts its model in eval mode
+                self._train_mode()  # the mapper puts its model in eval mode
             if reset:
                 slot.mapper.map.clear()
             # Under DDP gradients are averaged across ranks only in the last backward of a step.
@@ -336,7 +361,7 @@ class Trainer:
         """Train (resuming if a state exists) and write ``OUT/model.safetensors`` + card; returns the card."""
         if not self.load_state():
             self._build_optimizer()
-        self.model.train()
+        self._train_mode()
         while self.phase != "done":
             total = self.cfg.pretrain_2d.steps if self.phase == "pretrain_2d" else self.cfg.joint.steps
             bar = tqdm(total=total, initial=self.step, desc=self.phase, disable=not self.progress or self.rank != 0, dynamic_ncols=True)
@@ -358,7 +383,7 @@ class Trainer:
             self.slots = []
             if self.phase != "done":
                 self._build_optimizer()
-                self.model.train()
+                self._train_mode()
             self.save_state()
         return self.write_model()
 
@@ -370,6 +395,7 @@ class Trainer:
             "data_seeds": parse_seed_range(self.cfg.data.seeds) if self.cfg.data.source == "synthetic" else None,
             "sequences": [s.name for s in self.sequences],
             "train_seconds": round(self.elapsed, 1),
+            "setup_seconds": round(self.setup_seconds, 1),
             "threads": torch.get_num_threads(),
             "device": str(self.device),
             "world_size": self.world_size,
@@ -379,6 +405,18 @@ class Trainer:
         self.model.eval()
         card = save_checkpoint(self.model, self.out / MODEL_FILE, self.space, provenance, metrics) if self.rank == 0 else {}
         return card
+
+
+def mirror_input(image: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mirror a network input left-right as a camera would see the mirrored scene.
+
+    image: (1, 7, H, W) ``Encoder2D.prepare_input`` layout (RGB, depth, camera-frame
+    normals). target: (H, W) class indices. The normals' x component changes sign,
+    because the camera's x axis points the other way in the mirrored image.
+    """
+    image = image.flip(-1)
+    image[:, 4] = -image[:, 4]
+    return image, target.flip(-1)
 
 
 def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
