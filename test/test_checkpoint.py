@@ -100,3 +100,16 @@ def test_update_card_adds_metrics_and_keeps_the_weights(saved):
     assert json.loads(card_path(path).read_text()) == card
     for name, tensor in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor)
+
+
+def test_load_checkpoint_alone_knows_the_built_in_models():
+    """A fresh interpreter that imports only the checkpoint module can load the shipped model."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "models" / "alster_scannet20_synthetic.safetensors"
+    code = f"from alster_mapping.nets.checkpoint import load_checkpoint; print(type(load_checkpoint({str(shipped)!r})[0]).__name__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("AlsterModel")
