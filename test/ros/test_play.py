@@ -128,7 +128,14 @@ def test_play_into_the_live_node(tmp_path, bag, ros_context):
             assert set(result.skipped_topics) == {"/tf", "/tf_static"}
 
         # The node maps the frames.
-        stats = peer.wait_stats(lambda s: counter(s, "mapped") == FRAMES, "all frames mapped", timeout=30.0)
+        # The node subscribes to images best-effort (the sensor-data convention), so DDS may
+        # lose one (seen: the first frame, right after discovery): every frame that arrives is
+        # mapped, and at most one goes missing.
+        stats = peer.wait_stats(
+            lambda s: counter(s, "received", "frames") >= FRAMES - 1 and counter(s, "mapped") == counter(s, "received", "frames"),
+            "every received frame mapped",
+            timeout=30.0,
+        )
         assert stats["voxels"] > 100 and stats["pipeline"]["skipped_total"] == 0
         assert peer.wait_for("update").width > 0
         assert peer.wait_for("cloud", lambda m: m.width == stats["voxels"]).header.frame_id == "map"
