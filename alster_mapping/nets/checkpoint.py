@@ -127,8 +127,6 @@ def load_checkpoint(
         raise CheckpointError(f"checkpoint {path} has D_F = {card.get('feature_dim')}, the map has {feature_dim}")
     # The weights come from the file: do not load the ImageNet ones first.
     config = dataclasses.replace(config, encoder2d=dataclasses.replace(config.encoder2d, pretrained=False))
-    from . import alster  # noqa: F401  registers the built-in models, also when only this module was imported
-
     try:
         model = MODELS.build(card["model"], config, num_classes=card["num_classes"], feature_dim=card["feature_dim"])
     except (KeyError, ValueError, TypeError) as exc:
