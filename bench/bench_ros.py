@@ -350,7 +350,7 @@ def bench_node(args, workdir: Path) -> dict:
             "frames_sent_after_warmup": sum(1 for t, _ in sent if t >= warmup),
             "updates_received_after_warmup": len(timed),
             "node_mapped": pipeline.get("mapped"),
-            "node_dropped": pipeline.get("queue", {}).get("dropped"),
+            "node_superseded": pipeline.get("queue", {}).get("superseded"),
             "node_skipped": pipeline.get("skipped", {}),
             "latency_ms": {
                 "median": statistics.median(timed) * 1e3 if timed else None,
@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         ("node start-up (to subscribed)", f"{live['startup_s']:.1f} s"),
         ("node processing, one frame at a time (median)", f"{live['processing_ms_median']:.0f} ms"),
         ("publish rate", f"{live['rate_hz']:.2f} Hz for {live['duration_s']:.0f} s (warm-up {live['warmup_s']:.0f} s)"),
-        ("frames sent (incl. probe) / mapped / dropped by the queue", f"{live['frames_sent_with_probe']} / {live['node_mapped']} / {live['node_dropped']}"),
+        ("frames sent (incl. probe) / mapped / superseded in the queue", f"{live['frames_sent_with_probe']} / {live['node_mapped']} / {live['node_superseded']}"),
         ("stamp -> ~/semantic_cloud_update latency (median / p95)", f"{ms(lat['median'])} / {ms(lat['p95'])}"),
         ("node RSS after warm-up / at the end", f"{mem['rss_after_warmup_bytes'] / 2**20:.0f} / {mem['rss_end_bytes'] / 2**20:.0f} MiB"),
         ("node RSS growth (goal <= 5 %)", f"{mem['growth_percent']:+.2f} %"),

@@ -113,8 +113,8 @@ def image(array, encoding):
     return SimpleNamespace(**array_to_image_fields(array, encoding))
 
 
-def test_image_converter_numpy_path_matches_image_codec_and_rejects_bad_images():
-    conv = ImageConverter(0.001, use_cv_bridge=False)
+def test_image_converter_matches_image_codec_and_rejects_bad_images():
+    conv = ImageConverter(0.001)
     assert conv.backend == "numpy"
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)

@@ -14,7 +14,7 @@ def test_pairs_within_slop_in_any_arrival_order():
     out += sync.add(1, 102 * MS, "d102")  # older than the emitted 134: late -> dropped
     assert out == [(133 * MS, ("c133", "d134"))]
     # c100 became stale when 133 was matched.
-    assert sync.stats == {"matched": 1, "dropped": 2, "duplicates": 0}
+    assert sync.stats == {"matched": 1, "dropped": 2, "duplicates": 0, "resets": 0}
 
 
 def test_out_of_order_within_queue():
@@ -49,7 +49,7 @@ def test_duplicates_counted_and_dropped():
     assert sync.add(0, 10, "a-again") == []
     assert sync.add(1, 10, "b") == [(10, ("a", "b"))]
     assert sync.add(1, 10, "b-again") == []  # already matched
-    assert sync.stats == {"matched": 1, "dropped": 0, "duplicates": 2}
+    assert sync.stats == {"matched": 1, "dropped": 0, "duplicates": 2, "resets": 0}
 
 
 def test_queue_overflow_drops_oldest():
@@ -72,3 +72,16 @@ def test_single_stream_and_validation():
         ApproximateTimeSync(2, -1)
     with pytest.raises(ValueError):
         ApproximateTimeSync(2, 1, queue_size=0)
+
+
+def test_reset_after_a_jump_back_matches_older_stamps_again():
+    sync = ApproximateTimeSync(2, slop_ns=5 * MS)
+    sync.add(0, 500 * MS, "c500")
+    assert sync.add(1, 500 * MS, "d500") == [(500 * MS, ("c500", "d500"))]
+    sync.add(0, 520 * MS, "c520")  # pending when time jumps back
+    assert sync.add(0, 100 * MS, "c100") == []  # late: dropped until reset
+    sync.reset()
+    assert sync.pending == 0
+    sync.add(0, 100 * MS, "c100")
+    assert sync.add(1, 101 * MS, "d101") == [(100 * MS, ("c100", "d101"))]
+    assert sync.stats == {"matched": 2, "dropped": 2, "duplicates": 0, "resets": 1}

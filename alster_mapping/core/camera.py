@@ -7,6 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+MIN_FOV_DEG = 1.0
+"""Narrowest field of view accepted per image axis [degrees] (a long telephoto lens)."""
+MAX_FOV_DEG = 170.0
+"""Widest field of view accepted per image axis [degrees] (rectified wide-angle images)."""
+
 
 @dataclass(frozen=True)
 class CameraIntrinsics:
@@ -38,6 +43,29 @@ class CameraIntrinsics:
             raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
         object.__setattr__(self, "width", int(self.width))
         object.__setattr__(self, "height", int(self.height))
+        self._check_plausible()
+
+    def _check_plausible(self) -> None:
+        """Reject intrinsics no real camera has: they would scatter points kilometres away.
+
+        The principal point must lie on the image (pixel centres 0 .. W-1 in the
+        integer-index frame, half a pixel of slack), and each axis must see between
+        ``MIN_FOV_DEG`` and ``MAX_FOV_DEG`` (a 640-pixel-wide image: fx between 28 and
+        36,700 pixels).
+        """
+        for name, c, size in (("cx", self.cx, self.width), ("cy", self.cy, self.height)):
+            if not -0.5 <= c <= size - 0.5:
+                raise ValueError(
+                    f"principal point {name}={c} lies outside the {self.width}x{self.height} image "
+                    f"(expected -0.5 .. {size - 0.5})"
+                )
+        for name, f, size in (("fx", self.fx, self.width), ("fy", self.fy, self.height)):
+            fov = math.degrees(2.0 * math.atan(size / (2.0 * f)))
+            if not MIN_FOV_DEG <= fov <= MAX_FOV_DEG:
+                raise ValueError(
+                    f"focal length {name}={f} px gives a {fov:.3g} degree field of view over {size} px "
+                    f"(expected {MIN_FOV_DEG} .. {MAX_FOV_DEG} degrees)"
+                )
 
     @classmethod
     def from_matrix(cls, K: np.ndarray, width: int, height: int) -> "CameraIntrinsics":
@@ -72,4 +100,22 @@ class CameraIntrinsics:
             (self.cy + 0.5) * sy - 0.5,
             int(width),
             int(height),
+        )
+
+    def downscaled(self, factor: int) -> "CameraIntrinsics":
+        """Intrinsics of the grid of factor x factor pixel blocks (``core.downscale``; the last partial blocks cut).
+
+        Pixel u of the new image is the block of pixels factor*u .. factor*u + factor - 1,
+        whose centre lies at factor*u + (factor - 1) / 2 in the old integer-index frame.
+        """
+        f = int(factor)
+        if f < 1:
+            raise ValueError(f"downscale factor must be a positive integer, got {factor}")
+        return CameraIntrinsics(
+            self.fx / f,
+            self.fy / f,
+            (self.cx - (f - 1) / 2) / f,
+            (self.cy - (f - 1) / 2) / f,
+            self.width // f,
+            self.height // f,
         )

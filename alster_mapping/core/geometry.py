@@ -141,10 +141,25 @@ def voxel_centers(keys: torch.Tensor, voxel_size: float) -> torch.Tensor:
     return ((keys.to(torch.float64) + 0.5) * voxel_size).to(torch.float32)
 
 
+def check_key_range(keys: torch.Tensor) -> None:
+    """ValueError unless every voxel key of (N, 3) integer ``keys`` lies in [-2^20, 2^20).
+
+    ``pack_keys`` keeps 21 bits per axis: a key outside that range would wrap around and
+    alias another voxel (2^21 aliases 0), so maps refuse such keys instead.
+    """
+    if keys.numel() == 0:
+        return
+    lo, hi = torch.aminmax(keys)
+    if int(lo) < -KEY_LIMIT or int(hi) >= KEY_LIMIT:
+        raise ValueError(
+            f"voxel keys must lie in [-{KEY_LIMIT}, {KEY_LIMIT}) on every axis (21 bits), got {int(lo)}..{int(hi)}"
+        )
+
+
 def pack_keys(keys: torch.Tensor) -> torch.Tensor:
     """Pack (N, 3) int32 voxel keys into (N,) int64 codes (21 bits per axis).
 
-    Packing is a bijection on |k| < 2^20; sorting codes does not sort spatially.
+    Packing is a bijection on [-2^20, 2^20) (``check_key_range``); sorting codes does not sort spatially.
     """
     k = keys.to(torch.int64) & _KEY_MASK
     return (k[:, 0] << (2 * KEY_BITS)) | (k[:, 1] << KEY_BITS) | k[:, 2]

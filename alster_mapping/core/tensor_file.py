@@ -34,20 +34,34 @@ def write_tensor_file(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
     """Write tensors (moved to CPU, made contiguous) and string metadata to ``path`` atomically.
 
     Adds the per-tensor checksums under ``"crc32"``. Raises OSError if it cannot be
-    written; an existing file at ``path`` is then left as it was.
+    written (also when safetensors reports the failure, e.g. a full disk, as its own
+    error type); an existing file at ``path`` is then left as it was, and nothing of the
+    attempt remains beside it.
     """
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
     metadata = {**metadata, CHECKSUM_KEY: json.dumps({name: tensor_crc32(t) for name, t in tensors.items()})}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+    except SafetensorError as exc:
+        raise OSError(f"cannot write {path}: {exc}") from exc
     return Path(path)
+
+
+def _require_file(path: Path) -> None:
+    """TensorFileError unless ``path`` names a regular file (also for names the OS rejects, e.g. too long)."""
+    try:
+        exists = path.is_file()
+    except (OSError, ValueError) as exc:  # ENAMETOOLONG, EACCES on a parent, embedded NUL
+        raise TensorFileError(f"{path} cannot be opened: {exc}") from exc
+    if not exists:
+        raise TensorFileError(f"{path} does not exist")
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The string metadata of a tensor file without reading its tensors; raises TensorFileError."""
     path = Path(path)
-    if not path.is_file():
-        raise TensorFileError(f"{path} does not exist")
+    _require_file(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
@@ -61,8 +75,7 @@ def read_tensor_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
     Raises TensorFileError naming the file and the problem.
     """
     path = Path(path)
-    if not path.is_file():
-        raise TensorFileError(f"{path} does not exist")
+    _require_file(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = dict(f.metadata() or {})

@@ -45,6 +45,10 @@ class ExtrapolationError(TransformError):
     """A dynamic edge has no data close enough to the requested time."""
 
 
+class InterpolationGapError(TransformError):
+    """The samples of a dynamic edge around the requested time lie too far apart to interpolate."""
+
+
 @dataclass
 class _Edge:
     parent: str
@@ -155,14 +159,23 @@ class TransformBuffer:
             return None
         return edge.stamps[0], edge.stamps[-1]
 
-    def lookup(self, target_frame: str, source_frame: str, stamp_ns: int | None, tolerance_ns: int = 0) -> np.ndarray:
+    def lookup(
+        self,
+        target_frame: str,
+        source_frame: str,
+        stamp_ns: int | None,
+        tolerance_ns: int = 0,
+        max_gap_ns: int | None = None,
+    ) -> np.ndarray:
         """T_target_source (4, 4) float64: maps points in ``source_frame`` into ``target_frame`` at ``stamp_ns``.
 
         stamp_ns: time in ns; ``None`` means the latest time every dynamic edge on the
         path has data for (tf2's "time 0"). A dynamic edge is interpolated between the
         samples bracketing the time; beyond its first or last sample the nearest sample
         is used if the gap is at most ``tolerance_ns``, else ExtrapolationError (naming
-        the edge and the gap). FrameNotFound / NotConnected for unknown or unconnected frames.
+        the edge and the gap). max_gap_ns: bracketing samples further apart than this
+        are not interpolated (InterpolationGapError: the motion between them is unknown);
+        None = no limit, as tf2. FrameNotFound / NotConnected for unknown or unconnected frames.
         """
         target, source = _normalise(target_frame), _normalise(source_frame)
         path_up, path_down = self._path(target, source)
@@ -174,16 +187,18 @@ class TransformBuffer:
         # T_ancestor_source, composed from the ancestor downwards.
         T_anc_source = np.eye(4)
         for frame in reversed(path_up):
-            T_anc_source = T_anc_source @ self._edge_at(frame, int(stamp_ns), tolerance_ns)
+            T_anc_source = T_anc_source @ self._edge_at(frame, int(stamp_ns), tolerance_ns, max_gap_ns)
         T_anc_target = np.eye(4)
         for frame in reversed(path_down):
-            T_anc_target = T_anc_target @ self._edge_at(frame, int(stamp_ns), tolerance_ns)
+            T_anc_target = T_anc_target @ self._edge_at(frame, int(stamp_ns), tolerance_ns, max_gap_ns)
         return invert_se3(T_anc_target) @ T_anc_source
 
-    def can_transform(self, target_frame: str, source_frame: str, stamp_ns: int | None, tolerance_ns: int = 0) -> bool:
+    def can_transform(
+        self, target_frame: str, source_frame: str, stamp_ns: int | None, tolerance_ns: int = 0, max_gap_ns: int | None = None
+    ) -> bool:
         """Whether ``lookup`` with the same arguments would succeed."""
         try:
-            self.lookup(target_frame, source_frame, stamp_ns, tolerance_ns)
+            self.lookup(target_frame, source_frame, stamp_ns, tolerance_ns, max_gap_ns)
         except TransformError:
             return False
         return True
@@ -212,7 +227,7 @@ class TransformBuffer:
             )
         return up[: up.index(ancestor)], down[: down.index(ancestor)]
 
-    def _edge_at(self, child: str, stamp: int, tolerance_ns: int) -> np.ndarray:
+    def _edge_at(self, child: str, stamp: int, tolerance_ns: int, max_gap_ns: int | None = None) -> np.ndarray:
         """T_parent_child of the edge above ``child`` at ``stamp`` [ns]."""
         edge = self._edges[child]
         if edge.static:
@@ -233,4 +248,9 @@ class TransformBuffer:
         t0, t1 = stamps[i - 1], stamps[i]
         if t0 == stamp:
             return edge.transforms[i - 1]
+        if max_gap_ns is not None and t1 - t0 > max_gap_ns:
+            raise InterpolationGapError(
+                f"lookup at {stamp} ns falls in a {_ms(t1 - t0)} gap between samples of edge "
+                f"{edge.parent} -> {child} (at most {_ms(max_gap_ns)} is interpolated)"
+            )
         return interpolate_pose(edge.transforms[i - 1], edge.transforms[i], (stamp - t0) / (t1 - t0))

@@ -21,8 +21,9 @@ class ApproximateTimeSync:
 
     queue_size: unmatched messages kept per stream; the oldest is dropped on overflow.
     ``stats``: counts of emitted tuples (``matched``), messages dropped unmatched
-    (``dropped``: queue overflow, stale or late) and messages dropped because their
-    stream already had a message with the same stamp (``duplicates``).
+    (``dropped``: queue overflow, stale, late or cleared by ``reset``), messages dropped
+    because their stream already had a message with the same stamp (``duplicates``) and
+    of ``reset`` calls (``resets``).
     """
 
     def __init__(self, num_streams: int, slop_ns: int, queue_size: int = 10):
@@ -35,10 +36,20 @@ class ApproximateTimeSync:
         self.num_streams = int(num_streams)
         self.slop_ns = int(slop_ns)
         self.queue_size = int(queue_size)
-        self.reset()
+        self._stats = {"matched": 0, "dropped": 0, "duplicates": 0, "resets": 0}
+        self._clear()
 
     def reset(self) -> None:
-        """Drop every queued message and zero the statistics."""
+        """Drop every queued message (counted as dropped) and forget the last matched stamps.
+
+        For a jump back in time (a restarted bag): afterwards any stamp can match again.
+        The statistics keep counting; ``resets`` counts the calls.
+        """
+        self._stats["dropped"] += self.pending
+        self._stats["resets"] += 1
+        self._clear()
+
+    def _clear(self) -> None:
         # Per stream: sorted stamps and their items.
         self._stamps: list[list[int]] = [[] for _ in range(self.num_streams)]
         self._items: list[dict[int, Any]] = [{} for _ in range(self.num_streams)]
@@ -46,11 +57,10 @@ class ApproximateTimeSync:
         # recently matched stamps, so a re-delivered message counts as a duplicate.
         self._last: list[int | None] = [None] * self.num_streams
         self._recent: list[deque[int]] = [deque(maxlen=4 * self.queue_size) for _ in range(self.num_streams)]
-        self._stats = {"matched": 0, "dropped": 0, "duplicates": 0}
 
     @property
     def stats(self) -> dict[str, int]:
-        """Copy of the counters: matched, dropped, duplicates."""
+        """Copy of the counters: matched, dropped, duplicates, resets."""
         return dict(self._stats)
 
     @property

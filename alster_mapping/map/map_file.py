@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..core.config import MapConfig
-from ..core.geometry import pack_keys
+from ..core.geometry import check_key_range, pack_keys
 from ..core.labels import LabelSpace
 from ..core.tensor_file import TensorFileError, read_metadata, read_tensor_file, write_tensor_file
 from .voxel_map import FEATURE_KINDS, SemanticVoxelMap
@@ -128,6 +128,11 @@ def _check_tensors(path: Path, t: dict[str, torch.Tensor], meta: dict, voxel_map
     if tuple(t["block_keys"].shape) != (m, 3) or tuple(t["block_ticks"].shape) != (m,):
         fail("block tensors have inconsistent shapes")
     if v:
+        try:
+            check_key_range(t["keys"])  # before packing: far keys would alias near ones
+            check_key_range(t["block_keys"])
+        except ValueError as exc:
+            fail(str(exc))
         if torch.unique(pack_keys(t["keys"])).shape[0] != v:
             fail("duplicate voxel keys")
         if not bool(torch.isfinite(t["feature"]).all()):

@@ -24,7 +24,7 @@ import torch
 
 from ..core.camera import CameraIntrinsics
 from ..core.config import MapConfig, validate
-from ..core.geometry import frustum_corners, in_frustum, pack_keys, voxel_centers
+from ..core.geometry import check_key_range, frustum_corners, in_frustum, pack_keys, voxel_centers
 from ..core.labels import LabelSpace, scannet20
 from .voxel_index import HASH_ENTRY_OVERHEAD_BYTES, VoxelBlockIndex
 
@@ -164,8 +164,9 @@ class SemanticVoxelMap:
         keys = torch.as_tensor(keys, device=self.device)
         if keys.ndim != 2 or keys.shape[1] != 3:
             raise ValueError(f"voxel keys must be (N, 3), got shape {tuple(keys.shape)}")
-        if keys.dtype.is_floating_point:
+        if keys.dtype.is_floating_point or keys.dtype == torch.bool:
             raise ValueError(f"voxel keys must be integers, got {keys.dtype}")
+        check_key_range(keys)  # before the int32 cast, which would wrap int64 keys too
         return keys.to(torch.int32)
 
     def lookup(self, keys: torch.Tensor | np.ndarray) -> torch.Tensor:

@@ -26,8 +26,7 @@ from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
 from ..map.voxel_map import MapArrays
-
-COLOR_BY = ("label", "rgb")
+from .node_config import COLOR_BY
 
 POINT_STEP = 24
 """Bytes per point of the semantic cloud."""

@@ -3,8 +3,8 @@
 Everything here is duck-typed on message fields (no rclpy import), so the same code
 handles rclpy messages, rosbags messages and test namespaces:
 
-- ``ImageConverter``: colour / depth / label image messages -> numpy, through cv_bridge
-  when it is importable, else through ``core.image_codec`` (same result).
+- ``ImageConverter``: colour / depth / label image messages (or raw images parsed by
+  ``raw_image``) -> numpy, through ``core.image_codec``.
 - ``stamp_to_ns``, ``transform_to_matrix``, ``pose_to_matrix``, ``pose_message_edge``:
   message fields -> nanoseconds and (4, 4) float64 rigid transforms.
 - ``PoseSource``: a thread-safe ``TransformBuffer`` fed by /tf, /tf_static or a pose
@@ -33,6 +33,7 @@ from ..core.tf_buffer import (
     DEFAULT_CACHE_NS,
     ExtrapolationError,
     FrameNotFound,
+    InterpolationGapError,
     NotConnected,
     TransformBuffer,
     TransformError,
@@ -112,11 +113,13 @@ class PoseSource:
     cache_ns: history kept per dynamic edge [ns]. tolerance_ns: how far beyond the first
     or last sample of an edge a lookup may use the nearest sample instead of failing
     (poses are not extrapolated further; an image older or newer than that is skipped).
+    max_gap_ns: samples further apart are not interpolated (None: no limit).
     """
 
-    def __init__(self, cache_ns: int = DEFAULT_CACHE_NS, tolerance_ns: int = 0):
+    def __init__(self, cache_ns: int = DEFAULT_CACHE_NS, tolerance_ns: int = 0, max_gap_ns: int | None = None):
         self.buffer = TransformBuffer(cache_ns)
         self.tolerance_ns = int(tolerance_ns)
+        self.max_gap_ns = max_gap_ns
         self._cond = threading.Condition()
         self.samples = 0
 
@@ -135,11 +138,15 @@ class PoseSource:
         bad = 0
         for t in msg.transforms:
             try:
-                T = transform_to_matrix(t.transform, f"transform {t.header.frame_id} -> {t.child_frame_id}")
-                self.set_transform(t.header.frame_id, t.child_frame_id, T, stamp_to_ns(t.header.stamp), static)
-            except (ValueError, TransformError):
+                self.add_transform(t, static)
+            except ValueError:  # TransformError is one
                 bad += 1
         return bad
+
+    def add_transform(self, t: Any, static: bool = False) -> None:
+        """Store one ``geometry_msgs/TransformStamped``; ValueError (or TransformError) when it is unusable."""
+        T = transform_to_matrix(t.transform, f"transform {t.header.frame_id} -> {t.child_frame_id}")
+        self.set_transform(t.header.frame_id, t.child_frame_id, T, stamp_to_ns(t.header.stamp), static)
 
     def clear(self) -> None:
         """Forget every sample (e.g. after the clock jumped back)."""
@@ -151,16 +158,19 @@ class PoseSource:
 
         Waiting blocks the calling thread (the worker): the pose for an image often arrives
         a little after the image. Raises ``SkipFrame`` with reason ``pose_unavailable``
-        (unknown or unconnected frames) or ``pose_extrapolation`` (no data close enough
-        to the stamp).
+        (unknown or unconnected frames), ``pose_extrapolation`` (no data close enough
+        to the stamp) or ``pose_gap`` (the poses around the stamp are too far apart; new
+        poses cannot close that gap, so this one does not wait).
         """
         deadline = time.monotonic() + max(0.0, timeout_s)
         with self._cond:
             while True:
                 try:
-                    return self.buffer.lookup(target, source, stamp_ns, self.tolerance_ns)
+                    return self.buffer.lookup(target, source, stamp_ns, self.tolerance_ns, self.max_gap_ns)
                 except ExtrapolationError as exc:
                     error: SkipFrame = SkipFrame("pose_extrapolation", f"no pose at the image stamp: {exc}")
+                except InterpolationGapError as exc:
+                    raise SkipFrame("pose_gap", f"no pose at the image stamp: {exc}") from exc
                 except (FrameNotFound, NotConnected) as exc:
                     error = SkipFrame("pose_unavailable", f"no pose: {exc}")
                 except TransformError as exc:
@@ -185,61 +195,30 @@ def _check_layout(msg: Any, allowed: tuple[str, ...], what: str) -> None:
 
 
 class ImageConverter:
-    """Image messages -> numpy arrays, via cv_bridge when importable, else ``core.image_codec``.
+    """Image messages (or ``raw_image.RawImage``) -> numpy arrays through ``core.image_codec``.
 
-    use_cv_bridge: None = whenever importable; False forces the numpy path. Both paths give
-    the same arrays: colour (H, W, 3) uint8 RGB, depth (H, W) float32 metres (16UC1 /
-    mono16 times ``depth_scale``; 32FC1 as is), labels (H, W) uint8 / uint16 raw ids.
-    ``backend`` names the path in use. Errors raise ``ImageEncodingError``.
+    colour (H, W, 3) uint8 RGB, depth (H, W) float32 metres (16UC1 / mono16 times
+    ``depth_scale``; 32FC1 as is), labels (H, W) uint8 / uint16 raw ids. Errors raise
+    ``ImageEncodingError``. cv_bridge is not used: the node receives images as serialized
+    bytes and decodes their data in place, which cv_bridge cannot do from bytes.
     """
 
-    def __init__(self, depth_scale: float = 0.001, use_cv_bridge: bool | None = None):
+    backend = "numpy"
+
+    def __init__(self, depth_scale: float = 0.001):
         self.depth_scale = float(depth_scale)
-        self._bridge = None
-        if use_cv_bridge is not False:
-            try:
-                from cv_bridge import CvBridge  # noqa: PLC0415 (optional dependency)
-
-                self._bridge = CvBridge()
-            except ImportError:
-                if use_cv_bridge:
-                    raise
-        self.backend = "cv_bridge" if self._bridge is not None else "numpy"
-
-    def _passthrough(self, msg: Any) -> np.ndarray:
-        """The raw array in native byte order, as image_codec.image_to_array returns it."""
-        if self._bridge is None:
-            return image_to_array(msg)
-        try:
-            array = self._bridge.imgmsg_to_cv2(msg, desired_encoding="passthrough")
-        except Exception as exc:  # CvBridgeError and friends: one error type for the caller
-            raise ImageEncodingError(f"cv_bridge cannot convert the {msg.encoding} image: {exc}") from exc
-        return np.ascontiguousarray(array)
 
     def color(self, msg: Any) -> np.ndarray:
         """Colour message (rgb8, bgr8, rgba8, bgra8, mono8) -> (H, W, 3) uint8 RGB."""
         _check_layout(msg, COLOR_ENCODINGS, "colour image")
-        if self._bridge is None:
-            return color_to_rgb(msg)
-        array = self._passthrough(msg)
-        encoding = str(msg.encoding)
-        if array.ndim == 2:
-            return np.repeat(array[:, :, None], 3, axis=2)
-        if encoding.startswith("bgr"):
-            return np.ascontiguousarray(array[:, :, 2::-1])
-        return np.ascontiguousarray(array[:, :, :3])
+        return color_to_rgb(msg)
 
     def depth(self, msg: Any) -> np.ndarray:
         """Depth message (16UC1 / mono16 in units of ``depth_scale`` metres, 32FC1 metres) -> (H, W) float32 m."""
         _check_layout(msg, DEPTH_ENCODINGS, "depth image")
-        if self._bridge is None:
-            return depth_to_metres(msg, self.depth_scale)
-        array = self._passthrough(msg)
-        if str(msg.encoding) == "32FC1":
-            return array.astype(np.float32, copy=False)
-        return (array.astype(np.float32) * np.float32(self.depth_scale)).astype(np.float32)
+        return depth_to_metres(msg, self.depth_scale)
 
     def labels(self, msg: Any) -> np.ndarray:
         """Label image (mono8 / 8UC1 / mono16 / 16UC1 raw label ids) -> (H, W) uint8 or uint16."""
         _check_layout(msg, LABEL_ENCODINGS, "label image")
-        return self._passthrough(msg)
+        return image_to_array(msg)

@@ -12,11 +12,15 @@ Topics (``~`` = the node name, default ``/mapping_node``):
   a late RViz still gets the latest map): one point per voxel with x, y, z, rgb, label,
   confidence (see ``alster_mapping.ros.cloud``). Published by a timer every
   ``publish_period`` seconds (steady clock, also with ``use_sim_time``) when the map
-  changed since the last publication, and once after start-up.
+  changed since the last publication and someone subscribes.
 
-Services (std_srvs/Trigger; the answer's ``message`` explains, ``success`` says whether it worked):
+Services (std_srvs/Trigger; the answer's ``message`` explains, ``success`` says whether it
+worked). No request can take the node down: any failure, expected or not, answers
+``success=false`` with the reason and leaves the map as it was.
 
-- ``~/save_map``: write the map atomically to ``save_path``.
+- ``~/save_map``: write the map atomically to ``save_path``. Temporary files that an
+  interrupted save (kill -9) left beside ``save_path`` or ``map_file`` are removed at
+  start-up and after a failed save.
 - ``~/load_map``: read ``map_file`` (or ``save_path`` when empty) and replace the map;
   a missing, corrupt or incompatible file leaves the live map unchanged.
 - ``~/clear_map``: remove every voxel.
@@ -28,16 +32,20 @@ plus the ``MapServerConfig`` fields below. The map's geometry (``label_space``,
 ``map.voxel_size``, ``map.feature_dim``, ``map.block_size``, ``map.device``,
 ``map.initial_capacity``) is fixed while the node runs; a map loaded from ``map_file`` at
 start-up brings its own geometry, which then wins over the parameters (with a warning).
+
+Logging goes through ``NodeLog`` (``self.log``), which never raises; callbacks and
+services are wrapped by ``guarded_callback`` / ``guarded_service``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -50,24 +58,24 @@ from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import PointCloud2
 from std_srvs.srv import Trigger
 
-from ..core.config import MappingConfig, param, validate
+from ..core.atomic_file import remove_stale_temporaries
+from ..core.config import MappingConfig, validate
 from ..core.labels import LabelSpace
 from ..map.map_file import MapFileError
 from ..map.voxel_map import SemanticVoxelMap
-from .cloud import COLOR_BY, arrays_to_cloud
+from .cloud import arrays_to_cloud
+from .node_config import FIXED_AT_START, MapServerConfig
+from .node_log import NodeLog
 from .params import ParameterError, apply_parameters, declare_config
+from .worker import Counters
 
 NODE_NAME = "mapping_node"
 
-# MappingConfig keys that describe the live map's geometry: fixed while the node runs.
-FIXED_AT_START = (
-    "label_space",
-    "map.voxel_size",
-    "map.feature_dim",
-    "map.block_size",
-    "map.device",
-    "map.initial_capacity",
-)
+EXIT_WATCHDOG = 3
+"""Exit code when the node gives up on a stuck worker (``MappingNode``'s watchdog)."""
+
+SHUTDOWN_SAVE_TIMEOUT = 30.0
+"""Seconds a save on shutdown waits for the map's lock (a stuck worker may hold it)."""
 
 CLOUD_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
@@ -76,22 +84,6 @@ CLOUD_QOS = QoSProfile(
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 """QoS of ``~/semantic_cloud``: the latest map is kept for subscribers that join late."""
-
-
-@dataclass
-class MapServerConfig:
-    """Parameters of the map server itself (ROS-only; the engine's live in ``MappingConfig``)."""
-
-    map_file: str = param(
-        "", "map file loaded at start-up and by ~/load_map ('' = start empty; load_map then reads save_path)"
-    )
-    save_path: str = param("alster_map.safetensors", "file written by ~/save_map and on shutdown")
-    frame_id: str = param("map", "frame of the published map cloud")
-    publish_period: float = param(1.0, "seconds between checks for map changes to publish", min=0.05, max=3600.0)
-    color_by: str = param(
-        "label", "colour of the cloud's points: label colours or mean observed colours", choices=COLOR_BY
-    )
-    save_on_shutdown: bool = param(False, "save the map to save_path when the node shuts down")
 
 
 class MapServerNode(Node):
@@ -104,6 +96,9 @@ class MapServerNode(Node):
 
     def __init__(self, node_name: str = NODE_NAME, *, voxel_map: SemanticVoxelMap | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
+        self.log = NodeLog(self.get_logger(), self.get_name(), self.context.ok)
+        self.exit_code = 0
+        self.server_counters = Counters()
         problems = []
         for attr, defaults in self.config_sections():
             try:
@@ -114,6 +109,7 @@ class MapServerNode(Node):
             raise ParameterError(problems)
         self.config: MappingConfig
         self.server_config: MapServerConfig
+        self._remove_stale_temporaries()
         self.map = voxel_map if voxel_map is not None else self._initial_map()
 
         # Map version: bumped by every change; the timer publishes when it moved on.
@@ -127,23 +123,23 @@ class MapServerNode(Node):
         self.service_group = MutuallyExclusiveCallbackGroup()
         self.timer_group = MutuallyExclusiveCallbackGroup()
         for name, callback in (
-            ("~/save_map", self._on_save_map),
-            ("~/load_map", self._on_load_map),
-            ("~/clear_map", self._on_clear_map),
-            ("~/get_stats", self._on_get_stats),
+            ("save_map", self._on_save_map),
+            ("load_map", self._on_load_map),
+            ("clear_map", self._on_clear_map),
+            ("get_stats", self._on_get_stats),
         ):
-            self.create_service(Trigger, name, callback, callback_group=self.service_group)
+            self.create_service(Trigger, f"~/{name}", self.guarded_service(name, callback), callback_group=self.service_group)
         # A steady clock: with use_sim_time the map is still served while a bag is paused.
         self.steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
         self.publish_timer = self.create_timer(
             self.server_config.publish_period,
-            self._on_publish_timer,
+            self.guarded_callback("publish_cloud", self._on_publish_timer),
             callback_group=self.timer_group,
             clock=self.steady_clock,
         )
         self.add_on_set_parameters_callback(self._check_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
-        self.get_logger().info(
+        self.add_post_set_parameters_callback(self.guarded_callback("apply_parameters", self._apply_parameters))
+        self.log.info(
             f"serving a map of {len(self.map)} voxels ({self.map.voxel_size} m, label space "
             f"{self.map.label_space.name!r}) on {self.cloud_pub.topic_name}"
         )
@@ -168,6 +164,63 @@ class MapServerNode(Node):
     def shutdown(self) -> None:
         """Stop background work before the node is saved and destroyed (called by ``main``)."""
 
+    # -- robustness: callbacks that never raise, exit on request -------------------------------
+
+    def guarded_service(self, name: str, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        """``handler`` for a service that never raises: an unexpected error answers ``success=false``.
+
+        rclpy lets an exception in a service callback escape the executor, which ends the
+        node; a failing request must only fail that request. Every failed request is
+        counted as ``<name>.failed`` with its message (``stats()["failures"]``), unexpected
+        errors also as ``<name>.errors``, and logged.
+        """
+
+        @functools.wraps(handler)
+        def callback(request, response):
+            try:
+                response = handler(request, response)
+            except Exception as exc:  # noqa: BLE001 - a request must never take the node down
+                self.server_counters.add(f"{name}.errors")
+                response.success = False
+                response.message = f"{name} failed: {type(exc).__name__}: {exc}"
+                self.log.error(response.message)
+            if not response.success:
+                self.server_counters.add(f"{name}.failed", message=response.message)
+            return response
+
+        return callback
+
+    def guarded_callback(self, name: str, callback: Callable[..., Any]) -> Callable[..., Any]:
+        """``callback`` (a timer or subscription) that logs and counts unexpected errors instead of raising."""
+
+        @functools.wraps(callback)
+        def wrapper(*args):
+            try:
+                return callback(*args)
+            except Exception as exc:  # noqa: BLE001 - an exception here would end the executor
+                self.server_counters.add(f"{name}.errors", message=f"{type(exc).__name__}: {exc}")
+                self.log.throttled(f"callback.{name}", f"{name} failed: {type(exc).__name__}: {exc}", "error")
+                return None
+
+        return wrapper
+
+    def request_exit(self, code: int, reason: str) -> None:
+        """End the node's spin with exit code ``code`` (``main`` returns it), logging ``reason``."""
+        self.log.error(f"{reason}; exiting with code {code}")
+        self.exit_code = code
+        self.context.try_shutdown()
+
+    def _remove_stale_temporaries(self) -> None:
+        """Remove temporary files that saves killed mid-write (kill -9, power loss) left beside the map files."""
+        for path_text in {self.server_config.save_path, self.server_config.map_file} - {""}:
+            try:
+                removed = remove_stale_temporaries(Path(path_text).expanduser().absolute())
+            except Exception as exc:  # noqa: BLE001 - e.g. an unknown ~user: the save reports it later
+                self.log.warning(f"cannot check {path_text!r} for temporary files of interrupted saves: {exc}")
+                continue
+            if removed:
+                self.log.info(f"removed {len(removed)} temporary file(s) of interrupted saves: {', '.join(map(str, removed))}")
+
     # -- start-up ------------------------------------------------------------------------
 
     def _initial_map(self) -> SemanticVoxelMap:
@@ -186,10 +239,13 @@ class MapServerNode(Node):
         try:
             loaded = SemanticVoxelMap.load(Path(path).expanduser(), device=self.config.map.device)
         except MapFileError as exc:
-            self.get_logger().error(f"{exc}; starting with an empty map")
+            self.log.error(f"{exc}; starting with an empty map")
+            return empty
+        except Exception as exc:  # noqa: BLE001 - e.g. an unknown ~user, out of memory
+            self.log.error(f"cannot load map file {path!r}: {type(exc).__name__}: {exc}; starting with an empty map")
             return empty
         self._adopt_file_geometry(loaded, label_space, path)
-        self.get_logger().info(f"loaded {len(loaded)} voxels from {path}")
+        self.log.info(f"loaded {len(loaded)} voxels from {path}")
         return loaded
 
     def _adopt_file_geometry(self, loaded: SemanticVoxelMap, label_space: LabelSpace, path: str) -> None:
@@ -214,7 +270,7 @@ class MapServerNode(Node):
         )
         if differences:
             listing = ", ".join(f"{key} {theirs!r} (parameter: {ours!r})" for key, ours, theirs in differences)
-            self.get_logger().warning(f"map file {path} has {listing}; the file's values are used")
+            self.log.warning(f"map file {path} has {listing}; the file's values are used")
             self.set_parameters([Parameter(key, value=theirs) for key, _, theirs in differences])
             self.config = apply_parameters(
                 self.config, [Parameter(key, value=theirs) for key, _, theirs in differences if key != "label_space"]
@@ -270,9 +326,13 @@ class MapServerNode(Node):
         version = self._version  # read before the snapshot: a change during it publishes again
         if version == self._published_version:
             return
+        if self.cloud_pub.get_subscription_count() == 0:
+            # Nobody listens: a cloud of the whole map costs CPU the worker needs. A subscriber
+            # that joins later gets the current map at the next tick (the version is still new).
+            return
         n = self.publish_map()
         self._published_version = version
-        self.get_logger().debug(f"published {n} voxels")
+        self.log.debug(f"published {n} voxels")
 
     # -- services ------------------------------------------------------------------------------
 
@@ -281,16 +341,18 @@ class MapServerNode(Node):
         if not path_text:
             response.success, response.message = False, "save_path is empty"
             return response
-        path = Path(path_text).expanduser().absolute()
-        n = len(self.map)
+        path = Path(path_text)
         try:
+            path = path.expanduser().absolute()
+            n = len(self.map)
             self.map.save(path)
-        except (OSError, ValueError) as exc:
-            response.success, response.message = False, f"cannot save the map to {path}: {exc}"
-            self._log("error", response.message)
+        except Exception as exc:  # noqa: BLE001 - OSError (full disk, name too long), unknown ~user, ...
+            response.success, response.message = False, f"cannot save the map to {path}: {exc}; the map is unchanged"
+            self.log.error(response.message)
+            remove_stale_temporaries(path)
             return response
         response.success, response.message = True, f"saved {n} voxels to {path}"
-        self._log("info", response.message)
+        self.log.info(response.message)
         return response
 
     def _on_load_map(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -298,21 +360,22 @@ class MapServerNode(Node):
         if not path_text:
             response.success, response.message = False, "map_file and save_path are empty"
             return response
-        path = Path(path_text).expanduser().absolute()
+        path = Path(path_text)
         try:
+            path = path.expanduser().absolute()
             loaded = SemanticVoxelMap.load(path, device=str(self.map.device))
             why = self.check_loaded_map(loaded)
             if why:
                 raise ValueError(why)
             self.map.replace_with(loaded)
-        except ValueError as exc:  # MapFileError, or a geometry / label space mismatch
+        except Exception as exc:  # noqa: BLE001 - MapFileError, a mismatch, an unknown ~user, out of memory
             response.success, response.message = False, f"cannot load {path}: {exc}; the map is unchanged"
-            self.get_logger().error(response.message)
+            self.log.error(response.message)
             return response
         self.on_map_replaced()
         self.mark_changed()
         response.success, response.message = True, f"loaded {len(self.map)} voxels from {path}"
-        self.get_logger().info(response.message)
+        self.log.info(response.message)
         return response
 
     def _on_clear_map(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -322,7 +385,7 @@ class MapServerNode(Node):
         self.on_map_replaced()
         self.mark_changed()
         response.success, response.message = True, f"cleared {n} voxels"
-        self.get_logger().info(response.message)
+        self.log.info(response.message)
         return response
 
     def _on_get_stats(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -345,22 +408,26 @@ class MapServerNode(Node):
             }
         labels = {"unknown": unknown, **dict(zip(m.label_space.names, counts.tolist()))}
         stats["labels"] = {name: int(c) for name, c in labels.items() if c}
+        stats["failures"] = self.server_counters.snapshot()
         return stats
 
     # -- shutdown ------------------------------------------------------------------------------
 
     def save_on_shutdown(self) -> bool:
-        """Save the map to ``save_path`` if ``save_on_shutdown`` is set; False if that failed (logged)."""
+        """Save the map to ``save_path`` if ``save_on_shutdown`` is set; False if that failed (logged).
+
+        Waits at most ``SHUTDOWN_SAVE_TIMEOUT`` seconds for the map's lock, so a worker stuck
+        inside a map operation cannot keep the process from exiting.
+        """
         if not self.server_config.save_on_shutdown:
             return True
-        return self._on_save_map(Trigger.Request(), Trigger.Response()).success
-
-    def _log(self, level: str, message: str) -> None:
-        """Log through the node's logger, or to stderr once the context is shut down (no /rosout then)."""
-        if self.context.ok():
-            getattr(self.get_logger(), level)(message)
-        else:
-            print(f"[{level.upper()}] [{self.get_name()}]: {message}", file=sys.stderr, flush=True)
+        if not self.map.lock.acquire(timeout=SHUTDOWN_SAVE_TIMEOUT):
+            self.log.error(f"the map stayed locked for {SHUTDOWN_SAVE_TIMEOUT:.0f} s: not saved on shutdown")
+            return False
+        try:
+            return self._on_save_map(Trigger.Request(), Trigger.Response()).success
+        finally:
+            self.map.lock.release()
 
 
 def main(args: list[str] | None = None, node_class: type[MapServerNode] | None = None) -> int:
@@ -368,7 +435,8 @@ def main(args: list[str] | None = None, node_class: type[MapServerNode] | None =
 
     1 on invalid parameters or any other start-up error the node raises as ValueError
     (e.g. a missing or corrupt checkpoint), printed as one line without a traceback, and
-    when saving on shutdown fails.
+    when saving on shutdown fails; the node's ``exit_code`` when it asked to stop
+    (``EXIT_WATCHDOG``: a stuck worker).
     """
     rclpy.init(args=args)
     node = None
@@ -395,7 +463,8 @@ def main(args: list[str] | None = None, node_class: type[MapServerNode] | None =
         finally:
             node.shutdown()
             executor.shutdown(timeout_sec=1.0)
-        return 0 if node.save_on_shutdown() else 1
+        saved = node.save_on_shutdown()
+        return node.exit_code or (0 if saved else 1)
     finally:
         if node is not None:
             node.destroy_node()

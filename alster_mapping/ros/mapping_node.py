@@ -8,41 +8,50 @@ Inputs (topic names are parameters, relative to the node's namespace):
 - ``color_topic`` (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8, mono8), ``depth_topic``
   (16UC1 / mono16 in ``depth_scale`` metres per unit, usually millimetres, or 32FC1 in
   metres; registered to colour) and, in ``label_fusion`` mode, ``label_topic`` (mono8 /
-  mono16 / 16UC1 raw label ids of the label space, e.g. NYU40 from any 2D segmenter):
-  approximate-time synchronised within ``sync_slop`` seconds (message_filters when
-  importable, else ``core.time_sync.ApproximateTimeSync``). Best-effort QoS, so both
-  sensor-data and reliable publishers match.
+  mono16 / 16UC1 raw label ids of the label space, e.g. NYU40 from any 2D segmenter).
+  Subscribed raw (serialized bytes, best-effort): a callback reads only the header
+  (``raw_image``), checks the stamp and the size, and hands the bytes to the
+  approximate-time synchroniser (``core.time_sync``, within ``sync_slop`` seconds).
+  Pixels are decoded only for frames the worker maps.
 - ``camera_info_topic`` (sensor_msgs/CameraInfo): the latest one gives the intrinsics.
 - The camera pose at the image stamp, by ``pose_source``: ``tf`` (the camera optical
   frame, ``camera_frame`` or the image's frame_id, in the map frame ``frame_id``; via
   tf2_ros when importable, else /tf and /tf_static into ``core.tf_buffer.TransformBuffer``
   when tf2_msgs is importable) or a pose topic ``pose_topic`` (``pose``:
   geometry_msgs/PoseStamped, ``odometry``: nav_msgs/Odometry, ``transform``:
-  geometry_msgs/TransformStamped) in the map frame, interpolated to the image stamp and
-  composed with the fixed ``camera_extrinsic`` (pose of the camera optical frame in the
-  pose's body frame).
+  geometry_msgs/TransformStamped) in the map frame, interpolated to the image stamp
+  (never across gaps over ``pose_max_gap``) and composed with the fixed
+  ``camera_extrinsic`` (pose of the camera optical frame in the pose's body frame).
 
-Scheduling: callbacks only decode stamps, synchronise and enqueue; a bounded queue
-(``queue_size``, drop oldest, counted) feeds one worker thread that converts the images,
+Time (``stamp_guard``): image, pose and TF stamps more than ``max_stamp_ahead`` ahead of
+the node's clock are rejected and counted; a stamp more than ``time_jump_threshold``
+older than the newest of its stream (a restarted bag) restarts the synchroniser, the pose
+buffer and the stamp order, so mapping resumes by itself.
+
+Scheduling ("drop before you convert"): synchronised frames go to a slot of
+``queue_size`` frames (default 1: the newest; a newer frame replaces a waiting one and
+is counted as superseded) that feeds one worker thread. The worker decodes the images,
 looks up the pose (waiting up to ``pose_timeout``), runs ``OnlineMapper.step`` and
-publishes the frame's outputs. Inputs, poses, services and each timer have their own
-callback groups under a ``MultiThreadedExecutor``, so services answer while the network runs.
+publishes the frame's outputs, so its latency is one step plus at most one input
+period. A watchdog restarts a worker thread that died and, when one frame takes longer
+than ``watchdog_timeout``, reports it and ends the node with exit code 3. Inputs, poses,
+services and each timer have their own callback groups under a ``MultiThreadedExecutor``.
 
 Outputs (besides ``~/semantic_cloud``):
 
 - ``~/semantic_cloud_update`` (PointCloud2, same fields): the voxels each frame updated.
 - ``~/markers`` (visualization_msgs/MarkerArray, latched): a cube list of the voxels
-  coloured by class plus a legend, every ``markers_period`` seconds when the map changed.
+  coloured by class plus a legend, every ``markers_period`` seconds when the map changed
+  and someone subscribes.
 - ``~/label_image`` (sensor_msgs/Image rgb8, when ``publish_label_image``): the map's
   class colours seen from each frame's pixels.
-- ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): queue depth and drops, frames
-  received / mapped / skipped by reason, per-stage latency, map size, process memory.
+- ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): messages received, rejected by
+  reason, frames mapped / superseded / skipped by reason with the latest reason's text,
+  time jumps, the worker's state, per-stage latency, map size, process memory.
 
-Bad input (unknown encodings, size mismatches, missing camera info, no valid depth, no
-pose at the stamp, out-of-order or duplicate stamps, huge images, label ids outside the
-label space) is logged (throttled per kind), counted (``skipped.<reason>``) and the frame
-skipped; the node keeps running and the map is untouched. A missing or corrupt
-checkpoint stops the node at start-up with one clear line and exit code 1.
+Bad input never stops the node or touches the map: a rejected message or skipped frame
+is counted under its reason, logged (throttled per kind) and dropped. A missing or
+corrupt checkpoint stops the node at start-up with one clear line and exit code 1.
 """
 
 from __future__ import annotations
@@ -56,20 +65,20 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TransformStamped
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
-from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
-from ..core.config import flatten, param, section
+from ..core.downscale import downscale_images
+from ..core.frame import RGBDFrame
 from ..core.geometry import pose_from_quaternion
 from ..core.image_codec import CameraInfoError, ImageEncodingError, array_to_image_fields, intrinsics_from_camera_info
-from ..core.frame import RGBDFrame
 from ..core.time_sync import ApproximateTimeSync
 from ..map.voxel_map import SemanticVoxelMap
 from ..pipeline.online_mapper import OnlineMapper
@@ -77,69 +86,24 @@ from . import map_server_node
 from .cloud import arrays_to_cloud
 from .diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status, process_memory_bytes
 from .inputs import POSE_CHILD, ImageConverter, PoseSource, SkipFrame, pose_message_edge, stamp_to_ns, transform_to_matrix
-from .map_server_node import CLOUD_QOS, NODE_NAME, MapServerNode
+from .map_server_node import CLOUD_QOS, EXIT_WATCHDOG, NODE_NAME, MapServerNode
+from .node_config import NODE_CONFIG_KEYS, POSE_SOURCES, CameraExtrinsicConfig, MappingNodeConfig
 from .outputs import arrays_of_keys, frame_label_image, voxel_markers
 from .params import ParameterError
+from .raw_image import RawImage, RawImageError, parse_raw_image
+from .stamp_guard import FUTURE, JUMP_BACK, StampGuard
+from .watchdog import DEAD, STALLED, Heartbeat
 from .worker import Counters, FrameQueue, LatencyStats, Throttle
-
-POSE_SOURCES = ("tf", "pose", "odometry", "transform")
 
 # Parameters read once at start-up (they build the mapper); changing them needs a restart.
 FIXED_ENGINE_KEYS = ("mode", "alster.checkpoint")
 FIXED_ENGINE_PREFIXES = ("model.",)
 
-
-@dataclass
-class CameraExtrinsicConfig:
-    """Pose of the camera optical frame in the pose topic's body frame (T_body_camera; pose topics only)."""
-
-    x: float = param(0.0, "translation x [m]", min=-1000.0, max=1000.0)
-    y: float = param(0.0, "translation y [m]", min=-1000.0, max=1000.0)
-    z: float = param(0.0, "translation z [m]", min=-1000.0, max=1000.0)
-    qx: float = param(0.0, "rotation quaternion x", min=-1.0, max=1.0)
-    qy: float = param(0.0, "rotation quaternion y", min=-1.0, max=1.0)
-    qz: float = param(0.0, "rotation quaternion z", min=-1.0, max=1.0)
-    qw: float = param(1.0, "rotation quaternion w (x, y, z, w need not be normalised, but not all zero)", min=-1.0, max=1.0)
-
-
-@dataclass
-class MappingNodeConfig:
-    """Parameters of the live pipeline (ROS-only): topics, synchronisation, poses, scheduling, outputs."""
-
-    color_topic: str = param("camera/color/image_raw", "colour image topic (rgb8, bgr8, rgba8, bgra8, mono8)")
-    depth_topic: str = param(
-        "camera/aligned_depth_to_color/image_raw", "depth image topic registered to colour (16UC1 / mono16 or 32FC1 metres)"
-    )
-    camera_info_topic: str = param("camera/color/camera_info", "CameraInfo of the colour (and registered depth) images")
-    label_topic: str = param(
-        "labels/image_raw", "label_fusion mode: label image topic (mono8 / mono16 / 16UC1 raw label ids, aligned with colour)"
-    )
-    depth_scale: float = param(0.001, "metres per unit of 16UC1 / mono16 depth (0.001 = millimetres)", min=1e-6, max=1.0)
-    sync_slop: float = param(0.02, "largest stamp difference of synchronised colour / depth / label images [s]", min=0.0, max=10.0)
-    sync_queue_size: int = param(10, "unmatched messages kept per input stream while synchronising", min=1, max=1000)
-    pose_source: str = param(
-        "tf", "where camera poses come from: tf, or a pose_topic of type pose (PoseStamped), odometry or transform", choices=POSE_SOURCES
-    )
-    pose_topic: str = param("camera_pose", "pose topic (pose_source pose, odometry or transform), in the map frame frame_id")
-    camera_frame: str = param("", "tf: the camera optical frame looked up in frame_id ('' = the colour image's frame_id)")
-    pose_timeout: float = param(0.1, "how long the worker waits for a pose at the image stamp [s]", min=0.0, max=10.0)
-    pose_tolerance: float = param(
-        0.05, "pose topics / own TF buffer: largest gap [s] to the nearest pose when the image stamp lies outside the pose history", min=0.0, max=10.0
-    )
-    pose_cache: float = param(10.0, "pose history kept [s]; a stamp jump back by more than this resets the stamp order", min=0.1, max=3600.0)
-    camera_extrinsic: CameraExtrinsicConfig = section(CameraExtrinsicConfig)
-    queue_size: int = param(2, "frames waiting for the worker; when full the oldest is dropped (counted)", min=1, max=1000)
-    max_image_pixels: int = param(8_294_400, "frames with more pixels than this are skipped (default: 3840x2160)", min=1, max=2**31 - 1)
-    publish_update: bool = param(True, "publish ~/semantic_cloud_update: the voxels each frame updated")
-    markers_period: float = param(2.0, "seconds between ~/markers publications when the map changed; 0 = off", min=0.0, max=3600.0)
-    markers_max_voxels: int = param(100_000, "~/markers shows at most this many voxels (thinned by a stride)", min=1, max=10_000_000)
-    publish_label_image: bool = param(False, "publish ~/label_image: the map's class colours at each frame's pixels (debugging)")
-    diagnostics_period: float = param(1.0, "seconds between /diagnostics messages", min=0.05, max=3600.0)
-    log_throttle: float = param(5.0, "each kind of skipped-frame warning is logged at most once per this many seconds", min=0.0, max=3600.0)
-
-
-NODE_CONFIG_KEYS = frozenset(flatten(MappingNodeConfig()))
-"""Parameter names of the pipeline (all fixed while the node runs: they set up subscriptions and threads)."""
+IMAGE_STREAMS = ("color", "depth", "labels")
+WATCHDOG_PERIOD = 1.0
+"""Seconds between two checks of the worker thread."""
+MAX_WORKER_RESTARTS = 5
+"""A worker thread that dies more often than this is not restarted again: the node exits (code 3)."""
 
 TF_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
 TF_STATIC_QOS = QoSProfile(
@@ -152,11 +116,11 @@ UPDATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=R
 
 @dataclass
 class FrameMessages:
-    """One synchronised input tuple waiting for the worker (messages are decoded there, not in the callback)."""
+    """One synchronised input tuple waiting for the worker: raw images, decoded there, not in the callback."""
 
-    color: Any
-    depth: Any
-    labels: Any | None
+    color: RawImage
+    depth: RawImage
+    labels: RawImage | None
     stamp_ns: int
     received: float  # time.monotonic() when the tuple completed
 
@@ -226,7 +190,7 @@ class MappingNode(MapServerNode):
         stop.set()
         self.queue.close()
         worker = getattr(self, "worker", None)
-        if worker is not None and worker.is_alive():
+        if worker is not None and worker.is_alive() and worker is not threading.current_thread():
             worker.join(timeout=10.0)
 
     def stats(self) -> dict:
@@ -240,18 +204,23 @@ class MappingNode(MapServerNode):
 
     def _setup(self, model) -> None:
         cfg = self.node_config
-        log = self.get_logger()
+        self.log.throttle = Throttle(cfg.log_throttle)
         self._stop = threading.Event()
         self.counters = Counters()
         self.latency = LatencyStats()
         self.queue = FrameQueue(cfg.queue_size)
-        self.throttle = Throttle(cfg.log_throttle)
+        self.guard = StampGuard(int(cfg.max_stamp_ahead * 1e9), int(cfg.time_jump_threshold * 1e9))
+        self.heartbeat = Heartbeat(cfg.watchdog_timeout)
+        self.worker_state = "running"
         self._last_stamp: int | None = None
+        self._current_item: FrameMessages | None = None
         self._camera_info = None
         self._intrinsics_key = None
         self._intrinsics = None
         self._markers_version = 0
-        self._reported = (0, 0)  # (skipped, dropped) at the last diagnostics message
+        self._told_superseded = False
+        self._reported: tuple[int, ...] = ()  # problem counters at the last diagnostics message
+        self._max_raw_pixels = cfg.max_image_pixels * cfg.image_downscale**2
         try:
             e = cfg.camera_extrinsic
             self.T_body_camera = pose_from_quaternion(np.array([e.x, e.y, e.z]), np.array([e.qx, e.qy, e.qz, e.qw]))
@@ -260,73 +229,65 @@ class MappingNode(MapServerNode):
 
         # The engine: builds or loads the model (a missing / corrupt checkpoint raises here).
         self.mapper = OnlineMapper(self.config, model=model, voxel_map=self.map)
-
-        notices = []
         self.converter = ImageConverter(cfg.depth_scale)
-        if self.converter.backend == "numpy":
-            notices.append("cv_bridge is not importable: images are converted with numpy (same result)")
 
+        notices: list[str] = []
         self.input_group = MutuallyExclusiveCallbackGroup()
         self.pose_group = MutuallyExclusiveCallbackGroup()
         self.output_group = MutuallyExclusiveCallbackGroup()
         self.diagnostics_group = MutuallyExclusiveCallbackGroup()
+        self.watchdog_group = MutuallyExclusiveCallbackGroup()  # alone: nothing it waits for can hold it up
         qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=max(10, cfg.sync_queue_size), reliability=ReliabilityPolicy.BEST_EFFORT
         )
-        topics = [cfg.color_topic, cfg.depth_topic] + ([cfg.label_topic] if self.config.mode == "label_fusion" else [])
-        self._setup_sync(topics, qos, notices)
-        self.create_subscription(CameraInfo, cfg.camera_info_topic, self._on_camera_info, qos, callback_group=self.input_group)
+        self.image_topics = [cfg.color_topic, cfg.depth_topic] + ([cfg.label_topic] if self.config.mode == "label_fusion" else [])
+        self._sync_lock = threading.Lock()
+        self._sync = ApproximateTimeSync(len(self.image_topics), int(round(cfg.sync_slop * 1e9)), cfg.sync_queue_size)
+        for i, topic in enumerate(self.image_topics):
+            callback = self.guarded_callback(f"{IMAGE_STREAMS[i]}_image", partial(self._on_raw_image, i))
+            self.create_subscription(Image, topic, callback, qos, callback_group=self.input_group, raw=True)
+        self.sync_backend = "alster_mapping.core.time_sync (raw messages)"
+        self.create_subscription(
+            CameraInfo, cfg.camera_info_topic, self.guarded_callback("camera_info", self._on_camera_info), qos, callback_group=self.input_group
+        )
         self._setup_pose_source(notices)
 
         self.update_pub = self.create_publisher(PointCloud2, "~/semantic_cloud_update", UPDATE_QOS)
         self.markers_pub = self.create_publisher(MarkerArray, "~/markers", CLOUD_QOS)
         self.label_image_pub = self.create_publisher(Image, "~/label_image", UPDATE_QOS) if cfg.publish_label_image else None
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        guarded = self.guarded_callback
         if cfg.markers_period > 0:
-            self.create_timer(cfg.markers_period, self._on_markers_timer, self.output_group, clock=self.steady_clock)
-        self.create_timer(cfg.diagnostics_period, self._on_diagnostics_timer, self.diagnostics_group, clock=self.steady_clock)
+            self.create_timer(cfg.markers_period, guarded("markers", self._on_markers_timer), self.output_group, clock=self.steady_clock)
+        self.create_timer(cfg.diagnostics_period, guarded("diagnostics", self._on_diagnostics_timer), self.diagnostics_group, clock=self.steady_clock)
+        self.create_timer(WATCHDOG_PERIOD, guarded("watchdog", self._on_watchdog_timer), self.watchdog_group, clock=self.steady_clock)
 
-        self.worker = threading.Thread(target=self._worker_loop, name="alster_mapping_worker", daemon=True)
-        self.worker.start()
+        self.worker_restarts = 0
+        self._start_worker()
         for notice in notices:
-            log.info(notice)
-        inputs = ", ".join(self.resolve_topic_name(t) for t in topics)
-        log.info(
+            self.log.info(notice)
+        inputs = ", ".join(self.resolve_topic_name(t) for t in self.image_topics)
+        self.log.info(
             f"mode {self.config.mode!r}: mapping {inputs} with poses from "
             f"{self.pose_backend or 'nowhere (see the error above)'}; map frame {self.server_config.frame_id!r}"
         )
 
-    def _setup_sync(self, topics: list[str], qos: QoSProfile, notices: list[str]) -> None:
-        cfg = self.node_config
-        self._sync_lock = threading.Lock()
-        try:
-            import message_filters  # noqa: PLC0415 (optional dependency)
-        except ImportError:
-            message_filters = None
-        if message_filters is not None:
-            subs = [
-                message_filters.Subscriber(self, Image, t, qos_profile=qos, callback_group=self.input_group) for t in topics
-            ]
-            self._sync = message_filters.ApproximateTimeSynchronizer(subs, cfg.sync_queue_size, cfg.sync_slop)
-            self._sync.registerCallback(self._on_synced)
-            self._mf_subscribers = subs  # keep them alive
-            self.sync_backend = "message_filters"
-            return
-        self._sync = ApproximateTimeSync(len(topics), int(round(cfg.sync_slop * 1e9)), cfg.sync_queue_size)
-        for i, topic in enumerate(topics):
-            self.create_subscription(Image, topic, partial(self._on_image, i), qos, callback_group=self.input_group)
-        self.sync_backend = "alster_mapping.core.time_sync"
-        notices.append("message_filters is not importable: images are synchronised by alster_mapping.core.time_sync")
+    def _start_worker(self) -> None:
+        self.heartbeat.beat()
+        self.worker = threading.Thread(target=self._worker_loop, name="alster_mapping_worker", daemon=True)
+        self.worker.start()
 
     def _setup_pose_source(self, notices: list[str]) -> None:
         cfg = self.node_config
-        self.pose_source = PoseSource(int(cfg.pose_cache * 1e9), int(round(cfg.pose_tolerance * 1e9)))
+        max_gap = int(round(cfg.pose_max_gap * 1e9)) if cfg.pose_max_gap > 0 else None
+        self.pose_source = PoseSource(int(cfg.pose_cache * 1e9), int(round(cfg.pose_tolerance * 1e9)), max_gap)
         self._tf2 = None
         self.pose_backend: str | None = None
         if cfg.pose_source != "tf":
             msg_type = {"pose": PoseStamped, "odometry": Odometry, "transform": TransformStamped}[cfg.pose_source]
             qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
-            self.create_subscription(msg_type, cfg.pose_topic, self._on_pose_message, qos, callback_group=self.pose_group)
+            callback = self.guarded_callback("pose", self._on_pose_message)
+            self.create_subscription(msg_type, cfg.pose_topic, callback, qos, callback_group=self.pose_group)
             self.pose_backend = f"{msg_type.__name__} topic {self.resolve_topic_name(cfg.pose_topic)}"
             return
         try:
@@ -341,31 +302,88 @@ class MappingNode(MapServerNode):
         try:
             from tf2_msgs.msg import TFMessage  # noqa: PLC0415 (optional dependency)
         except ImportError:
-            self.get_logger().error(
+            self.log.error(
                 "pose_source 'tf' needs tf2_ros or tf2_msgs, and neither is importable: every frame is "
                 "skipped (pose_unavailable); publish the camera pose on a topic and set pose_source to "
                 "pose, odometry or transform"
             )
             return
-        self.create_subscription(TFMessage, "/tf", partial(self._on_tf, False), TF_QOS, callback_group=self.pose_group)
-        self.create_subscription(TFMessage, "/tf_static", partial(self._on_tf, True), TF_STATIC_QOS, callback_group=self.pose_group)
+        for topic, static, qos in (("/tf", False, TF_QOS), ("/tf_static", True, TF_STATIC_QOS)):
+            callback = self.guarded_callback(topic.lstrip("/"), partial(self._on_tf, static))
+            self.create_subscription(TFMessage, topic, callback, qos, callback_group=self.pose_group)
         self.pose_backend = "TF (/tf, /tf_static into alster_mapping.core.tf_buffer)"
         notices.append("tf2_ros is not importable: /tf and /tf_static are buffered by alster_mapping.core.tf_buffer")
 
     # -- callbacks (never block: no decoding, no mapping) --------------------------------------------
 
-    def _on_image(self, stream: int, msg: Image) -> None:
-        self.counters.add(("received.color", "received.depth", "received.labels")[stream])
-        with self._sync_lock:
-            matched = self._sync.add(stream, stamp_to_ns(msg.header.stamp), msg)
-        for _, msgs in matched:
-            self._on_synced(*msgs)
+    def _reject(self, reason: str, message: str) -> None:
+        """A message is dropped before it reaches the synchroniser or the pose buffer: counted and logged."""
+        self.counters.add(f"rejected.{reason}", message=message)
+        self.log.throttled(f"rejected.{reason}", f"rejected a message: {message}")
 
-    def _on_synced(self, color: Image, depth: Image, labels: Image | None = None) -> None:
+    def _admit_stamp(self, stream: Any, stamp_ns: int, what: str) -> bool:
+        """Whether a message of ``stream`` stamped ``stamp_ns`` may be used; restarts time order on a jump back."""
+        verdict = self.guard.check(stream, stamp_ns, self.get_clock().now().nanoseconds)
+        if verdict == FUTURE:
+            ahead = (stamp_ns - self.get_clock().now().nanoseconds) / 1e9
+            self._reject(
+                "future_stamp",
+                f"{what} stamped {stamp_ns / 1e9:.3f} s is {ahead:.1f} s ahead of this node's clock "
+                f"(max_stamp_ahead {self.node_config.max_stamp_ahead} s; are the clocks synchronised?)",
+            )
+            return False
+        if verdict == JUMP_BACK:
+            self._restart_time(what, stamp_ns)
+        return True
+
+    def _restart_time(self, what: str, stamp_ns: int) -> None:
+        """Time jumped back (a restarted bag, a reset clock): start everything time-ordered afresh."""
+        with self._sync_lock:
+            self._sync.reset()
+        self.pose_source.clear()
+        waiting = self.queue.clear()
+        if waiting:
+            self.counters.add("skipped.time_jump", waiting, message=f"{waiting} frame(s) of the old time line were waiting")
+        self._last_stamp = None
+        message = (
+            f"time jumped back to {stamp_ns / 1e9:.3f} s on {what}: restarted the synchroniser, "
+            f"the pose buffer and the stamp order ({waiting} waiting frame(s) dropped)"
+        )
+        self.counters.add("time_jumps", message=message)
+        self.log.warning(message)
+
+    def _on_raw_image(self, stream: int, raw: bytes) -> None:
+        name = IMAGE_STREAMS[stream]
+        self.counters.add(f"received.{name}")
+        topic = self.image_topics[stream]
+        try:
+            image = parse_raw_image(raw)
+        except RawImageError as exc:
+            self._reject("bad_message", f"{topic}: {exc}")
+            return
+        if image.pixels > self._max_raw_pixels:
+            cfg = self.node_config
+            self._reject(
+                "image_too_large",
+                f"{topic}: {image.width}x{image.height} exceeds max_image_pixels {cfg.max_image_pixels} "
+                f"(after image_downscale {cfg.image_downscale})",
+            )
+            return
+        if not self._admit_stamp(("image", stream), image.stamp_ns, f"{topic}"):
+            return
+        with self._sync_lock:
+            matched = self._sync.add(stream, image.stamp_ns, image)
+        for _, images in matched:
+            self._on_synced(*images)
+
+    def _on_synced(self, color: RawImage, depth: RawImage, labels: RawImage | None = None) -> None:
         self.counters.add("received.frames")
-        item = FrameMessages(color, depth, labels, stamp_to_ns(color.header.stamp), time.monotonic())
-        if not self.queue.put(item):
-            self._warn("queue_full", "frames arrive faster than they are mapped: dropped the oldest queued frame")
+        if not self.queue.put(FrameMessages(color, depth, labels, color.stamp_ns, time.monotonic())) and not self._told_superseded:
+            self._told_superseded = True
+            self.log.info(
+                "frames arrive faster than they are mapped: the worker maps the newest and skips the "
+                "others (counted as queue.superseded in /diagnostics)"
+            )
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.counters.add("received.camera_info")
@@ -377,38 +395,55 @@ class MappingNode(MapServerNode):
         try:
             parent, T, stamp = pose_message_edge(msg, self.node_config.pose_source)
         except ValueError as exc:
-            self.counters.add("bad_poses")
-            self._warn("bad_pose", f"ignored a pose message: {exc}")
+            self.counters.add("bad_poses", message=str(exc))
+            self.log.throttled("bad_pose", f"ignored a pose message: {exc}")
             return
         if (parent or map_frame).lstrip("/") != map_frame.lstrip("/"):
-            self.counters.add("bad_poses")
-            self._warn("pose_frame", f"ignored a pose in frame {parent!r}: poses must be given in the map frame {map_frame!r}")
+            message = f"ignored a pose in frame {parent!r}: poses must be given in the map frame {map_frame!r}"
+            self.counters.add("bad_poses", message=message)
+            self.log.throttled("pose_frame", message)
             return
-        self.pose_source.set_transform(map_frame, POSE_CHILD, T, stamp)
+        if self._admit_stamp(("pose",), stamp, f"pose topic {self.node_config.pose_topic}"):
+            self.pose_source.set_transform(map_frame, POSE_CHILD, T, stamp)
 
     def _on_tf(self, static: bool, msg: Any) -> None:
+        topic = "/tf_static" if static else "/tf"
         self.counters.add("received.tf_static" if static else "received.tf")
-        bad = self.pose_source.add_tf_message(msg, static)
+        bad = []
+        for t in msg.transforms:
+            child = str(t.child_frame_id)
+            # Static transforms are timeless; each dynamic edge keeps its own time line.
+            if not static and not self._admit_stamp(("tf", child), stamp_to_ns(t.header.stamp), f"{topic} {child}"):
+                continue
+            try:
+                self.pose_source.add_transform(t, static)
+            except ValueError as exc:
+                bad.append(str(exc))
         if bad:
-            self.counters.add("bad_poses", bad)
-            self._warn("bad_tf", f"ignored {bad} unusable transform(s) on {'/tf_static' if static else '/tf'}")
+            self.counters.add("bad_poses", len(bad), message=bad[-1])
+            self.log.throttled("bad_tf", f"ignored {len(bad)} unusable transform(s) on {topic}: {bad[-1]}")
 
     # -- the worker ---------------------------------------------------------------------------------
 
     def _worker_loop(self) -> None:
         """Map queued frames until shutdown; a bad frame is counted and skipped, never fatal."""
         while not self._stop.is_set():
+            self.heartbeat.beat()
             item = self.queue.get(timeout=0.2)
             if item is None:
                 continue
+            self._current_item = item  # if this thread dies now, the watchdog counts the frame
             try:
                 self._process(item)
             except SkipFrame as exc:
-                self.counters.add(f"skipped.{exc.reason}")
-                self._warn(exc.reason, f"skipped the frame at {item.stamp_ns / 1e9:.3f} s: {exc}")
+                message = f"skipped the frame at {item.stamp_ns / 1e9:.3f} s: {exc}"
+                self.counters.add(f"skipped.{exc.reason}", message=message)
+                self.log.throttled(exc.reason, message)
             except Exception as exc:  # noqa: BLE001 - the worker must survive anything a frame causes
-                self.counters.add("skipped.error")
-                self._warn("error", f"skipped the frame at {item.stamp_ns / 1e9:.3f} s after an error: {exc!r}", "error")
+                message = f"skipped the frame at {item.stamp_ns / 1e9:.3f} s after an error: {type(exc).__name__}: {exc}"
+                self.counters.add("skipped.error", message=message)
+                self.log.throttled("error", message, "error")
+            self._current_item = None
 
     def _process(self, item: FrameMessages) -> None:
         """Convert, pose, map and publish one frame; raises SkipFrame for bad input (map untouched)."""
@@ -416,16 +451,11 @@ class MappingNode(MapServerNode):
         start = time.perf_counter()
         timings: dict[str, float] = {"queue_wait": time.monotonic() - item.received}
         stamp = item.stamp_ns
-        for what, msg in (("colour", item.color), ("depth", item.depth), ("label", item.labels)):
-            if msg is not None and int(msg.height) * int(msg.width) > cfg.max_image_pixels:
-                raise SkipFrame(
-                    "image_too_large", f"{what} image {msg.width}x{msg.height} exceeds max_image_pixels {cfg.max_image_pixels}"
-                )
         self._check_stamp(stamp)
 
         info = self._camera_info
         if info is None:
-            raise SkipFrame("missing_camera_info", f"no CameraInfo received on {self.node_config.camera_info_topic}")
+            raise SkipFrame("missing_camera_info", f"no CameraInfo received on {cfg.camera_info_topic}")
         try:
             intrinsics = self._intrinsics_of(info)
         except CameraInfoError as exc:
@@ -442,15 +472,21 @@ class MappingNode(MapServerNode):
         if len(set(shapes.values())) > 1:
             listing = ", ".join(f"{k} {w}x{h}" for k, (h, w) in shapes.items())
             raise SkipFrame("size_mismatch", f"image sizes differ: {listing}")
+        if cfg.image_downscale > 1:
+            try:
+                color, depth, labels = downscale_images(color, depth, labels, cfg.image_downscale)
+                intrinsics = intrinsics.downscaled(cfg.image_downscale)
+            except ValueError as exc:
+                raise SkipFrame("bad_camera_info", f"image_downscale {cfg.image_downscale}: {exc}") from exc
         if not bool(np.any(np.isfinite(depth) & (depth > 0))):
             raise SkipFrame("no_valid_depth", "the depth image has no finite positive value")
         timings["convert"] = time.perf_counter() - start
 
         clock = time.perf_counter()
-        T_world_camera = self._camera_pose(stamp, cfg.camera_frame or str(item.color.header.frame_id))
+        T_world_camera = self._camera_pose(stamp, cfg.camera_frame or item.color.frame_id)
         timings["pose"] = time.perf_counter() - clock
         try:
-            frame = RGBDFrame(color, depth, intrinsics, T_world_camera, stamp, str(item.color.header.frame_id), labels)
+            frame = RGBDFrame(color, depth, intrinsics, T_world_camera, stamp, item.color.frame_id, labels)
         except ValueError as exc:
             raise SkipFrame("invalid_frame", str(exc)) from exc
 
@@ -473,15 +509,15 @@ class MappingNode(MapServerNode):
         self.counters.add("mapped")
 
     def _check_stamp(self, stamp: int) -> None:
-        """Stamps must increase; a jump back beyond ``pose_cache`` (a restarted bag) starts over."""
+        """Mapped stamps increase; an older one is skipped unless it lies a time jump back (then it starts over).
+
+        The stamp guard restarts time order when it sees the jump; a frame mapped while
+        that happened may have set the last stamp from the old time line again.
+        """
         last = self._last_stamp
         if last is None or stamp > last:
             return
-        if last - stamp > self.node_config.pose_cache * 1e9:
-            self.get_logger().warning(
-                f"image stamps jumped back {(last - stamp) / 1e9:.1f} s: restarting the stamp order and the pose buffer"
-            )
-            self.pose_source.clear()
+        if last - stamp > self.node_config.time_jump_threshold * 1e9:
             self._last_stamp = None
             return
         if stamp == last:
@@ -511,7 +547,10 @@ class MappingNode(MapServerNode):
                 )
             except tf2_ros.TransformException as exc:
                 raise SkipFrame("pose_unavailable", f"TF {map_frame} <- {camera_frame}: {exc}") from exc
-            return transform_to_matrix(t.transform, f"TF {map_frame} <- {camera_frame}")
+            try:
+                return transform_to_matrix(t.transform, f"TF {map_frame} <- {camera_frame}")
+            except ValueError as exc:
+                raise SkipFrame("pose_unavailable", str(exc)) from exc
         if self.pose_backend is None:
             raise SkipFrame("pose_unavailable", "no TF implementation (tf2_ros / tf2_msgs) is importable")
         return self.pose_source.lookup(map_frame, camera_frame, stamp, cfg.pose_timeout)
@@ -536,8 +575,8 @@ class MappingNode(MapServerNode):
 
     def _on_markers_timer(self) -> None:
         version = self._version
-        if version == self._markers_version:
-            return
+        if version == self._markers_version or self.markers_pub.get_subscription_count() == 0:
+            return  # building markers costs about a microsecond per voxel: only for a listener
         arrays = self.map.to_arrays()
         self.markers_pub.publish(
             voxel_markers(
@@ -546,68 +585,107 @@ class MappingNode(MapServerNode):
         )
         self._markers_version = version
 
+    def _on_watchdog_timer(self) -> None:
+        """Restart a dead worker thread; report a stuck one and end the node (exit code 3)."""
+        if self._stop.is_set():
+            return
+        verdict = self.heartbeat.check(self.worker.is_alive())
+        if verdict == DEAD:
+            if self._current_item is not None:
+                self._current_item = None
+                self.counters.add("skipped.worker_died", message="the worker thread died while mapping this frame")
+            self.worker_restarts += 1
+            message = f"the worker thread has exited unexpectedly (restart {self.worker_restarts} of {MAX_WORKER_RESTARTS})"
+            self.counters.add("worker.restarts", message=message)
+            if self.worker_restarts > MAX_WORKER_RESTARTS:
+                self.worker_state = "dead"
+                self._on_diagnostics_timer()
+                self.request_exit(EXIT_WATCHDOG, f"the worker thread died {self.worker_restarts} times")
+                return
+            self.log.error(message + ": starting a new one")
+            self._start_worker()
+        elif verdict == STALLED:
+            self.worker_state = "stalled"
+            silence = self.heartbeat.silence()
+            self.counters.add("worker.stalls", message=f"one frame has taken {silence:.0f} s")
+            self._on_diagnostics_timer()
+            self.request_exit(
+                EXIT_WATCHDOG,
+                f"the worker has been stuck in one frame for {silence:.0f} s (watchdog_timeout "
+                f"{self.node_config.watchdog_timeout} s)",
+            )
+
     def pipeline_stats(self) -> dict:
-        """Counters of the pipeline: received / mapped / skipped frames, queue, synchroniser, latency [ms]."""
+        """Counters of the pipeline: received / rejected messages, mapped / skipped frames, queue, sync, latency [ms]."""
         counts = self.counters.snapshot()
-        skipped = {k.split(".", 1)[1]: v for k, v in counts.items() if k.startswith("skipped.")}
-        received = {k.split(".", 1)[1]: v for k, v in counts.items() if k.startswith("received.")}
-        sync = dict(self._sync.stats) if isinstance(self._sync, ApproximateTimeSync) else {}
+
+        def group(prefix: str) -> dict[str, int]:
+            return {k[len(prefix):]: v for k, v in counts.items() if k.startswith(prefix)}
+
+        skipped, rejected = group("skipped."), group("rejected.")
+        with self._sync_lock:
+            sync = self._sync.stats
         return {
             "mode": self.config.mode,
-            "received": received,
+            "received": group("received."),
+            "rejected": rejected,
+            "rejected_total": sum(rejected.values()),
             "mapped": counts.get("mapped", 0),
             "skipped": skipped,
             "skipped_total": sum(skipped.values()),
             "bad_poses": counts.get("bad_poses", 0),
+            "time_jumps": counts.get("time_jumps", 0),
+            "worker": {"state": self.worker_state, "restarts": counts.get("worker.restarts", 0), "stalls": counts.get("worker.stalls", 0)},
             "queue": {
                 "depth": len(self.queue),
                 "capacity": self.queue.capacity,
                 "max_depth": self.queue.max_depth,
-                "dropped": self.queue.dropped,
+                "superseded": self.queue.dropped,
             },
             "sync": sync,
+            "latest": self.counters.messages(),
             "latency": self.latency.summary(),
         }
 
-    def _on_diagnostics_timer(self) -> None:
+    def diagnostics_status(self):
+        """The pipeline's ``DiagnosticStatus``: ERROR without a worker or a pose source, WARN after new problems."""
         stats = self.pipeline_stats()
-        skipped, dropped = stats["skipped_total"], stats["queue"]["dropped"]
-        if self.pose_backend is None:
+        problems = (stats["skipped_total"], stats["rejected_total"], stats["bad_poses"], stats["time_jumps"], stats["worker"]["restarts"])
+        summary = (
+            f"{stats['mapped']} frames mapped, {stats['queue']['superseded']} superseded, {stats['skipped_total']} skipped; "
+            f"{stats['rejected_total']} messages rejected"
+        )
+        if self.worker_state != "running":
+            level, message = ERROR, f"the worker is {self.worker_state}: nothing is mapped; {summary}"
+        elif self.pose_backend is None:
             level, message = ERROR, "no pose source: every frame is skipped"
-        elif (skipped, dropped) != self._reported:
-            level = WARN
-            message = f"{stats['mapped']} frames mapped; {skipped} skipped, {dropped} dropped (some since the last report)"
+        elif problems != self._reported:
+            level, message = WARN, f"{summary} (problems since the last report)"
         else:
-            level, message = OK, f"{stats['mapped']} frames mapped; {skipped} skipped, {dropped} dropped"
-        self._reported = (skipped, dropped)
-        with self.map.lock:
-            stats["map"] = {"voxels": len(self.map), "blocks": self.map.num_blocks, "bytes": self.map.nbytes()}
+            level, message = OK, summary
+        self._reported = problems
+        # A stuck worker may hold the map's lock: diagnostics must still go out.
+        if self.map.lock.acquire(timeout=0.5):
+            try:
+                stats["map"] = {"voxels": len(self.map), "blocks": self.map.num_blocks, "bytes": self.map.nbytes()}
+            finally:
+                self.map.lock.release()
+        else:
+            stats["map"] = {"state": "locked"}
         stats["process"] = {"memory_bytes": process_memory_bytes()}
-        stats["backends"] = {
-            "sync": self.sync_backend,
-            "images": self.converter.backend,
-            "poses": self.pose_backend or "none",
-        }
-        status = diagnostic_status(f"{self.get_fully_qualified_name()}: mapping", level, message, stats, self.get_fully_qualified_name())
-        self.diagnostics_pub.publish(diagnostic_array([status], self.get_clock().now().to_msg()))
+        stats["backends"] = {"sync": self.sync_backend, "images": self.converter.backend, "poses": self.pose_backend or "none"}
+        return diagnostic_status(f"{self.get_fully_qualified_name()}: mapping", level, message, stats, self.get_fully_qualified_name())
 
-    # -- logging ------------------------------------------------------------------------------------
-
-    def _warn(self, kind: str, message: str, level: str = "warning") -> None:
-        """Log ``message`` at most once per ``log_throttle`` seconds per ``kind``, saying how many were held back."""
-        held = self.throttle(kind)
-        if held is None:
-            return
-        suffix = f" ({held} more like it since the last report)" if held else ""
-        self._log(level, message + suffix)
+    def _on_diagnostics_timer(self) -> None:
+        self.diagnostics_pub.publish(diagnostic_array([self.diagnostics_status()], self.get_clock().now().to_msg()))
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the mapping node until Ctrl-C / SIGTERM; returns the exit code (1 on start-up errors)."""
+    """Run the mapping node until Ctrl-C / SIGTERM; returns the exit code (1 on start-up errors, 3 from the watchdog)."""
     return map_server_node.main(args, MappingNode)
 
 
-__all__ = ["CameraExtrinsicConfig", "MappingNode", "MappingNodeConfig", "main"]
+__all__ = ["POSE_SOURCES", "CameraExtrinsicConfig", "MappingNode", "MappingNodeConfig", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

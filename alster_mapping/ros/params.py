@@ -31,7 +31,8 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from ..core.config import apply_overrides, field_problem, flatten, from_dict
+from ..core.config import MappingConfig, apply_overrides, field_problem, flatten, from_dict
+from .node_config import MapServerConfig, MappingNodeConfig
 
 T = TypeVar("T")
 
@@ -208,9 +209,6 @@ def parameters_markdown(configs: dict[str, Any]) -> str:
 
 def documented_configs() -> dict[str, Any]:
     """The configs whose parameters ``mapping_node`` declares, by heading."""
-    from ..core.config import MappingConfig
-    from .map_server_node import MapServerConfig
-    from .mapping_node import MappingNodeConfig
 
     return {
         "Mapping engine (`MappingConfig`)": MappingConfig(),

@@ -4,7 +4,9 @@ per-stage latency statistics and throttled logging.
 The node's subscription callbacks only ``put`` into a ``FrameQueue`` and return; one worker
 thread ``get``s frames and runs the (slow) network. When frames arrive faster than the
 worker maps them, the oldest queued frame is dropped: a live map wants the newest view,
-and a bounded queue keeps latency and memory bounded. Every drop is counted.
+and a bounded queue keeps latency and memory bounded. With capacity 1 (the node's
+default) the queue is a latest-only slot: the worker always maps the newest frame and
+waits at most one input period for it. Every drop is counted.
 """
 
 from __future__ import annotations
@@ -74,16 +76,28 @@ class FrameQueue:
 
 
 class Counters:
-    """Thread-safe named event counters (frames received, processed, skipped by reason, ...)."""
+    """Thread-safe named event counters (frames received, processed, skipped by reason, ...).
+
+    A counter can carry the message of its latest event (``messages``), so diagnostics
+    say not only how often something went wrong but what, the last time.
+    """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._messages: dict[str, str] = {}
 
-    def add(self, name: str, n: int = 1) -> None:
-        """Increase counter ``name`` by ``n``."""
+    def add(self, name: str, n: int = 1, message: str | None = None) -> None:
+        """Increase counter ``name`` by ``n``; ``message`` describes this latest event."""
         with self._lock:
             self._counts[name] += n
+            if message is not None:
+                self._messages[name] = message
+
+    def messages(self) -> dict[str, str]:
+        """The latest message of every counter that has one, sorted by name."""
+        with self._lock:
+            return dict(sorted(self._messages.items()))
 
     def get(self, name: str) -> int:
         """The value of counter ``name`` (0 if never increased)."""

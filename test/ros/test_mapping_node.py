@@ -294,7 +294,7 @@ def test_label_fusion_session_maps_like_the_offline_engine_and_survives_bad_inpu
         peer = Harness(ros_context, proc)
         stats = peer.stats()
         assert stats["voxels"] == 0 and stats["pipeline"]["mode"] == "label_fusion"
-        assert stats["pipeline"]["queue"]["capacity"] == 2
+        assert stats["pipeline"]["queue"]["capacity"] == 1  # the default: map the newest frame
         peer.wait_connected()
 
         # No camera info yet: skipped and counted.
@@ -392,7 +392,8 @@ def test_label_fusion_session_maps_like_the_offline_engine_and_survives_bad_inpu
                 kwargs["info_msg"].header.stamp = stamp(ns)
             expected[reason] = expected.get(reason, 0) + 1
             peer.wait_stats(
-                lambda s, r=reason: counter(s, "skipped", r) >= expected[r], reason,
+                # Too large images are rejected on arrival, before synchronisation; the rest by the worker.
+                lambda s, r=reason: counter(s, "skipped", r) + counter(s, "rejected", r) >= expected[r], reason,
                 resend=lambda ns=ns, kwargs=kwargs: frame_at(ns, **kwargs),
             )
         # A pose older than the tolerance: poses stop, images go on.
@@ -424,7 +425,7 @@ def test_label_fusion_session_maps_like_the_offline_engine_and_survives_bad_inpu
 
         diag = peer.wait_for("diagnostics", has_counters)
         keys = {kv.key for kv in diag.status[0].values}
-        assert {"queue.depth", "queue.dropped", "map.voxels", "process.memory_bytes", "latency.total.mean_ms"} <= keys
+        assert {"queue.depth", "queue.superseded", "map.voxels", "process.memory_bytes", "latency.total.mean_ms"} <= keys
         out = proc.output()
         assert "skipped the frame" in out and "Traceback" not in out
         assert proc.stop() == 0, proc.output()
@@ -505,10 +506,10 @@ def test_alster_session_with_checkpoint_odometry_and_30hz_input(tmp_path, ros_co
         )
         p = stats["pipeline"]
         assert p["queue"]["max_depth"] <= p["queue"]["capacity"] == 2
-        assert p["queue"]["dropped"] > 0
+        assert p["queue"]["superseded"] > 0
         # Every frame is accounted for: mapped, dropped from the queue, or skipped.
         peer.wait_stats(
-            lambda s: s["pipeline"]["mapped"] + s["pipeline"]["queue"]["dropped"] + s["pipeline"]["skipped_total"]
+            lambda s: s["pipeline"]["mapped"] + s["pipeline"]["queue"]["superseded"] + s["pipeline"]["skipped_total"]
             == s["pipeline"]["received"]["frames"],
             "the last frame to finish",
         )

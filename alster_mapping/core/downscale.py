@@ -1,0 +1,37 @@
+"""Integer downscaling of a frame's images before mapping (the node's ``image_downscale``).
+
+Colour is averaged over each factor x factor block (less aliasing). Depth and labels
+take one pixel per block, the one at offset factor // 2 in each direction: averaging
+depth across an object's edge would invent surfaces between foreground and
+background, and label ids cannot be averaged. For even factors that pixel lies half an
+original pixel from the block centre that ``CameraIntrinsics.downscaled`` assumes (a
+quarter pixel of the new image at factor 2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def downscale_images(
+    color: np.ndarray, depth: np.ndarray, labels: np.ndarray | None, factor: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Reduce (H, W, 3) uint8 colour, (H, W) float32 depth [m] and optional (H, W) labels by ``factor``.
+
+    Returns arrays of (H // factor, W // factor); the last partial row / column of blocks
+    is cut. factor 1 returns the inputs unchanged.
+    """
+    f = int(factor)
+    if f < 1:
+        raise ValueError(f"downscale factor must be a positive integer, got {factor}")
+    if f == 1:
+        return color, depth, labels
+    h, w = depth.shape[0] // f, depth.shape[1] // f
+    if h == 0 or w == 0:
+        raise ValueError(f"a {depth.shape[1]}x{depth.shape[0]} image is smaller than the downscale factor {f}")
+    blocks = color[: h * f, : w * f].reshape(h, f, w, f, 3).astype(np.float32)
+    small_color = (blocks.mean(axis=(1, 3)) + 0.5).astype(np.uint8)
+    offset = f // 2
+    small_depth = np.ascontiguousarray(depth[offset : h * f : f, offset : w * f : f])
+    small_labels = None if labels is None else np.ascontiguousarray(labels[offset : h * f : f, offset : w * f : f])
+    return small_color, small_depth, small_labels
