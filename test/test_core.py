@@ -547,3 +547,52 @@ def test_flatten_lists_every_leaf_with_help():
         assert not dataclasses.is_dataclass(value), key
     assert flat["map.voxel_size"][0] == 0.04
     assert flat["map.voxel_size"][1].metadata["min"] == 0.002
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        ((50.0, 50.0, 1e6, 23.5, W, H), "principal point cx"),
+        ((50.0, 50.0, 31.5, -3.0, W, H), "principal point cy"),
+        ((50.0, 50.0, W + 0.0, 23.5, W, H), "principal point cx"),
+        ((1e-3, 50.0, 31.5, 23.5, W, H), "field of view"),
+        ((50.0, 1e9, 31.5, 23.5, W, H), "field of view"),
+    ],
+)
+def test_intrinsics_reject_what_no_camera_has(args, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        CameraIntrinsics(*args)
+
+
+def test_intrinsics_accept_real_cameras_and_their_edges():
+    CameraIntrinsics(615.0, 615.0, 319.5, 239.5, 640, 480)  # RealSense D435 colour
+    CameraIntrinsics(200.0, 200.0, -0.5, 479.5, 640, 480)  # principal point on the image's edge
+    CameraIntrinsics(30.0, 30.0, 319.5, 239.5, 640, 480)  # about 168 degrees wide
+
+
+def test_downscaled_intrinsics_and_images_stay_consistent():
+    from alster_mapping.core.downscale import downscale_images
+    from alster_mapping.core.geometry import backproject
+
+    cam = CameraIntrinsics(50.0, 60.0, 31.5, 23.5, 64, 48)
+    rng = np.random.default_rng(0)
+    color = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    depth = np.full((48, 64), 2.0, np.float32)
+    depth[:, 40:] = 3.0  # a depth edge: never averaged
+    labels = rng.integers(0, 40, (48, 64)).astype(np.uint16)
+    for f in (1, 2, 3):
+        c, d, lab = downscale_images(color, depth, labels, f)
+        small = cam.downscaled(f)
+        assert c.shape == (48 // f, 64 // f, 3) and d.shape == lab.shape == small.shape
+        assert set(np.unique(d).tolist()) <= {2.0, 3.0}
+        np.testing.assert_array_equal(lab, labels[f // 2 :: f, f // 2 :: f][: 48 // f, : 64 // f])
+        if f == 2:
+            np.testing.assert_allclose(c[0, 0], color[:2, :2].reshape(-1, 3).mean(0), atol=0.5)
+        # The centre pixel's ray points the same way before and after.
+        points, _ = backproject(torch.from_numpy(np.ones(small.shape, np.float32)), small, 10.0)
+        centre = points.reshape(small.height, small.width, 3)[small.height // 2, small.width // 2]
+        u = f * (small.width // 2) + (f - 1) / 2
+        v = f * (small.height // 2) + (f - 1) / 2
+        np.testing.assert_allclose(centre[:2].numpy(), [(u - cam.cx) / cam.fx, (v - cam.cy) / cam.fy], atol=1e-6)
+    with pytest.raises(ValueError):
+        downscale_images(color, depth, labels, 0)

@@ -422,3 +422,15 @@ def test_observed_voxels_consistent_with_composition():
     np.testing.assert_allclose(pts.numpy(), world.numpy())
     np.testing.assert_array_equal(keys.numpy(), geo.voxel_keys(world, 0.05).numpy())
     assert keys.shape[0] == int(mask.sum()) == pts.shape[0]
+
+
+def test_key_range_is_the_packable_range():
+    from alster_mapping.core.geometry import KEY_LIMIT, check_key_range, pack_keys, unpack_keys
+
+    edge = torch.tensor([[-KEY_LIMIT, KEY_LIMIT - 1, 0]], dtype=torch.int32)
+    check_key_range(edge)
+    np.testing.assert_array_equal(unpack_keys(pack_keys(edge)), edge)
+    for bad in ([KEY_LIMIT, 0, 0], [0, -KEY_LIMIT - 1, 0], [0, 0, 1 << 23]):
+        with pytest.raises(ValueError, match="voxel keys must lie"):
+            check_key_range(torch.tensor([bad]))
+    check_key_range(torch.empty(0, 3, dtype=torch.int32))

@@ -402,3 +402,57 @@ def test_out_of_range_metadata_raises_map_file_error(saved, tmp_path, key, value
     meta[key] = value
     bad = write_crafted(tmp_path / "odd_meta.safetensors", tensors, meta)
     assert_load_fails(bad)
+
+
+def test_a_failing_write_leaves_nothing_beside_the_target(tmp_path, monkeypatch):
+    """safetensors writes its own .tmpXXXXXX first; a full disk must not leave it (or ours) behind."""
+    m = make_map()
+    m.save(tmp_path / "a.safetensors")
+    old = (tmp_path / "a.safetensors").read_bytes()
+
+    def no_space(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"\0" * 100)
+        with open(os.path.join(os.path.dirname(filename), ".tmpQWERTY"), "wb") as f:
+            f.write(b"\0" * 100)
+        raise tensor_file.SafetensorError("No space left on device (os error 28)")
+
+    monkeypatch.setattr(tensor_file, "save_file", no_space)
+    with pytest.raises(OSError, match="No space left"):
+        m.save(tmp_path / "a.safetensors")
+    assert sorted(os.listdir(tmp_path)) == ["a.safetensors"]
+    assert (tmp_path / "a.safetensors").read_bytes() == old
+
+
+def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    from alster_mapping.core.atomic_file import remove_stale_temporaries
+
+    target = tmp_path / "map.safetensors"
+    dead = tmp_path / ".map.safetensors.tmp-999999-abc"  # pid 999999 does not run (pid_max is smaller)
+    dead.mkdir()
+    (dead / ".tmpXYZ").write_bytes(b"x")
+    live = tmp_path / f".map.safetensors.tmp-{os.getppid()}-def"  # a running process: a save in progress
+    live.mkdir()
+    other = tmp_path / ".other.safetensors.tmp-999999-ghi"  # another file's
+    other.mkdir()
+    assert remove_stale_temporaries(target) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
+    assert remove_stale_temporaries(tmp_path / "no_dir" / ("x" * 300)) == []  # never raises
+
+
+def test_names_the_os_rejects_fail_as_map_file_errors(tmp_path):
+    with pytest.raises(MapFileError, match="cannot be opened.*too long"):
+        load_map(tmp_path / ("m" * 300 + ".safetensors"))
+    with pytest.raises(MapFileError, match="does not exist"):
+        load_map(tmp_path / "nul\0.safetensors")
+
+
+def test_keys_beyond_the_packed_range_are_refused(saved):
+    _, path = saved
+    tensors, meta = tensor_file.read_tensor_file(path)
+    keys = tensors["keys"].clone()
+    keys[0] = torch.tensor([1 << 21, 0, 0])  # packs to the same code as (0, 0, 0)
+    tensors["keys"] = keys
+    tensor_file.write_tensor_file(path, tensors, {k: v for k, v in meta.items() if k != tensor_file.CHECKSUM_KEY})
+    with pytest.raises(MapFileError, match="voxel keys must lie"):
+        load_map(path)

@@ -153,3 +153,136 @@ def test_update_arrays_markers_and_diagnostics():
     assert flatten_values({"a": {"b": 1.23456, "c": 2}, "d": "x"}) == [("a.b", "1.235"), ("a.c", "2"), ("d", "x")]
     status = diagnostic_status("n", 1, "msg", {"q": {"depth": 0}})
     assert status.level == b"\x01" and status.values[0].key == "q.depth"
+
+
+# ---------------------------------------------------------------------------
+# time, raw images, logging, the worker's heartbeat
+# ---------------------------------------------------------------------------
+
+
+def test_stamp_guard_rejects_the_future_and_detects_jumps_back_per_stream():
+    from alster_mapping.ros.stamp_guard import ACCEPT, FUTURE, JUMP_BACK, StampGuard
+
+    S = 1_000_000_000
+    guard = StampGuard(max_ahead_ns=5 * S, jump_back_ns=S)
+    now = 1000 * S
+    assert guard.check("color", 990 * S, now) == ACCEPT
+    assert guard.check("color", 1006 * S, now) == FUTURE and guard.future == 1
+    assert guard.check("color", 1006 * S, 0) == ACCEPT  # clock 0 (sim time before /clock): no reference
+    assert guard.check("color", 1005 * S, now) == ACCEPT  # late by less than the threshold
+    assert guard.check("depth", 500 * S, now) == ACCEPT  # another stream's first stamp
+    assert guard.check("color", 880 * S, now) == JUMP_BACK and guard.jumps == 1
+    # After a jump every stream starts over: the depth stream follows without another jump.
+    assert guard.check("depth", 100 * S, now) == ACCEPT
+    assert guard.check("color", 881 * S, now) == ACCEPT
+    guard.reset()
+    assert guard.check("color", 1 * S, now) == ACCEPT
+    with pytest.raises(ValueError):
+        StampGuard(-1, 0)
+
+
+def test_raw_image_parse_matches_the_message_in_both_byte_orders():
+    import struct
+
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image
+
+    from alster_mapping.ros.raw_image import RawImageError, parse_raw_image
+
+    rgb = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
+    for frame_id in ("", "c", "camera_color_optical_frame"):
+        msg = Image(**{k: v for k, v in array_to_image_fields(rgb, "rgb8").items() if k != "data"})
+        msg.data = rgb.tobytes()
+        msg.header.frame_id = frame_id
+        msg.header.stamp.sec, msg.header.stamp.nanosec = 1234, 5678
+        raw = serialize_message(msg)
+        image = parse_raw_image(raw)
+        assert (image.stamp_ns, image.frame_id, image.height, image.width, image.encoding, image.step) == (
+            1234 * 10**9 + 5678, frame_id, 5, 7, "rgb8", 21)
+        np.testing.assert_array_equal(color_to_rgb(image), rgb)
+    # A big-endian CDR stream (another RMW) carries the same fields.
+    def string(text):
+        data = text.encode() + b"\0"
+        return struct.pack(">I", len(data)) + data
+
+    body = struct.pack(">iI", 7, 9) + string("cam")
+    body += b"\0" * (-len(body) % 4) + struct.pack(">II", 1, 2) + string("mono8")
+    body += bytes([0]) + b"\0" * (-(len(body) + 1) % 4) + struct.pack(">II", 2, 2) + b"\x05\x06"
+    image = parse_raw_image(b"\x00\x00\x00\x00" + body)
+    assert (image.stamp_ns, image.frame_id, image.width, image.encoding, image.data.tolist()) == (7 * 10**9 + 9, "cam", 2, "mono8", [5, 6])
+    for bad, words in ((b"\x00", "too short"), (b"\x00\x07\x00\x00" + body, "encapsulation"), (raw[:40], "truncated")):
+        with pytest.raises(RawImageError, match=words):
+            parse_raw_image(bad)
+
+
+class SeverityCheckingLogger:
+    """Behaves like rclpy's logger: a call site keeps the severity of its first call."""
+
+    def __init__(self):
+        import inspect
+
+        self._inspect = inspect
+        self.sites: dict = {}
+        self.lines: list = []
+
+    def _log(self, level, message):
+        frame = self._inspect.currentframe().f_back.f_back
+        site = (frame.f_code.co_filename, frame.f_lineno)
+        if self.sites.setdefault(site, level) != level:
+            raise ValueError("Logger severity cannot be changed between calls.")
+        self.lines.append((level, message))
+
+    def debug(self, m):
+        self._log("debug", m)
+
+    def info(self, m):
+        self._log("info", m)
+
+    def warning(self, m):
+        self._log("warning", m)
+
+    def error(self, m):
+        self._log("error", m)
+
+
+def test_node_log_mixes_severities_throttles_and_never_raises(capsys):
+    from alster_mapping.ros.node_log import NodeLog
+
+    logger = SeverityCheckingLogger()
+    log = NodeLog(logger, "node", throttle_period=60.0)
+    for level in ("info", "warning", "error", "info", "debug", "warning"):
+        log.log(level, f"a {level} line")
+    assert [lv for lv, _ in logger.lines] == ["info", "warning", "error", "info", "debug", "warning"]
+    assert log.throttled("skip", "first") and not log.throttled("skip", "second")
+    usable = [True]
+    broken = NodeLog(SimpleNamespace(info=lambda m: 1 / 0), "broken", lambda: usable[0])
+    broken.info("goes to stderr")  # the logger raises: stderr instead
+    usable[0] = False
+    broken.error("context gone")
+    err = capsys.readouterr().err
+    assert "[INFO] [broken]: goes to stderr" in err and "[ERROR] [broken]: context gone" in err
+
+
+def test_heartbeat_tells_dead_stalled_and_alive():
+    from alster_mapping.ros.watchdog import ALIVE, DEAD, STALLED, Heartbeat
+
+    now = [0.0]
+    beat = Heartbeat(5.0, clock=lambda: now[0])
+    assert beat.check(True) == ALIVE
+    now[0] = 4.0
+    assert beat.check(True) == ALIVE and beat.check(False) == DEAD
+    now[0] = 6.0
+    assert beat.check(True) == STALLED and beat.silence() == 6.0
+    beat.beat()
+    assert beat.check(True) == ALIVE
+    assert Heartbeat(0.0, clock=lambda: now[0] + 1e6).check(True) == ALIVE  # 0 = the stall check is off
+
+
+def test_pose_source_refuses_to_interpolate_across_a_gap():
+    S = 1_000_000_000
+    source = PoseSource(cache_ns=100 * S, tolerance_ns=0, max_gap_ns=S)
+    source.set_transform("map", "body", np.eye(4), 10 * S)
+    source.set_transform("map", "body", pose_from_quaternion(np.array([1.0, 0, 0]), np.array([0, 0, 0, 1.0])), 13 * S)
+    with pytest.raises(SkipFrame) as info:
+        source.lookup("map", "body", 11 * S, timeout_s=0.0)
+    assert info.value.reason == "pose_gap"

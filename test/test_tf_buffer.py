@@ -127,3 +127,15 @@ def test_rejects_non_rigid():
     bad[0, 3] = np.nan
     with pytest.raises(TransformError):
         buf.set_transform("map", "base", bad, 0)
+
+
+def test_gaps_beyond_max_gap_are_not_interpolated():
+    from alster_mapping.core.tf_buffer import InterpolationGapError
+
+    buf = robot_buffer()  # samples at 1 s and 2 s
+    np.testing.assert_allclose(buf.lookup("map", "base_link", 1_500_000_000, max_gap_ns=S), interpolate_pose(A, B, 0.5))
+    with pytest.raises(InterpolationGapError, match="gap"):
+        buf.lookup("map", "base_link", 1_500_000_000, max_gap_ns=S // 2)
+    # Exact samples and the static edge need no interpolation.
+    np.testing.assert_allclose(buf.lookup("map", "base_link", 2 * S, max_gap_ns=1), B)
+    assert not buf.can_transform("map", "camera", 1_500_000_000, max_gap_ns=S // 2)

@@ -649,3 +649,23 @@ def test_replace_with_takes_over_contents(filled):
     assert m.feature_kind == "label_evidence"
     assert_same_snapshot(snapshot(m), expected)
     np.testing.assert_array_equal(m.lookup(keys).numpy(), -1)
+
+
+def test_keys_beyond_the_packed_range_are_refused_instead_of_aliasing(filled):
+    """(2^23, 0, 0) used to wrap onto (0, 0, 0) in the packed key and overwrite it."""
+    m, _, _ = filled
+    m.write(np.array([[0, 0, 0]], np.int32), label=np.array([1]))
+    before = snapshot(m)
+    for call in (
+        lambda: m.write(np.array([[1 << 23, 0, 0]]), label=np.array([2])),
+        lambda: m.insert(np.array([[0, 1 << 20, 0]])),
+        lambda: m.lookup(np.array([[0, 0, -(1 << 20) - 1]])),
+        lambda: m.remove(torch.tensor([[1 << 40, 0, 0]])),  # int64 beyond int32: no silent cast
+    ):
+        with pytest.raises(ValueError, match="voxel keys must lie"):
+            call()
+    assert_same_snapshot(snapshot(m), before)
+    limit = 1 << 20
+    edge = np.array([[-limit, limit - 1, 0]], np.int32)  # the range's ends still work
+    m.write(edge, label=np.array([3]))
+    assert int(m.crop(edge).label[0]) == 3 and int(m.crop(np.zeros((1, 3), np.int32)).label[0]) == 1
