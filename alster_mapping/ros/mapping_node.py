@@ -34,8 +34,11 @@ is counted as superseded) that feeds one worker thread. The worker decodes the i
 looks up the pose (waiting up to ``pose_timeout``), runs ``OnlineMapper.step`` and
 publishes the frame's outputs, so its latency is one step plus at most one input
 period. A watchdog restarts a worker thread that died and, when one frame takes longer
-than ``watchdog_timeout``, reports it and ends the node with exit code 3. Inputs, poses,
-services and each timer have their own callback groups under a ``MultiThreadedExecutor``.
+than ``watchdog_timeout``, reports it and ends the node with exit code 3. Every callback
+runs on one executor thread (``map_server_node.main``); they only parse, count and hand
+over, so a service call that takes long (saving a large map) pauses the intake of
+images for its duration, never the worker. The callback groups (reentrant for inputs and
+poses, which are thread-safe) keep the node correct under a multi-threaded executor too.
 
 Outputs (besides ``~/semantic_cloud``):
 
@@ -60,7 +63,6 @@ import array
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -68,7 +70,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TransformStamped
 from nav_msgs.msg import Odometry
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
@@ -79,27 +81,24 @@ from ..core.downscale import downscale_images
 from ..core.frame import RGBDFrame
 from ..core.geometry import pose_from_quaternion
 from ..core.image_codec import CameraInfoError, ImageEncodingError, array_to_image_fields, intrinsics_from_camera_info
-from ..core.time_sync import ApproximateTimeSync
 from ..map.voxel_map import SemanticVoxelMap
 from ..pipeline.online_mapper import OnlineMapper
 from . import map_server_node
 from .cloud import arrays_to_cloud
+from .frame_intake import IMAGE_STREAMS, FrameIntake, FrameMessages
 from .diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status, process_memory_bytes
 from .inputs import POSE_CHILD, ImageConverter, PoseSource, SkipFrame, pose_message_edge, stamp_to_ns, transform_to_matrix
 from .map_server_node import CLOUD_QOS, EXIT_WATCHDOG, NODE_NAME, MapServerNode
 from .node_config import NODE_CONFIG_KEYS, POSE_SOURCES, CameraExtrinsicConfig, MappingNodeConfig
 from .outputs import arrays_of_keys, frame_label_image, voxel_markers
 from .params import ParameterError
-from .raw_image import RawImage, RawImageError, parse_raw_image
-from .stamp_guard import FUTURE, JUMP_BACK, StampGuard
 from .watchdog import DEAD, STALLED, Heartbeat
-from .worker import Counters, FrameQueue, LatencyStats, Throttle
+from .worker import Counters, LatencyStats, Throttle
 
 # Parameters read once at start-up (they build the mapper); changing them needs a restart.
 FIXED_ENGINE_KEYS = ("mode", "alster.checkpoint")
 FIXED_ENGINE_PREFIXES = ("model.",)
 
-IMAGE_STREAMS = ("color", "depth", "labels")
 WATCHDOG_PERIOD = 1.0
 """Seconds between two checks of the worker thread."""
 MAX_WORKER_RESTARTS = 5
@@ -112,17 +111,6 @@ TF_STATIC_QOS = QoSProfile(
 """/tf_static is latched: transient local, so static transforms published before the node started arrive."""
 
 UPDATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-
-
-@dataclass
-class FrameMessages:
-    """One synchronised input tuple waiting for the worker: raw images, decoded there, not in the callback."""
-
-    color: RawImage
-    depth: RawImage
-    labels: RawImage | None
-    stamp_ns: int
-    received: float  # time.monotonic() when the tuple completed
 
 
 class MappingNode(MapServerNode):
@@ -205,11 +193,19 @@ class MappingNode(MapServerNode):
     def _setup(self, model) -> None:
         cfg = self.node_config
         self.log.throttle = Throttle(cfg.log_throttle)
-        self._stop = threading.Event()
         self.counters = Counters()
         self.latency = LatencyStats()
-        self.queue = FrameQueue(cfg.queue_size)
-        self.guard = StampGuard(int(cfg.max_stamp_ahead * 1e9), int(cfg.time_jump_threshold * 1e9))
+        self.image_topics = [cfg.color_topic, cfg.depth_topic] + ([cfg.label_topic] if self.config.mode == "label_fusion" else [])
+        self.intake = FrameIntake(
+            cfg,
+            [self.resolve_topic_name(t) for t in self.image_topics],
+            self.counters,
+            self.log,
+            lambda: self.get_clock().now().nanoseconds,
+            self._on_time_jump,
+        )
+        self.queue = self.intake.queue
+        self._stop = threading.Event()  # from here on ``shutdown`` has a queue to close
         self.heartbeat = Heartbeat(cfg.watchdog_timeout)
         self.worker_state = "running"
         self._last_stamp: int | None = None
@@ -218,9 +214,7 @@ class MappingNode(MapServerNode):
         self._intrinsics_key = None
         self._intrinsics = None
         self._markers_version = 0
-        self._told_superseded = False
         self._reported: tuple[int, ...] = ()  # problem counters at the last diagnostics message
-        self._max_raw_pixels = cfg.max_image_pixels * cfg.image_downscale**2
         try:
             e = cfg.camera_extrinsic
             self.T_body_camera = pose_from_quaternion(np.array([e.x, e.y, e.z]), np.array([e.qx, e.qy, e.qz, e.qw]))
@@ -232,19 +226,16 @@ class MappingNode(MapServerNode):
         self.converter = ImageConverter(cfg.depth_scale)
 
         notices: list[str] = []
-        self.input_group = MutuallyExclusiveCallbackGroup()
-        self.pose_group = MutuallyExclusiveCallbackGroup()
+        self.input_group = ReentrantCallbackGroup()
+        self.pose_group = ReentrantCallbackGroup()
         self.output_group = MutuallyExclusiveCallbackGroup()
         self.diagnostics_group = MutuallyExclusiveCallbackGroup()
         self.watchdog_group = MutuallyExclusiveCallbackGroup()  # alone: nothing it waits for can hold it up
         qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=max(10, cfg.sync_queue_size), reliability=ReliabilityPolicy.BEST_EFFORT
         )
-        self.image_topics = [cfg.color_topic, cfg.depth_topic] + ([cfg.label_topic] if self.config.mode == "label_fusion" else [])
-        self._sync_lock = threading.Lock()
-        self._sync = ApproximateTimeSync(len(self.image_topics), int(round(cfg.sync_slop * 1e9)), cfg.sync_queue_size)
         for i, topic in enumerate(self.image_topics):
-            callback = self.guarded_callback(f"{IMAGE_STREAMS[i]}_image", partial(self._on_raw_image, i))
+            callback = self.guarded_callback(f"{IMAGE_STREAMS[i]}_image", partial(self.intake.image, i))
             self.create_subscription(Image, topic, callback, qos, callback_group=self.input_group, raw=True)
         self.sync_backend = "alster_mapping.core.time_sync (raw messages)"
         self.create_subscription(
@@ -316,74 +307,10 @@ class MappingNode(MapServerNode):
 
     # -- callbacks (never block: no decoding, no mapping) --------------------------------------------
 
-    def _reject(self, reason: str, message: str) -> None:
-        """A message is dropped before it reaches the synchroniser or the pose buffer: counted and logged."""
-        self.counters.add(f"rejected.{reason}", message=message)
-        self.log.throttled(f"rejected.{reason}", f"rejected a message: {message}")
-
-    def _admit_stamp(self, stream: Any, stamp_ns: int, what: str) -> bool:
-        """Whether a message of ``stream`` stamped ``stamp_ns`` may be used; restarts time order on a jump back."""
-        verdict = self.guard.check(stream, stamp_ns, self.get_clock().now().nanoseconds)
-        if verdict == FUTURE:
-            ahead = (stamp_ns - self.get_clock().now().nanoseconds) / 1e9
-            self._reject(
-                "future_stamp",
-                f"{what} stamped {stamp_ns / 1e9:.3f} s is {ahead:.1f} s ahead of this node's clock "
-                f"(max_stamp_ahead {self.node_config.max_stamp_ahead} s; are the clocks synchronised?)",
-            )
-            return False
-        if verdict == JUMP_BACK:
-            self._restart_time(what, stamp_ns)
-        return True
-
-    def _restart_time(self, what: str, stamp_ns: int) -> None:
-        """Time jumped back (a restarted bag, a reset clock): start everything time-ordered afresh."""
-        with self._sync_lock:
-            self._sync.reset()
+    def _on_time_jump(self) -> None:
+        """The intake saw time jump back: poses and the stamp order start over too."""
         self.pose_source.clear()
-        waiting = self.queue.clear()
-        if waiting:
-            self.counters.add("skipped.time_jump", waiting, message=f"{waiting} frame(s) of the old time line were waiting")
         self._last_stamp = None
-        message = (
-            f"time jumped back to {stamp_ns / 1e9:.3f} s on {what}: restarted the synchroniser, "
-            f"the pose buffer and the stamp order ({waiting} waiting frame(s) dropped)"
-        )
-        self.counters.add("time_jumps", message=message)
-        self.log.warning(message)
-
-    def _on_raw_image(self, stream: int, raw: bytes) -> None:
-        name = IMAGE_STREAMS[stream]
-        self.counters.add(f"received.{name}")
-        topic = self.image_topics[stream]
-        try:
-            image = parse_raw_image(raw)
-        except RawImageError as exc:
-            self._reject("bad_message", f"{topic}: {exc}")
-            return
-        if image.pixels > self._max_raw_pixels:
-            cfg = self.node_config
-            self._reject(
-                "image_too_large",
-                f"{topic}: {image.width}x{image.height} exceeds max_image_pixels {cfg.max_image_pixels} "
-                f"(after image_downscale {cfg.image_downscale})",
-            )
-            return
-        if not self._admit_stamp(("image", stream), image.stamp_ns, f"{topic}"):
-            return
-        with self._sync_lock:
-            matched = self._sync.add(stream, image.stamp_ns, image)
-        for _, images in matched:
-            self._on_synced(*images)
-
-    def _on_synced(self, color: RawImage, depth: RawImage, labels: RawImage | None = None) -> None:
-        self.counters.add("received.frames")
-        if not self.queue.put(FrameMessages(color, depth, labels, color.stamp_ns, time.monotonic())) and not self._told_superseded:
-            self._told_superseded = True
-            self.log.info(
-                "frames arrive faster than they are mapped: the worker maps the newest and skips the "
-                "others (counted as queue.superseded in /diagnostics)"
-            )
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.counters.add("received.camera_info")
@@ -403,7 +330,7 @@ class MappingNode(MapServerNode):
             self.counters.add("bad_poses", message=message)
             self.log.throttled("pose_frame", message)
             return
-        if self._admit_stamp(("pose",), stamp, f"pose topic {self.node_config.pose_topic}"):
+        if self.intake.admit(("pose",), stamp, f"pose topic {self.node_config.pose_topic}"):
             self.pose_source.set_transform(map_frame, POSE_CHILD, T, stamp)
 
     def _on_tf(self, static: bool, msg: Any) -> None:
@@ -413,7 +340,7 @@ class MappingNode(MapServerNode):
         for t in msg.transforms:
             child = str(t.child_frame_id)
             # Static transforms are timeless; each dynamic edge keeps its own time line.
-            if not static and not self._admit_stamp(("tf", child), stamp_to_ns(t.header.stamp), f"{topic} {child}"):
+            if not static and not self.intake.admit(("tf", child), stamp_to_ns(t.header.stamp), f"{topic} {child}"):
                 continue
             try:
                 self.pose_source.add_transform(t, static)
@@ -623,8 +550,7 @@ class MappingNode(MapServerNode):
             return {k[len(prefix):]: v for k, v in counts.items() if k.startswith(prefix)}
 
         skipped, rejected = group("skipped."), group("rejected.")
-        with self._sync_lock:
-            sync = self._sync.stats
+        sync = self.intake.sync_stats
         return {
             "mode": self.config.mode,
             "received": group("received."),

@@ -65,10 +65,14 @@ def test_kill_9_during_save_keeps_the_old_map_and_restarts_clean(tmp_path, ros_c
                 assert client.wait_for_service(timeout_sec=START_TIMEOUT)
                 if attempt == KILLS:
                     break
-                client.call_async(Trigger.Request())
-                # Kill as soon as the save has started writing (its temporary directory exists).
+                # Kill as soon as the save has started writing (its temporary directory exists). A
+                # request sent while DDS is still matching the new server is lost: ask again.
                 deadline = time.monotonic() + START_TIMEOUT
+                next_request = time.monotonic()
                 while not temporaries(tmp_path):
+                    if time.monotonic() >= next_request:
+                        client.call_async(Trigger.Request())
+                        next_request = time.monotonic() + 3.0
                     executor.spin_once(timeout_sec=0.001)
                     assert time.monotonic() < deadline, f"the save never started:\n{proc.output()}"
                 proc.proc.send_signal(signal.SIGKILL)
