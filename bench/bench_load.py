@@ -120,7 +120,7 @@ class Node:
         env["PYTHONUNBUFFERED"] = "1"
         self.log_path = workdir / f"{name}.log"
         self._log = open(self.log_path, "wb")
-        cmd = [sys.executable, "-m", "alster_mapping.ros.mapping_node", "--ros-args", "--params-file", str(ROOT / "config" / "mapping.yaml")]
+        cmd = [sys.executable, "-m", "alster_mapping.ros.mapping_node", "--ros-args", "--params-file", str(root / "config" / "mapping.yaml")]
         for p in params:
             cmd += ["-p", p]
         self.proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT)

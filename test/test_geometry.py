@@ -434,3 +434,11 @@ def test_key_range_is_the_packable_range():
         with pytest.raises(ValueError, match="voxel keys must lie"):
             check_key_range(torch.tensor([bad]))
     check_key_range(torch.empty(0, 3, dtype=torch.int32))
+
+
+def test_pose_from_quaternion_matches_scipy():
+    rng = np.random.default_rng(3)
+    for q in rng.standard_normal((50, 4)):
+        T = geo.pose_from_quaternion(np.array([1.0, -2.0, 0.5]), q)
+        np.testing.assert_allclose(T[:3, :3], Rotation.from_quat(q).as_matrix(), atol=1e-12)
+        np.testing.assert_array_equal(T[3], [0, 0, 0, 1])

@@ -270,11 +270,20 @@ def pose_from_quaternion(translation: np.ndarray, quaternion_xyzw: np.ndarray) -
         raise ValueError(f"expected translation (3,) and quaternion (4,), got {t.shape} and {q.shape}")
     if not (np.isfinite(q).all() and np.isfinite(t).all()):
         raise ValueError("pose has non-finite translation or quaternion")
-    if np.linalg.norm(q) < 1e-6:
+    norm = float(np.sqrt(q @ q))
+    if norm < 1e-6:
         raise ValueError("quaternion has zero norm")
-    T = np.eye(4)
-    T[:3, :3] = Rotation.from_quat(q).as_matrix()
-    T[:3, 3] = t
+    # The closed form of a unit quaternion's rotation (what scipy's Rotation computes, without
+    # its per-call overhead: poses arrive at sensor rates and each one passes through here).
+    x, y, z, w = (q / norm).tolist()
+    T = np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w), t[0]],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w), t[1]],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y), t[2]],
+            [0.0, 0.0, 0.0, 1.0],
+        ]
+    )
     return T
 
 

@@ -50,6 +50,7 @@ from typing import Any, Callable
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -76,6 +77,10 @@ EXIT_WATCHDOG = 3
 
 SHUTDOWN_SAVE_TIMEOUT = 30.0
 """Seconds a save on shutdown waits for the map's lock (a stuck worker may hold it)."""
+
+OUTPUT_EVENTS = PublisherEventCallbacks(use_default_callbacks=False)
+"""No QoS event handlers on the node's outputs: each costs the executor Python work on every
+message it waits for, and a subscriber with incompatible QoS already warns on its side."""
 
 CLOUD_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
@@ -117,7 +122,7 @@ class MapServerNode(Node):
         self._version = 1
         self._published_version = 0
 
-        self.cloud_pub = self.create_publisher(PointCloud2, "~/semantic_cloud", CLOUD_QOS)
+        self.cloud_pub = self.create_publisher(PointCloud2, "~/semantic_cloud", CLOUD_QOS, event_callbacks=OUTPUT_EVENTS)
         # Services and the publishing timer run in separate groups: under a multi-threaded
         # executor (the node composed into a user's process) a service is answered while a
         # large cloud is built. ``main`` spins a single-threaded one (see there).

@@ -88,7 +88,7 @@ from .cloud import arrays_to_cloud
 from .frame_intake import IMAGE_STREAMS, FrameIntake, FrameMessages
 from .diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status, process_memory_bytes
 from .inputs import POSE_CHILD, ImageConverter, PoseSource, SkipFrame, pose_message_edge, stamp_to_ns, transform_to_matrix
-from .map_server_node import CLOUD_QOS, EXIT_WATCHDOG, NODE_NAME, MapServerNode
+from .map_server_node import CLOUD_QOS, EXIT_WATCHDOG, NODE_NAME, OUTPUT_EVENTS, MapServerNode
 from .node_config import NODE_CONFIG_KEYS, POSE_SOURCES, CameraExtrinsicConfig, MappingNodeConfig
 from .outputs import arrays_of_keys, frame_label_image, voxel_markers
 from .params import ParameterError
@@ -210,6 +210,7 @@ class MappingNode(MapServerNode):
         self.worker_state = "running"
         self._last_stamp: int | None = None
         self._current_item: FrameMessages | None = None
+        self._last_mapped_start: float | None = None
         self._camera_info = None
         self._intrinsics_key = None
         self._intrinsics = None
@@ -243,10 +244,13 @@ class MappingNode(MapServerNode):
         )
         self._setup_pose_source(notices)
 
-        self.update_pub = self.create_publisher(PointCloud2, "~/semantic_cloud_update", UPDATE_QOS)
-        self.markers_pub = self.create_publisher(MarkerArray, "~/markers", CLOUD_QOS)
-        self.label_image_pub = self.create_publisher(Image, "~/label_image", UPDATE_QOS) if cfg.publish_label_image else None
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        events = OUTPUT_EVENTS
+        self.update_pub = self.create_publisher(PointCloud2, "~/semantic_cloud_update", UPDATE_QOS, event_callbacks=events)
+        self.markers_pub = self.create_publisher(MarkerArray, "~/markers", CLOUD_QOS, event_callbacks=events)
+        self.label_image_pub = (
+            self.create_publisher(Image, "~/label_image", UPDATE_QOS, event_callbacks=events) if cfg.publish_label_image else None
+        )
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=events)
         guarded = self.guarded_callback
         if cfg.markers_period > 0:
             self.create_timer(cfg.markers_period, guarded("markers", self._on_markers_timer), self.output_group, clock=self.steady_clock)
@@ -430,6 +434,9 @@ class MappingNode(MapServerNode):
         self._publish_frame_outputs(frame, result.keys)
         timings["publish"] = time.perf_counter() - clock
         timings["total"] = time.perf_counter() - start
+        if self._last_mapped_start is not None:  # the worker's period: a frame's start to the next one's
+            timings["cycle"] = start - self._last_mapped_start
+        self._last_mapped_start = start
         # Stamp to map update, on the node's clock (sim time with use_sim_time).
         timings["age"] = max(0.0, (self.get_clock().now().nanoseconds - stamp) / 1e9)
         self.latency.add(timings)
