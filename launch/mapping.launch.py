@@ -1,7 +1,7 @@
 """Launch alster_mapping's mapping node (and optionally RViz).
 
     ros2 launch alster_mapping mapping.launch.py [config:=FILE] [model:=CHECKPOINT] [map_file:=MAP]
-        [use_sim_time:=true] [rviz:=true] [namespace:=NS]
+        [use_sim_time:=true] [rviz:=true] [namespace:=NS] [respawn:=true]
         [color_topic:=T] [depth_topic:=T] [camera_info_topic:=T] [label_topic:=T] [pose_topic:=T]
 
 config: a ROS 2 params file (default: the package's config/mapping.yaml).
@@ -10,7 +10,10 @@ parameter (default: the model shipped in models/, trained on synthetic worlds; '
 params file's). map_file: a map loaded at start-up ('' = the params
 file's map_file). use_sim_time: take time from /clock (e.g. with ``alster play`` or
 ``ros2 bag play --clock``). rviz: also start RViz with the package's config/alster.rviz.
-namespace: the node's namespace (its relative input topics follow it).
+namespace: the node's namespace (its relative input topics follow it). respawn: start
+the node again when it exits (after ``RESPAWN_DELAY`` seconds), e.g. when its watchdog
+found the worker stuck (exit code 3); off by default, so a configuration error is
+reported once instead of in a loop.
 
 The *_topic arguments remap the node's default input topics (the defaults of
 ``color_topic``, ``depth_topic``, ``camera_info_topic``, ``label_topic`` and
@@ -32,6 +35,7 @@ PACKAGE = "alster_mapping"
 EXECUTABLE = "mapping_node"
 NODE_NAME = "mapping_node"
 SHIPPED_MODEL = "alster_scannet20_synthetic.safetensors"
+RESPAWN_DELAY = 2.0
 
 # Launch argument -> the node's default input topic (MappingNodeConfig), remapped to the argument's value.
 TOPIC_ARGUMENTS = {
@@ -79,6 +83,8 @@ def _nodes(context, *args, **kwargs):
             emulate_tty=True,
             parameters=[LaunchConfiguration("config").perform(context), overrides],
             remappings=remappings,
+            respawn=_flag(context, "respawn"),
+            respawn_delay=RESPAWN_DELAY,
         )
     ]
     rviz_config = os.path.join(share, "config", "alster.rviz")
@@ -114,6 +120,9 @@ def generate_launch_description():
         DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (e.g. when playing a bag)"),
         DeclareLaunchArgument("rviz", default_value="false", description="also start RViz with config/alster.rviz"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the mapping node"),
+        DeclareLaunchArgument(
+            "respawn", default_value="false", description="restart the node when it exits (e.g. its watchdog found the worker stuck)"
+        ),
     ]
     for argument, (default, description) in TOPIC_ARGUMENTS.items():
         arguments.append(DeclareLaunchArgument(argument, default_value=default, description=f"{description}; remaps {default}"))

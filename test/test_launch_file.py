@@ -159,11 +159,11 @@ def _node_input_topics() -> dict[str, str]:
 
 def test_launch_arguments(launch_module, monkeypatch):
     arguments, _ = run_launch(launch_module, monkeypatch)
-    expected = {"config", "model", "map_file", "use_sim_time", "rviz", "namespace"} | set(_node_input_topics())
+    expected = {"config", "model", "map_file", "use_sim_time", "rviz", "namespace", "respawn"} | set(_node_input_topics())
     assert set(arguments) == expected
     assert all(kw.get("description") for kw in arguments.values())
     assert arguments["config"]["default_value"] == f"{SHARE}/config/mapping.yaml"
-    assert arguments["use_sim_time"]["default_value"] == arguments["rviz"]["default_value"] == "false"
+    assert arguments["use_sim_time"]["default_value"] == arguments["rviz"]["default_value"] == arguments["respawn"]["default_value"] == "false"
     assert arguments["model"]["default_value"] == arguments["map_file"]["default_value"] == ""
 
 
@@ -181,6 +181,7 @@ def test_default_launch_runs_the_installed_executable_with_the_shipped_params(la
     assert params_file == f"{SHARE}/config/mapping.yaml"
     assert overrides == {"use_sim_time": False}  # model / map_file '' leave the params file's values
     assert kw["remappings"] == []  # default topic arguments remap nothing
+    assert kw["respawn"] is False
     assert [n for n in nodes if n.kwargs["package"] == "rviz2"] == []
 
 
@@ -189,7 +190,7 @@ def test_every_parameter_and_remapping_targets_the_real_node(launch_module, monk
     new_topics = {arg: f"/robot/{arg}" for arg in topics}
     _, nodes = run_launch(
         launch_module, monkeypatch, model=str(tmp_path / "m.safetensors"), map_file="maps/a.safetensors",
-        use_sim_time="true", rviz="true", namespace="robot", **new_topics,
+        use_sim_time="true", rviz="true", namespace="robot", respawn="true", **new_topics,
     )  # fmt: skip
     node = _mapping_node(nodes)
     params_file, overrides = node.kwargs["parameters"]
@@ -199,6 +200,7 @@ def test_every_parameter_and_remapping_targets_the_real_node(launch_module, monk
     assert Path(overrides["map_file"]).is_absolute() and overrides["map_file"].endswith("maps/a.safetensors")
     assert overrides["use_sim_time"] is True
     assert node.kwargs["namespace"] == "robot"
+    assert node.kwargs["respawn"] is True and node.kwargs["respawn_delay"] > 0  # a watchdog exit (code 3) restarts it
     # Remappings go from the node's real (default) input names to the arguments' values.
     assert dict(node.kwargs["remappings"]) == {topics[arg]: new_topics[arg] for arg in topics}
 
