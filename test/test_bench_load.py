@@ -23,7 +23,9 @@ def test_load_bench_quick_reports_rates_and_latency(tmp_path):
     result = json.loads((tmp_path / "bench_load.json").read_text())
     (size,) = result["sizes"].values()
     engine, node = size["engine"], size["node"]
-    assert engine["frames"] == 6 and 0 < engine["step_ms_median"] and engine["rate_hz"] > 0
+    assert engine["before_node"]["frames"] == engine["after_node"]["frames"] == 6
+    assert engine["before_node"]["stride"] == engine["after_node"]["stride"] >= 1
+    assert 0 < engine["step_ms_median"] and engine["rate_hz"] > 0
     assert node["rate_sent_hz"] == pytest.approx(30.0, rel=0.2) and node["frames_sent"] > 0
     # Timing is not judged here (bench/ and docs/RESULTS.md do that), but the node must map at 30 Hz input.
     assert node["mapped"] > 0 and node["mapped_hz"] > 0 and node["latency_ms"]["n"] > 0

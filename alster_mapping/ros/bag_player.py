@@ -19,7 +19,8 @@ image, so the mapping node runs with ``pose_source: pose`` and identity
 QoS: reliable, keep last ``queue_size``; topics the bag recorded with transient-local
 durability (/tf_static) are offered transient local again, so late subscribers get them.
 Stamps in loops are the bag's: a node sees time jump back at each restart (as with
-``ros2 bag play --loop``).
+``ros2 bag play --loop``); the mapping node then restarts its synchroniser, pose buffer
+and stamp order (``time_jump_threshold``).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ worked). No request can take the node down: any failure, expected or not, answer
   label_space, feature_kind, labels (class name -> voxels).
 
 Parameters: every ``MappingConfig`` leaf (``label_space``, ``map.*``, ``label_fusion.*``)
-plus the ``MapServerConfig`` fields below. The map's geometry (``label_space``,
+plus the ``MapServerConfig`` fields (``ros/node_config.py``). The map's geometry (``label_space``,
 ``map.voxel_size``, ``map.feature_dim``, ``map.block_size``, ``map.device``,
 ``map.initial_capacity``) is fixed while the node runs; a map loaded from ``map_file`` at
 start-up brings its own geometry, which then wins over the parameters (with a warning).

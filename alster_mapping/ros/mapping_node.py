@@ -72,6 +72,7 @@ from geometry_msgs.msg import PoseStamped, TransformStamped
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.duration import Duration
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -109,6 +110,10 @@ TF_STATIC_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
 """/tf_static is latched: transient local, so static transforms published before the node started arrive."""
+
+INPUT_EVENTS = SubscriptionEventCallbacks(use_default_callbacks=False)
+"""No QoS event handlers on the best-effort, volatile inputs: no publisher's QoS can be
+incompatible with them, and each handler costs the executor Python work per message."""
 
 UPDATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -237,10 +242,15 @@ class MappingNode(MapServerNode):
         )
         for i, topic in enumerate(self.image_topics):
             callback = self.guarded_callback(f"{IMAGE_STREAMS[i]}_image", partial(self.intake.image, i))
-            self.create_subscription(Image, topic, callback, qos, callback_group=self.input_group, raw=True)
+            self.create_subscription(Image, topic, callback, qos, callback_group=self.input_group, raw=True, event_callbacks=INPUT_EVENTS)
         self.sync_backend = "alster_mapping.core.time_sync (raw messages)"
         self.create_subscription(
-            CameraInfo, cfg.camera_info_topic, self.guarded_callback("camera_info", self._on_camera_info), qos, callback_group=self.input_group
+            CameraInfo,
+            cfg.camera_info_topic,
+            self.guarded_callback("camera_info", self._on_camera_info),
+            qos,
+            callback_group=self.input_group,
+            event_callbacks=INPUT_EVENTS,
         )
         self._setup_pose_source(notices)
 
@@ -282,7 +292,7 @@ class MappingNode(MapServerNode):
             msg_type = {"pose": PoseStamped, "odometry": Odometry, "transform": TransformStamped}[cfg.pose_source]
             qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
             callback = self.guarded_callback("pose", self._on_pose_message)
-            self.create_subscription(msg_type, cfg.pose_topic, callback, qos, callback_group=self.pose_group)
+            self.create_subscription(msg_type, cfg.pose_topic, callback, qos, callback_group=self.pose_group, event_callbacks=INPUT_EVENTS)
             self.pose_backend = f"{msg_type.__name__} topic {self.resolve_topic_name(cfg.pose_topic)}"
             return
         try:

@@ -776,3 +776,34 @@ def test_watchdog_reports_a_stuck_worker_and_ends_the_node_with_code_3(workdir):
         node.shutdown()
         node.destroy_node()
         ctx.try_shutdown()
+
+
+def test_image_downscale_maps_what_the_engine_maps_from_the_reduced_frame(node_context, workdir):
+    from alster_mapping.core.config import MappingConfig, apply_overrides
+    from alster_mapping.core.downscale import downscale_images
+    from alster_mapping.core.frame import RGBDFrame
+    from alster_mapping.pipeline.online_mapper import OnlineMapper
+
+    node = MappingNode(
+        "downscale_node",
+        context=node_context,
+        parameter_overrides=[
+            Parameter("mode", value="label_fusion"),
+            Parameter("map.voxel_size", value=0.08),
+            Parameter("pose_source", value="pose"),
+            Parameter("save_path", value=str(workdir / "downscale.safetensors")),
+            Parameter("image_downscale", value=2),
+            Parameter("max_image_pixels", value=(W // 2) * (H // 2)),  # the full-size frame passes: it is checked after downscaling
+        ],
+    )
+    try:
+        feeder = Feeder(node)
+        map_good_frame(feeder)
+        f = feeder.frame
+        color, depth, labels = downscale_images(f.color, f.depth.astype(np.float32), f.labels, 2)
+        offline = OnlineMapper(apply_overrides(MappingConfig(), {"mode": "label_fusion", "map.voxel_size": 0.08}))
+        offline.step(RGBDFrame(color, depth, feeder.intrinsics.downscaled(2), f.T_world_camera, 0, labels=labels))
+        assert_same_snapshot(snapshot(offline.map), snapshot(node.map))
+    finally:
+        node.shutdown()
+        node.destroy_node()

@@ -426,6 +426,14 @@ def test_label_fusion_session_maps_like_the_offline_engine_and_survives_bad_inpu
         diag = peer.wait_for("diagnostics", has_counters)
         keys = {kv.key for kv in diag.status[0].values}
         assert {"queue.depth", "queue.superseded", "map.voxels", "process.memory_bytes", "latency.total.mean_ms"} <= keys
+
+        # Time over DDS: a frame stamped a day ahead is rejected; a restarted bag (time 120 s
+        # back) is mapped again without any help.
+        ahead = time.time_ns() + 86_400 * 1_000_000_000
+        peer.wait_stats(lambda s: counter(s, "rejected", "future_stamp") >= 1, "a future stamp", resend=lambda: frame_at(ahead))
+        back = T0 - 120 * 1_000_000_000
+        stats = peer.wait_stats(lambda s: counter(s, "mapped") == 5, "mapping after the jump back", resend=lambda: frame_at(back))
+        assert counter(stats, "time_jumps") >= 1
         out = proc.output()
         assert "skipped the frame" in out and "Traceback" not in out
         assert proc.stop() == 0, proc.output()
