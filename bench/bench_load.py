@@ -40,17 +40,13 @@ if not os.environ.get("AMENT_PREFIX_PATH"):
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import signal  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from live_node import ROOT, Camera, NodeProcess, depth_mm, walk  # noqa: E402
 SHIPPED_MODEL = ROOT / "models" / "alster_scannet20_synthetic.safetensors"
 GOAL_RATE_FRACTION = 0.9
 GOAL_LATENCY_STEPS = 2.0
@@ -66,20 +62,8 @@ def frames_of(width: int, height: int, views: int):
     frames = []
     for i in range(views):
         f = room.render(room.pose(i, views))
-        depth_mm = np.round(np.nan_to_num(f.depth, posinf=0.0) * 1000).clip(0, 65535).astype(np.uint16)
-        frames.append(RGBDFrame(f.color, depth_mm.astype(np.float32) / 1000, room.intrinsics, f.T_world_camera, f.stamp_ns, labels=f.labels))
+        frames.append(RGBDFrame(f.color, depth_mm(f.depth).astype(np.float32) / 1000, room.intrinsics, f.T_world_camera, f.stamp_ns, labels=f.labels))
     return frames, room.intrinsics
-
-
-def depth_mm_of(frame) -> np.ndarray:
-    return np.round(frame.depth * 1000).astype(np.uint16)
-
-
-def walk(i: int, n: int) -> int:
-    """Index of frame i on the arc walked back and forth."""
-    period = 2 * n - 2 if n > 1 else 1
-    j = i % period
-    return j if j < n else period - j
 
 
 def node_config(args):
@@ -124,172 +108,13 @@ def bench_engine(args, frames, stride: int | None = None) -> dict:
     }
 
 
-class Node:
-    """The mapping node in a subprocess (output to a file)."""
-
-    def __init__(self, workdir: Path, root: Path, params: list[str], name: str):
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in [env.get("PYTHONPATH")] if p])
-        env["PYTHONUNBUFFERED"] = "1"
-        self.log_path = workdir / f"{name}.log"
-        self._log = open(self.log_path, "wb")
-        cmd = [sys.executable, "-m", "alster_mapping.ros.mapping_node", "--ros-args", "--params-file", str(root / "config" / "mapping.yaml")]
-        for p in params:
-            cmd += ["-p", p]
-        self.proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"the node exited ({self.proc.returncode}):\n{self.output()}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=20)
-        self._log.close()
-        return self.proc.returncode
-
-
-def stamped(raw: bytes, ns: int) -> bytes:
-    """Serialized message ``raw`` (little-endian CDR, starting with a std_msgs/Header) restamped to ``ns``."""
-    out = bytearray(raw)
-    out[4:12] = int(ns // 1_000_000_000).to_bytes(4, "little", signed=True) + int(ns % 1_000_000_000).to_bytes(4, "little")
-    return bytes(out)
-
-
-class Camera:
-    """Publishes pre-serialized frames like a camera driver and a localisation, and times the node's updates."""
-
-    def __init__(self, frames, intrinsics):
-        import array
-
-        import rclpy
-        from geometry_msgs.msg import PoseStamped
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.node import Node as RosNode
-        from rclpy.qos import qos_profile_sensor_data
-        from rclpy.serialization import serialize_message
-        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-
-        from alster_mapping.core.geometry import quaternion_from_pose
-        from alster_mapping.core.image_codec import array_to_image_fields, camera_info_fields
-
-        self.rclpy = rclpy
-        self.ctx = Context()
-        rclpy.init(context=self.ctx)
-        self.node = RosNode("bench_load_camera", context=self.ctx)
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(self.node)
-        n = self.node
-        # A camera driver publishes images with the sensor-data profile (best effort).
-        self.pubs = {
-            "info": n.create_publisher(CameraInfo, "/camera/color/camera_info", qos_profile_sensor_data),
-            "pose": n.create_publisher(PoseStamped, "/camera_pose", 10),
-            "color": n.create_publisher(Image, "/camera/color/image_raw", qos_profile_sensor_data),
-            "depth": n.create_publisher(Image, "/camera/aligned_depth_to_color/image_raw", qos_profile_sensor_data),
-        }
-        self.lock = threading.Lock()
-        self.latency: dict[int, float] = {}
-        n.create_subscription(PointCloud2, "/mapping_node/semantic_cloud_update", self._on_update, 10)
-
-        def image(a, encoding):
-            f = array_to_image_fields(a, encoding)
-            msg = Image(height=f["height"], width=f["width"], encoding=encoding, is_bigendian=f["is_bigendian"], step=f["step"])
-            msg.data = array.array("B", f["data"].tobytes())
-            msg.header.frame_id = "camera_optical"
-            return serialize_message(msg)
-
-        f = camera_info_fields(intrinsics)
-        info = CameraInfo(height=f["height"], width=f["width"], distortion_model=f["distortion_model"])
-        info.d, info.k, info.r, info.p = f["d"].tolist(), f["k"].tolist(), f["r"].tolist(), f["p"].tolist()
-        info.header.frame_id = "camera_optical"
-        self.info = serialize_message(info)
-        self.messages = []
-        for frame in frames:
-            pose = PoseStamped()
-            pose.header.frame_id = "map"
-            t, q = quaternion_from_pose(frame.T_world_camera)
-            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in t)
-            o = pose.pose.orientation
-            o.x, o.y, o.z, o.w = (float(v) for v in q)
-            self.messages.append((image(frame.color, "rgb8"), image(depth_mm_of(frame), "16UC1"), serialize_message(pose)))
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def _on_update(self, msg) -> None:
-        received = time.time_ns()
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        with self.lock:
-            self.latency[stamp] = (received - stamp) / 1e9
-
-    def connected(self) -> bool:
-        return all(p.get_subscription_count() > 0 for p in self.pubs.values())
-
-    def publish(self, i: int) -> int:
-        """Frame i of the walk, stamped now: camera info and pose first, then the images; returns the stamp."""
-        color, depth, pose = self.messages[walk(i, len(self.messages))]
-        ns = time.time_ns()
-        self.pubs["info"].publish(stamped(self.info, ns))
-        self.pubs["pose"].publish(stamped(pose, ns))
-        self.pubs["color"].publish(stamped(color, ns))
-        self.pubs["depth"].publish(stamped(depth, ns))
-        return ns
-
-    def stats(self, timeout: float = 10.0) -> dict:
-        from std_srvs.srv import Trigger
-
-        client = self.node.create_client(Trigger, "/mapping_node/get_stats")
-        try:
-            if not client.wait_for_service(timeout_sec=timeout):
-                raise RuntimeError("~/get_stats did not appear")
-            for _ in range(3):
-                future = client.call_async(Trigger.Request())
-                deadline = time.monotonic() + timeout
-                while not future.done() and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                if future.done():
-                    return json.loads(future.result().message)
-                client.remove_pending_request(future)
-            raise RuntimeError("~/get_stats did not answer")
-        finally:
-            self.node.destroy_client(client)
-
-    def close(self) -> None:
-        self._stop.set()
-        self.thread.join(timeout=2.0)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.rclpy.shutdown(context=self.ctx)
-
-
 def bench_node(args, frames, intrinsics, workdir: Path, size: str) -> dict:
     params = ["pose_source:=pose"] + ([f"alster.checkpoint:={args.model}"] if args.model else [])
-    node = Node(workdir, args.node_root, params, f"node_{size}")
+    node = NodeProcess(workdir, params, args.node_root, f"node_{size}")
     camera = None
     try:
-        camera = Camera(frames, intrinsics)
-        start = time.monotonic()
-        camera.stats(timeout=START_TIMEOUT)
-        while not camera.connected():
-            node.check_alive()
-            if time.monotonic() - start > START_TIMEOUT:
-                raise RuntimeError(f"the node did not subscribe within {START_TIMEOUT} s:\n{node.output()}")
-            time.sleep(0.05)
-        time.sleep(0.5)
+        camera = Camera(frames, intrinsics, "bench_load_camera")
+        camera.wait_connected(node, START_TIMEOUT)
         period = 1.0 / args.rate
         sent: list[tuple[float, int]] = []
         t0 = time.monotonic()

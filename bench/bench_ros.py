@@ -39,21 +39,15 @@ if not os.environ.get("AMENT_PREFIX_PATH"):
     os.environ["AMENT_PREFIX_PATH"] = sys.prefix
 
 import argparse  # noqa: E402
-import array  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import signal  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import psutil  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from live_node import Camera, NodeProcess  # noqa: E402
 GOAL_PACK_MS = 10.0
 GOAL_GROWTH_PERCENT = 5.0
 PACK_POINTS = 300_000
@@ -105,168 +99,6 @@ def bench_packing(n: int, repeats: int) -> dict:
 # ---------------------------------------------------------------------------
 
 
-class NodeProcess:
-    """``python -m alster_mapping.ros.mapping_node`` with the shipped params file (output to a file)."""
-
-    def __init__(self, workdir: Path, params: list[str]):
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-        env["PYTHONUNBUFFERED"] = "1"
-        self.log_path = workdir / "mapping_node.log"
-        self._log = open(self.log_path, "wb")
-        args = ["--ros-args", "--params-file", str(ROOT / "config" / "mapping.yaml")]
-        for p in params:
-            args += ["-p", p]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "alster_mapping.ros.mapping_node", *args], cwd=workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        self.ps = psutil.Process(self.proc.pid)
-
-    def rss(self) -> int:
-        return self.ps.memory_info().rss
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"the node exited ({self.proc.returncode}):\n{self.output()}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        self._log.close()
-        return self.proc.returncode
-
-
-class Peer:
-    """Publishes the node's inputs and times its ``~/semantic_cloud_update`` (own rclpy context, spun in a thread)."""
-
-    def __init__(self, frames, intrinsics):
-        import rclpy
-        from geometry_msgs.msg import PoseStamped
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.node import Node
-        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-
-        from alster_mapping.core.geometry import quaternion_from_pose
-        from alster_mapping.core.image_codec import array_to_image_fields, camera_info_fields
-
-        self.rclpy = rclpy
-        self.ctx = Context()
-        rclpy.init(context=self.ctx)
-        self.node = Node("bench_ros_peer", context=self.ctx)
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(self.node)
-        n = self.node
-        self.pubs = {
-            "color": n.create_publisher(Image, "/camera/color/image_raw", 10),
-            "depth": n.create_publisher(Image, "/camera/aligned_depth_to_color/image_raw", 10),
-            "info": n.create_publisher(CameraInfo, "/camera/color/camera_info", 10),
-            "pose": n.create_publisher(PoseStamped, "/camera_pose", 10),
-        }
-        self.lock = threading.Lock()
-        self.latency: dict[int, float] = {}  # stamp [ns] -> seconds from stamp to receipt
-        n.create_subscription(PointCloud2, "/mapping_node/semantic_cloud_update", self._on_update, 10)
-
-        def image(a, encoding):
-            f = array_to_image_fields(a, encoding)
-            msg = Image(height=f["height"], width=f["width"], encoding=encoding, is_bigendian=f["is_bigendian"], step=f["step"])
-            msg.data = array.array("B", f["data"].tobytes())
-            msg.header.frame_id = "camera_optical"
-            return msg
-
-        f = camera_info_fields(intrinsics)
-        self.info = CameraInfo(height=f["height"], width=f["width"], distortion_model=f["distortion_model"])
-        self.info.d, self.info.k, self.info.r, self.info.p = f["d"].tolist(), f["k"].tolist(), f["r"].tolist(), f["p"].tolist()
-        self.info.header.frame_id = "camera_optical"
-        self.messages = []
-        for frame in frames:
-            depth_mm = np.round(np.nan_to_num(frame.depth, posinf=0.0) * 1000).clip(0, 65535).astype(np.uint16)
-            pose = PoseStamped()
-            pose.header.frame_id = "map"
-            t, q = quaternion_from_pose(frame.T_world_camera)
-            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in t)
-            o = pose.pose.orientation
-            o.x, o.y, o.z, o.w = (float(v) for v in q)
-            self.messages.append((image(frame.color, "rgb8"), image(depth_mm, "16UC1"), pose))
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def _on_update(self, msg) -> None:
-        received = time.time_ns()
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        with self.lock:
-            self.latency[stamp] = (received - stamp) / 1e9
-
-    def connected(self) -> bool:
-        return all(p.get_subscription_count() > 0 for p in self.pubs.values())
-
-    def publish(self, i: int) -> int:
-        """Frame i (cyclic, back and forth), stamped now; returns the stamp [ns]."""
-        k = len(self.messages)
-        j = i % (2 * k - 2) if k > 1 else 0
-        color, depth, pose = self.messages[j if j < k else 2 * k - 2 - j]
-        from builtin_interfaces.msg import Time
-
-        ns = time.time_ns()
-        stamp = Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-        for msg in (self.info, pose, color, depth):
-            msg.header.stamp = stamp
-        self.pubs["info"].publish(self.info)
-        self.pubs["pose"].publish(pose)
-        self.pubs["color"].publish(color)
-        self.pubs["depth"].publish(depth)
-        return ns
-
-    def wait_update(self, stamp: int, timeout: float) -> float | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                if stamp in self.latency:
-                    return self.latency[stamp]
-            time.sleep(0.005)
-        return None
-
-    def stats(self, timeout: float = 10.0) -> dict:
-        from std_srvs.srv import Trigger
-
-        client = self.node.create_client(Trigger, "/mapping_node/get_stats")
-        try:
-            if not client.wait_for_service(timeout_sec=timeout):
-                raise RuntimeError("~/get_stats did not appear")
-            for _ in range(3):
-                future = client.call_async(Trigger.Request())
-                deadline = time.monotonic() + timeout
-                while not future.done() and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                if future.done():
-                    return json.loads(future.result().message)
-                client.remove_pending_request(future)
-            raise RuntimeError("~/get_stats did not answer")
-        finally:
-            self.node.destroy_client(client)
-
-    def close(self) -> None:
-        self._stop.set()
-        self.thread.join(timeout=2.0)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.rclpy.shutdown(context=self.ctx)
-
-
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
@@ -279,16 +111,8 @@ def bench_node(args, workdir: Path) -> dict:
     node = NodeProcess(workdir, ["pose_source:=pose"])
     peer = None
     try:
-        peer = Peer(frames, room.intrinsics)
-        start = time.monotonic()
-        peer.stats(timeout=START_TIMEOUT)
-        while not peer.connected():
-            node.check_alive()
-            if time.monotonic() - start > START_TIMEOUT:
-                raise RuntimeError(f"the node did not subscribe within {START_TIMEOUT} s:\n{node.output()}")
-            time.sleep(0.05)
-        time.sleep(0.5)  # the node's side of discovery
-        startup_s = time.monotonic() - start
+        peer = Camera(frames, room.intrinsics, "bench_ros_peer")
+        startup_s = peer.wait_connected(node, START_TIMEOUT)
 
         # Probe: one frame at a time; the first ones include lazy initialisation.
         probe, i = [], 0

@@ -144,6 +144,13 @@ def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("fault_matrix")
 
 
+def make_node(name: str, context, workdir: Path, **params) -> MappingNode:
+    """A label-fusion MappingNode at 8 cm with its own save_path; ``params`` override or add parameters."""
+    values = {"mode": "label_fusion", "map.voxel_size": 0.08, "pose_source": "pose", "save_path": str(workdir / f"{name}.safetensors")}
+    values.update({key.replace("__", "."): value for key, value in params.items()})
+    return MappingNode(name, context=context, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
+
+
 @pytest.fixture(scope="module")
 def feeder(node_context, workdir):
     # A temporary directory an interrupted save of a dead process left beside save_path.
@@ -151,19 +158,7 @@ def feeder(node_context, workdir):
     stale = workdir / ".map.safetensors.tmp-999999-abcd"
     stale.mkdir()
     (stale / ".tmpXYZ123").write_bytes(b"\0" * 1024)
-    node = MappingNode(
-        "fault_matrix_node",
-        context=node_context,
-        parameter_overrides=[
-            Parameter("mode", value="label_fusion"),
-            Parameter("map.voxel_size", value=0.08),
-            Parameter("pose_source", value="pose"),
-            Parameter("save_path", value=str(save_path)),
-            Parameter("max_image_pixels", value=20_000),
-            Parameter("log_throttle", value=0.0),
-            Parameter("pose_timeout", value=0.0),
-        ],
-    )
+    node = make_node("fault_matrix_node", node_context, workdir, save_path=str(save_path), max_image_pixels=20_000, log_throttle=0.0, pose_timeout=0.0)
     assert not stale.exists(), "the stale temporary directory was not removed at start-up"
     feeder = Feeder(node)
     try:
@@ -624,18 +619,7 @@ class TfFeeder(Feeder):
 
 @pytest.fixture(scope="module")
 def tf_feeder(node_context, workdir):
-    node = MappingNode(
-        "fault_matrix_tf_node",
-        context=node_context,
-        parameter_overrides=[
-            Parameter("mode", value="label_fusion"),
-            Parameter("map.voxel_size", value=0.08),
-            Parameter("pose_source", value="tf"),
-            Parameter("save_path", value=str(workdir / "tf_map.safetensors")),
-            Parameter("log_throttle", value=0.0),
-            Parameter("pose_timeout", value=0.0),
-        ],
-    )
+    node = make_node("fault_matrix_tf_node", node_context, workdir, pose_source="tf", log_throttle=0.0, pose_timeout=0.0)
     feeder = TfFeeder(node)
     try:
         yield feeder
@@ -743,16 +727,7 @@ def test_bad_input_is_counted_and_leaves_the_node_and_the_map_intact(request, na
 def test_watchdog_reports_a_stuck_worker_and_ends_the_node_with_code_3(workdir):
     ctx = Context()
     rclpy.init(context=ctx)
-    node = MappingNode(
-        "watchdog_node",
-        context=ctx,
-        parameter_overrides=[
-            Parameter("mode", value="label_fusion"),
-            Parameter("pose_source", value="pose"),
-            Parameter("save_path", value=str(workdir / "watchdog.safetensors")),
-            Parameter("watchdog_timeout", value=0.3),
-        ],
-    )
+    node = make_node("watchdog_node", ctx, workdir, watchdog_timeout=0.3)
     release = threading.Event()
     try:
         feeder = Feeder(node)
@@ -784,18 +759,8 @@ def test_image_downscale_maps_what_the_engine_maps_from_the_reduced_frame(node_c
     from alster_mapping.core.frame import RGBDFrame
     from alster_mapping.pipeline.online_mapper import OnlineMapper
 
-    node = MappingNode(
-        "downscale_node",
-        context=node_context,
-        parameter_overrides=[
-            Parameter("mode", value="label_fusion"),
-            Parameter("map.voxel_size", value=0.08),
-            Parameter("pose_source", value="pose"),
-            Parameter("save_path", value=str(workdir / "downscale.safetensors")),
-            Parameter("image_downscale", value=2),
-            Parameter("max_image_pixels", value=(W // 2) * (H // 2)),  # the full-size frame passes: it is checked after downscaling
-        ],
-    )
+    # max_image_pixels admits the full-size frame: the limit holds after downscaling.
+    node = make_node("downscale_node", node_context, workdir, image_downscale=2, max_image_pixels=(W // 2) * (H // 2))
     try:
         feeder = Feeder(node)
         map_good_frame(feeder)
