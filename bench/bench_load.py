@@ -47,6 +47,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from live_node import ROOT, Camera, NodeProcess, depth_mm, walk  # noqa: E402
+
 SHIPPED_MODEL = ROOT / "models" / "alster_scannet20_synthetic.safetensors"
 GOAL_RATE_FRACTION = 0.9
 GOAL_LATENCY_STEPS = 2.0

@@ -39,8 +39,12 @@ class FrameMessages:
     color: RawImage
     depth: RawImage
     labels: RawImage | None
-    stamp_ns: int
     received: float  # time.monotonic() when the tuple completed
+
+    @property
+    def stamp_ns(self) -> int:
+        """The frame's stamp [ns]: the colour image's."""
+        return self.color.stamp_ns
 
 
 class FrameIntake:
@@ -141,7 +145,7 @@ class FrameIntake:
 
     def _synced(self, color: RawImage, depth: RawImage, labels: RawImage | None = None) -> None:
         self.counters.add("received.frames")
-        if not self.queue.put(FrameMessages(color, depth, labels, color.stamp_ns, time.monotonic())) and not self._told_superseded:
+        if not self.queue.put(FrameMessages(color, depth, labels, time.monotonic())) and not self._told_superseded:
             self._told_superseded = True
             self.log.info(
                 "frames arrive faster than they are mapped: the worker maps the newest and skips the "

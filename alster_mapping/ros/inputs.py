@@ -130,19 +130,6 @@ class PoseSource:
             self.samples += 1
             self._cond.notify_all()
 
-    def add_tf_message(self, msg: Any, static: bool = False) -> int:
-        """Store every ``geometry_msgs/TransformStamped`` of a ``tf2_msgs/TFMessage``; returns how many were bad.
-
-        A bad transform (non-rigid, a cycle, empty frame names) is skipped, the others kept.
-        """
-        bad = 0
-        for t in msg.transforms:
-            try:
-                self.add_transform(t, static)
-            except ValueError:  # TransformError is one
-                bad += 1
-        return bad
-
     def add_transform(self, t: Any, static: bool = False) -> None:
         """Store one ``geometry_msgs/TransformStamped``; ValueError (or TransformError) when it is unusable."""
         T = transform_to_matrix(t.transform, f"transform {t.header.frame_id} -> {t.child_frame_id}")

@@ -181,7 +181,7 @@ class MappingNode(MapServerNode):
         if stop is None:
             return
         stop.set()
-        self.queue.close()
+        self.intake.queue.close()
         worker = getattr(self, "worker", None)
         if worker is not None and worker.is_alive() and worker is not threading.current_thread():
             worker.join(timeout=10.0)
@@ -200,16 +200,15 @@ class MappingNode(MapServerNode):
         self.log.throttle = Throttle(cfg.log_throttle)
         self.counters = Counters()
         self.latency = LatencyStats()
-        self.image_topics = [cfg.color_topic, cfg.depth_topic] + ([cfg.label_topic] if self.config.mode == "label_fusion" else [])
+        image_topics = [cfg.color_topic, cfg.depth_topic] + ([cfg.label_topic] if self.config.mode == "label_fusion" else [])
         self.intake = FrameIntake(
             cfg,
-            [self.resolve_topic_name(t) for t in self.image_topics],
+            [self.resolve_topic_name(t) for t in image_topics],
             self.counters,
             self.log,
             lambda: self.get_clock().now().nanoseconds,
             self._on_time_jump,
         )
-        self.queue = self.intake.queue
         self._stop = threading.Event()  # from here on ``shutdown`` has a queue to close
         self.heartbeat = Heartbeat(cfg.watchdog_timeout)
         self.worker_state = "running"
@@ -240,7 +239,7 @@ class MappingNode(MapServerNode):
         qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=max(10, cfg.sync_queue_size), reliability=ReliabilityPolicy.BEST_EFFORT
         )
-        for i, topic in enumerate(self.image_topics):
+        for i, topic in enumerate(self.intake.topics):
             callback = self.guarded_callback(f"{IMAGE_STREAMS[i]}_image", partial(self.intake.image, i))
             self.create_subscription(Image, topic, callback, qos, callback_group=self.input_group, raw=True, event_callbacks=INPUT_EVENTS)
         self.sync_backend = "alster_mapping.core.time_sync (raw messages)"
@@ -267,11 +266,10 @@ class MappingNode(MapServerNode):
         self.create_timer(cfg.diagnostics_period, guarded("diagnostics", self._on_diagnostics_timer), self.diagnostics_group, clock=self.steady_clock)
         self.create_timer(WATCHDOG_PERIOD, guarded("watchdog", self._on_watchdog_timer), self.watchdog_group, clock=self.steady_clock)
 
-        self.worker_restarts = 0
         self._start_worker()
         for notice in notices:
             self.log.info(notice)
-        inputs = ", ".join(self.resolve_topic_name(t) for t in self.image_topics)
+        inputs = ", ".join(self.intake.topics)
         self.log.info(
             f"mode {self.config.mode!r}: mapping {inputs} with poses from "
             f"{self.pose_backend or 'nowhere (see the error above)'}; map frame {self.server_config.frame_id!r}"
@@ -370,7 +368,7 @@ class MappingNode(MapServerNode):
         """Map queued frames until shutdown; a bad frame is counted and skipped, never fatal."""
         while not self._stop.is_set():
             self.heartbeat.beat()
-            item = self.queue.get(timeout=0.2)
+            item = self.intake.queue.get(timeout=0.2)
             if item is None:
                 continue
             self._current_item = item  # if this thread dies now, the watchdog counts the frame
@@ -538,13 +536,13 @@ class MappingNode(MapServerNode):
             if self._current_item is not None:
                 self._current_item = None
                 self.counters.add("skipped.worker_died", message="the worker thread died while mapping this frame")
-            self.worker_restarts += 1
-            message = f"the worker thread has exited unexpectedly (restart {self.worker_restarts} of {MAX_WORKER_RESTARTS})"
+            restarts = self.counters.get("worker.restarts") + 1
+            message = f"the worker thread has exited unexpectedly (restart {restarts} of {MAX_WORKER_RESTARTS})"
             self.counters.add("worker.restarts", message=message)
-            if self.worker_restarts > MAX_WORKER_RESTARTS:
+            if restarts > MAX_WORKER_RESTARTS:
                 self.worker_state = "dead"
                 self._on_diagnostics_timer()
-                self.request_exit(EXIT_WATCHDOG, f"the worker thread died {self.worker_restarts} times")
+                self.request_exit(EXIT_WATCHDOG, f"the worker thread died {restarts} times")
                 return
             self.log.error(message + ": starting a new one")
             self._start_worker()
@@ -567,6 +565,7 @@ class MappingNode(MapServerNode):
             return {k[len(prefix):]: v for k, v in counts.items() if k.startswith(prefix)}
 
         skipped, rejected = group("skipped."), group("rejected.")
+        queue = self.intake.queue
         sync = self.intake.sync_stats
         return {
             "mode": self.config.mode,
@@ -580,10 +579,10 @@ class MappingNode(MapServerNode):
             "time_jumps": counts.get("time_jumps", 0),
             "worker": {"state": self.worker_state, "restarts": counts.get("worker.restarts", 0), "stalls": counts.get("worker.stalls", 0)},
             "queue": {
-                "depth": len(self.queue),
-                "capacity": self.queue.capacity,
-                "max_depth": self.queue.max_depth,
-                "superseded": self.queue.dropped,
+                "depth": len(queue),
+                "capacity": queue.capacity,
+                "max_depth": queue.max_depth,
+                "superseded": queue.dropped,
             },
             "sync": sync,
             "latest": self.counters.messages(),

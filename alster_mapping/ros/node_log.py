@@ -14,6 +14,7 @@ No rclpy import: the logger is any object with ``debug/info/warning/error`` meth
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any, Callable
 
@@ -82,7 +83,5 @@ class NodeLog:
         return True
 
     def _fallback(self, level: str, message: str) -> None:
-        try:
+        with contextlib.suppress(Exception):  # stderr itself may be closed
             print(f"[{level.upper()}] [{self._name}]: {message}", file=sys.stderr, flush=True)
-        except Exception:  # noqa: BLE001 - stderr itself may be closed
-            pass

@@ -209,7 +209,6 @@ def parameters_markdown(configs: dict[str, Any]) -> str:
 
 def documented_configs() -> dict[str, Any]:
     """The configs whose parameters ``mapping_node`` declares, by heading."""
-
     return {
         "Mapping engine (`MappingConfig`)": MappingConfig(),
         "Map server (`MapServerConfig`)": MapServerConfig(),
