@@ -120,25 +120,6 @@ class Feeder:
         return self.services[service](Trigger.Request(), Trigger.Response())
 
 
-def total(stats: dict, path: str) -> int:
-    value = stats
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return 0
-        value = value.get(part, 0)
-    return value if isinstance(value, int) else 0
-
-
-@pytest.fixture(scope="module")
-def node_context():
-    ctx = Context()
-    rclpy.init(context=ctx)
-    try:
-        yield ctx
-    finally:
-        ctx.try_shutdown()
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("fault_matrix")
@@ -152,13 +133,13 @@ def make_node(name: str, context, workdir: Path, **params) -> MappingNode:
 
 
 @pytest.fixture(scope="module")
-def feeder(node_context, workdir):
+def feeder(ros_context, workdir):
     # A temporary directory an interrupted save of a dead process left beside save_path.
     save_path = workdir / "map.safetensors"
     stale = workdir / ".map.safetensors.tmp-999999-abcd"
     stale.mkdir()
     (stale / ".tmpXYZ123").write_bytes(b"\0" * 1024)
-    node = make_node("fault_matrix_node", node_context, workdir, save_path=str(save_path), max_image_pixels=20_000, log_throttle=0.0, pose_timeout=0.0)
+    node = make_node("fault_matrix_node", ros_context, workdir, save_path=str(save_path), max_image_pixels=20_000, log_throttle=0.0, pose_timeout=0.0)
     assert not stale.exists(), "the stale temporary directory was not removed at start-up"
     feeder = Feeder(node)
     try:
@@ -618,8 +599,8 @@ class TfFeeder(Feeder):
 
 
 @pytest.fixture(scope="module")
-def tf_feeder(node_context, workdir):
-    node = make_node("fault_matrix_tf_node", node_context, workdir, pose_source="tf", log_throttle=0.0, pose_timeout=0.0)
+def tf_feeder(ros_context, workdir):
+    node = make_node("fault_matrix_tf_node", ros_context, workdir, pose_source="tf", log_throttle=0.0, pose_timeout=0.0)
     feeder = TfFeeder(node)
     try:
         yield feeder
@@ -746,14 +727,14 @@ def test_watchdog_reports_a_stuck_worker_and_ends_the_node_with_code_3(workdir):
         ctx.try_shutdown()
 
 
-def test_image_downscale_maps_what_the_engine_maps_from_the_reduced_frame(node_context, workdir):
+def test_image_downscale_maps_what_the_engine_maps_from_the_reduced_frame(ros_context, workdir):
     from alster_mapping.core.config import MappingConfig, apply_overrides
     from alster_mapping.core.downscale import downscale_images
     from alster_mapping.core.frame import RGBDFrame
     from alster_mapping.pipeline.online_mapper import OnlineMapper
 
     # max_image_pixels admits the full-size frame: the limit holds after downscaling.
-    node = make_node("downscale_node", node_context, workdir, image_downscale=2, max_image_pixels=(W // 2) * (H // 2))
+    node = make_node("downscale_node", ros_context, workdir, image_downscale=2, max_image_pixels=(W // 2) * (H // 2))
     try:
         feeder = Feeder(node)
         map_good_frame(feeder)
