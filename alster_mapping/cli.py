@@ -257,7 +257,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def _print_summary(results: dict) -> None:
     for method, m in results["summary"].items():
         cov = f"{m['coverage']:.1%}" if m["coverage"] is not None else "n/a"
-        print(f"  {method:12s} mIoU {m['miou']:.3f}  wIoU {m['wiou']:.3f}  mAcc {m['macc']:.3f}  coverage {cov}")
+        print(
+            f"  {method:12s} mIoU {m['miou']:.3f} (classes present: {m['miou_present']:.3f})  "
+            f"wIoU {m['wiou']:.3f}  mAcc {m['macc']:.3f}  coverage {cov}"
+        )
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

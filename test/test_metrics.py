@@ -94,21 +94,64 @@ def test_unknown_prediction_is_a_miss_but_no_false_positive():
     assert s.oacc == pytest.approx(4 / 6)
 
 
-def test_absent_classes_are_nan_and_excluded_from_the_means():
+def test_a_class_predicted_but_absent_scores_zero_as_on_the_benchmark():
     # Nobody is class 1 in the ground truth, but one class-0 point is predicted as 1.
     s = SemanticScores.from_labels(np.array([0, 0, 2, 2]), np.array([0, 1, 2, 2]), 3)
     assert s.absent == (1,)
-    assert math.isnan(s.iou[1]) and math.isnan(s.acc[1])
-    # IoU 0: 1 / (1 + 0 + 1) = 0.5; IoU 2: 2/2 = 1.0; mIoU = 0.75 over the two present classes
+    # ScanNet's get_iou: tp / (tp + fp + fn) = 0 / 1 for class 1; its accuracy has no meaning.
+    assert s.iou[1] == 0.0 and math.isnan(s.acc[1])
+    # IoU 0: 1 / (1 + 0 + 1) = 0.5; IoU 2: 2/2 = 1.0
     np.testing.assert_allclose(s.iou[[0, 2]], [0.5, 1.0])
-    assert s.miou == pytest.approx(0.75)
+    assert s.miou == pytest.approx(0.5)  # (0.5 + 0 + 1) / 3, the benchmark's mean
+    assert s.miou_present == pytest.approx(0.75)  # over the two classes with ground truth
     # mAcc = (1/2 + 2/2) / 2; wIoU = (2 * 0.5 + 2 * 1.0) / 4
     assert s.macc == pytest.approx(0.75)
     assert s.wiou == pytest.approx(0.75)
     d = s.to_dict(["a", "b", "c"])
-    assert d["per_class"]["b"]["iou"] is None and d["per_class"]["b"]["fp"] == 1
-    assert d["classes_absent"] == ["b"]
+    assert d["per_class"]["b"]["iou"] == 0.0 and d["per_class"]["b"]["fp"] == 1
+    assert d["classes_absent"] == ["b"] and d["miou_present"] == pytest.approx(0.75)
     json.dumps(d, allow_nan=False)
+
+
+def test_a_class_neither_present_nor_predicted_is_left_out():
+    s = SemanticScores.from_labels(np.array([0, 0, 2, 2]), np.array([0, 0, 2, 2]), 3)
+    assert math.isnan(s.iou[1]) and s.miou == s.miou_present == 1.0
+
+
+def _official_mean_iou(gt_ids: np.ndarray, pred_ids: np.ndarray, valid_ids: list[int]) -> float:
+    """ScanNet's evaluate_semantic_label.py, restated: a confusion over raw ids, get_iou per
+    valid id (fp counted over the other valid ids' ground truth only, NaN where the
+    denominator is 0) and the mean over the defined IoUs."""
+    keep = np.isin(gt_ids, valid_ids)
+    size = max(valid_ids) + 1
+    pred = np.where(np.isin(pred_ids, valid_ids), pred_ids, 0)  # not a valid class: lands on no valid column
+    confusion = np.zeros((size, size), dtype=np.ulonglong)
+    np.add.at(confusion, (gt_ids[keep], pred[keep]), 1)
+    ious = []
+    for label in valid_ids:
+        tp = int(confusion[label, label])
+        fn = int(confusion[label, :].sum()) - tp
+        fp = int(confusion[[v for v in valid_ids if v != label], label].sum())
+        if tp + fp + fn:
+            ious.append(tp / (tp + fp + fn))
+    return float(np.mean(ious))
+
+
+def test_mean_iou_agrees_exactly_with_the_official_script_when_labels_are_randomised():
+    space = scannet20()
+    rng = np.random.default_rng(5)
+    ids = np.asarray(space.ids)
+    # Ground truth uses only 12 of the 20 classes plus ignored ids; 30 % of the
+    # predictions are random valid ids, so some absent classes get predicted.
+    gt = rng.choice(np.concatenate([ids[:12], [0, 13, 40]]), 30000)
+    pred = gt.copy()
+    noisy = rng.random(gt.size) < 0.3
+    pred[noisy] = rng.choice(ids, int(noisy.sum()))
+    pred_index = map_raw_labels(pred, space)
+    result = evaluate_points(gt, pred_index, np.ones(gt.size, bool), space)
+    official = _official_mean_iou(gt, pred, list(space.ids))
+    assert result["miou"] == pytest.approx(official, abs=1e-12)
+    assert result["miou_present"] > result["miou"] + 0.1  # the old figure hid the false positives
 
 
 def test_no_valid_points_gives_nan_scores_and_none_in_dict():

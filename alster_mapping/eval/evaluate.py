@@ -158,7 +158,7 @@ def evaluate(
         "threads": torch.get_num_threads(),
         "provenance": provenance or {},
         "methods": metrics,
-        "summary": {m: {k: v[k] for k in ("miou", "wiou", "macc", "oacc", "coverage", "miou_all")} for m, v in metrics.items()},
+        "summary": {m: {k: v[k] for k in ("miou", "miou_present", "wiou", "macc", "oacc", "coverage", "miou_all")} for m, v in metrics.items()},
     }
     if out_dir is not None:
         write_outputs(Path(out_dir), results, replays, ground_truth, predictions, plots)

@@ -1,5 +1,11 @@
 """Semantic segmentation scores with the ScanNet benchmark's semantics.
 
+The scores agree with ScanNet's official ``evaluate_semantic_label.py``: a class's IoU is
+tp / (tp + fp + fn), undefined (NaN) only when that denominator is 0. A class without
+ground-truth points that is nevertheless predicted therefore scores IoU 0 and counts in
+the mean, as on the benchmark; ``miou_present`` (the mean over classes with ground
+truth only) is kept as a second, named figure.
+
 Conventions: ground-truth and predicted labels are *class indices* 0..C-1 of a
 ``LabelSpace``. A ground-truth index of -1 marks a point that is not one of the valid
 classes; such points are dropped before anything is counted, so they never produce a
@@ -66,12 +72,15 @@ class SemanticScores:
 
     Per class (arrays of shape (C,)): tp, fp, fn (int64 point counts; fn includes
     "unknown" predictions, fp only counts points of *other valid* classes), gt_points
-    (tp + fn), iou = tp / (tp + fp + fn) and acc = tp / gt_points (float64, NaN for
-    classes without ground-truth points). Summaries (float, NaN when no class is
-    present): miou and macc are unweighted means over present classes, wiou weights the
-    IoUs by ground-truth point frequency, oacc = sum(tp) / num_points. absent: indices
-    of classes without ground-truth points, excluded from all means. num_points: valid
-    ground-truth points; num_unknown: those predicted as -1.
+    (tp + fn), iou = tp / (tp + fp + fn) (float64; NaN only where tp + fp + fn = 0, so a
+    class predicted but absent from the ground truth scores 0, as in ScanNet's
+    ``get_iou``) and acc = tp / gt_points (NaN for classes without ground-truth points).
+    Summaries (float, NaN when nothing is defined): miou is the benchmark's mean over
+    the classes with a defined IoU; miou_present the mean over the classes with
+    ground-truth points only; macc the mean accuracy over those; wiou weights the IoUs
+    by ground-truth point frequency; oacc = sum(tp) / num_points. absent: indices of
+    classes without ground-truth points. num_points: valid ground-truth points;
+    num_unknown: those predicted as -1.
     """
 
     confusion: np.ndarray
@@ -82,6 +91,7 @@ class SemanticScores:
     iou: np.ndarray
     acc: np.ndarray
     miou: float
+    miou_present: float
     wiou: float
     macc: float
     oacc: float
@@ -111,17 +121,19 @@ class SemanticScores:
         # rows exist only for valid classes, so ignored points cannot contribute either.
         fp = conf[:, :c].sum(axis=0) - tp
         present = gt_points > 0
+        union = tp + fp + fn
         with np.errstate(invalid="ignore", divide="ignore"):
-            iou = np.where(present, tp / (tp + fp + fn), np.nan)
+            iou = np.where(union > 0, tp / union, np.nan)
             acc = np.where(present, tp / gt_points, np.nan)
         num_points = int(gt_points.sum())
+        miou = float(iou[union > 0].mean()) if (union > 0).any() else float("nan")
         if present.any():
-            miou = float(iou[present].mean())
+            miou_present = float(iou[present].mean())
             wiou = float((gt_points[present] * iou[present]).sum() / num_points)
             macc = float(acc[present].mean())
             oacc = float(tp.sum() / num_points)
         else:
-            miou = wiou = macc = oacc = float("nan")
+            miou_present = wiou = macc = oacc = float("nan")
         return cls(
             confusion=conf,
             tp=tp,
@@ -131,6 +143,7 @@ class SemanticScores:
             iou=iou,
             acc=acc,
             miou=miou,
+            miou_present=miou_present,
             wiou=wiou,
             macc=macc,
             oacc=oacc,
@@ -145,7 +158,7 @@ class SemanticScores:
         return cls.from_confusion(confusion_matrix(gt, pred, num_classes))
 
     def to_dict(self, class_names: Sequence[str]) -> dict:
-        """JSON-friendly dict (NaN -> None): miou, wiou, macc, oacc (fractions in [0, 1]),
+        """JSON-friendly dict (NaN -> None): miou, miou_present, wiou, macc, oacc (fractions in [0, 1]),
         num_points, num_unknown, per_class {name: {iou, acc, gt_points, tp, fp, fn}},
         classes_absent [names], class_names [C names], confusion (C lists of C+1 ints)."""
         names = [str(n) for n in class_names]
@@ -166,6 +179,7 @@ class SemanticScores:
         }
         return {
             "miou": _nan_to_none(self.miou),
+            "miou_present": _nan_to_none(self.miou_present),
             "wiou": _nan_to_none(self.wiou),
             "macc": _nan_to_none(self.macc),
             "oacc": _nan_to_none(self.oacc),
@@ -234,7 +248,7 @@ def evaluate_points(
     gt_labels_raw: (N,) int raw ids (e.g. NYU40); ids that are not classes of
     ``label_space`` are ignored. pred: (N,) int class indices, -1 = no prediction.
     covered: (N,) bool, points the map reached (from ``transfer_labels``).
-    Returns a JSON-friendly dict: the ``SemanticScores.to_dict`` keys (miou, wiou,
+    Returns a JSON-friendly dict: the ``SemanticScores.to_dict`` keys (miou, miou_present, wiou,
     macc, oacc, per_class, classes_absent, class_names, confusion, ...) over the covered
     valid points; ``coverage`` (fraction of valid gt points covered, None if there are
     none); ``miou_all``/``wiou_all``/``macc_all``/``oacc_all`` over all valid points
