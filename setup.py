@@ -4,8 +4,8 @@ colcon users get their dependencies from rosdep (package.xml); pip-only users
 install the exact pins in requirements/ (see the Makefile), so install_requires
 stays minimal and unpinned here.
 """
-from glob import glob
 import os
+from glob import glob
 
 from setuptools import find_packages, setup
 

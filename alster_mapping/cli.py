@@ -27,12 +27,13 @@ import numpy as np
 from tqdm import tqdm
 
 from .core.atomic_file import write_text_atomic
-from .core.config import MappingConfig, apply_overrides, load_yaml, to_dict
+from .core.config import apply_overrides, load_yaml, to_dict
 from .core.labels import LabelSpace
 from .map.export import export_ply, project_labels, render_png, save_png
-from .map.map_file import load_map
+from .map.map_file import load_map, save_map
 from .map.voxel_map import SemanticVoxelMap
 from .pipeline.label_fusion import LabelFusion
+from .pipeline.mapping_config import MappingConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DEMO_DATA = REPO_ROOT.parent / "shared" / "data" / "label-fusion" / "frames"
@@ -112,7 +113,7 @@ def cmd_label_fusion_demo(args: argparse.Namespace) -> int:
 
     lf = cfg.label_fusion
     per_frame = [frame_accuracy(voxel_map, f, lf.max_range, lf.min_range) for f in frames]
-    voxel_map.save(out / "map.safetensors")
+    save_map(voxel_map, out / "map.safetensors")
     export_ply(voxel_map, out / "map_labels.ply", color_by="label")
     export_ply(voxel_map, out / "map_rgb.ply", color_by="rgb")
     # View the scene roughly from where the camera was, looking the way it looked.
@@ -158,7 +159,7 @@ def cmd_label_fusion_demo(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train ALSTER into ``--out`` (resuming a previous run there)."""
-    from .core.config import TrainConfig
+    from .train.config import TrainConfig
     from .train.trainer import Trainer
 
     cfg = load_yaml(TrainConfig, args.config) if args.config else TrainConfig()
@@ -224,7 +225,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     result = replay(sequence, mapper, stages=False, progress=True)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    mapper.map.save(out / "map.safetensors")
+    save_map(mapper.map, out / "map.safetensors")
     outputs = ["map.safetensors", "map_labels.ply", "map_rgb.ply"]
     export_ply(mapper.map, out / "map_labels.ply", color_by="label")
     export_ply(mapper.map, out / "map_rgb.ply", color_by="rgb")

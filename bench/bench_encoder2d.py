@@ -29,8 +29,8 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, List
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -52,9 +52,9 @@ def make_input(height: int, width: int) -> torch.Tensor:
     return Encoder2D.prepare_input(color, depth, normals)
 
 
-def time_round_robin(fns: Dict[str, Callable[[], object]], runs: int, warmup: int) -> Dict[str, Dict[str, float]]:
+def time_round_robin(fns: dict[str, Callable[[], object]], runs: int, warmup: int) -> dict[str, dict[str, float]]:
     """Median / p90 / min milliseconds of each callable, timed one run of each in turn."""
-    times: Dict[str, List[float]] = {name: [] for name in fns}
+    times: dict[str, list[float]] = {name: [] for name in fns}
     with torch.inference_mode():
         for _ in range(warmup):
             for fn in fns.values():

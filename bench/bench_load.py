@@ -68,7 +68,8 @@ def frames_of(width: int, height: int, views: int):
 
 
 def node_config(args):
-    from alster_mapping.core.config import MappingConfig, apply_overrides, load_yaml
+    from alster_mapping.core.config import apply_overrides, load_yaml
+    from alster_mapping.pipeline.mapping_config import MappingConfig
 
     cfg = load_yaml(MappingConfig, ROOT / "config" / "mapping.yaml", node_name="mapping_node")
     return apply_overrides(cfg, {"alster.checkpoint": str(args.model)}) if args.model else cfg

@@ -44,7 +44,7 @@ from alster_mapping.core.camera import CameraIntrinsics
 from alster_mapping.core.config import MapConfig
 from alster_mapping.core.geometry import observed_voxels, pack_keys, unpack_keys, voxel_keys
 from alster_mapping.data.procedural_room import look_at
-from alster_mapping.map.map_file import load_map
+from alster_mapping.map.map_file import load_map, save_map
 from alster_mapping.map.voxel_map import SemanticVoxelMap
 
 VOXEL = 0.04
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(tmp) / "large.safetensors"
         for _ in range(3):
             t0 = time.perf_counter()
-            large.save(path)
+            save_map(large, path)
             save_s.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             loaded = load_map(path)

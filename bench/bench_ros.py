@@ -48,6 +48,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from live_node import Camera, NodeProcess  # noqa: E402
+
 GOAL_PACK_MS = 10.0
 GOAL_GROWTH_PERCENT = 5.0
 PACK_POINTS = 300_000
@@ -248,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         ("node start-up (to subscribed)", f"{live['startup_s']:.1f} s"),
         ("node processing, one frame at a time (median)", f"{live['processing_ms_median']:.0f} ms"),
         ("publish rate", f"{live['rate_hz']:.2f} Hz for {live['duration_s']:.0f} s (warm-up {live['warmup_s']:.0f} s)"),
-        ("frames sent (incl. probe) / mapped / superseded in the queue", f"{live['frames_sent_with_probe']} / {live['node_mapped']} / {live['node_superseded']}"),
+        (
+            "frames sent (incl. probe) / mapped / superseded in the queue",
+            f"{live['frames_sent_with_probe']} / {live['node_mapped']} / {live['node_superseded']}",
+        ),
         ("stamp -> ~/semantic_cloud_update latency (median / p95)", f"{ms(lat['median'])} / {ms(lat['p95'])}"),
         ("node RSS after warm-up / at the end", f"{mem['rss_after_warmup_bytes'] / 2**20:.0f} / {mem['rss_end_bytes'] / 2**20:.0f} MiB"),
         ("node RSS growth (goal <= 5 %)", f"{mem['growth_percent']:+.2f} %"),

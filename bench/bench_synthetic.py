@@ -114,9 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_synthetic.json").write_text(json.dumps(result, indent=2))
 
-    rows = [(f"render {args.width}x{args.height}, median over {len(run_fps)} runs", f"{result['fps_median']:.1f} frames/s ({result['ms_per_frame_median']:.1f} ms)")]
+    rows = [
+        (
+            f"render {args.width}x{args.height}, median over {len(run_fps)} runs",
+            f"{result['fps_median']:.1f} frames/s ({result['ms_per_frame_median']:.1f} ms)",
+        )
+    ]
     rows.append(("slowest run", f"{result['fps_min']:.1f} frames/s"))
-    rows.append(("CPU time per frame (all threads), median", f"{result['cpu_ms_per_frame_median']:.1f} ms ({result['cpu_fps_median']:.1f} frames per CPU-second)"))
+    cpu = f"{result['cpu_ms_per_frame_median']:.1f} ms ({result['cpu_fps_median']:.1f} frames per CPU-second)"
+    rows.append(("CPU time per frame (all threads), median", cpu))
     rows.append(("load average (1, 5, 15 min) at the end", " ".join(f"{x:.2f}" for x in result["machine"]["load_average"] or [])))
     for w in worlds:
         rows.append(

@@ -34,11 +34,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import torch
 
-from alster_mapping.core.config import MappingConfig, apply_overrides
+from alster_mapping.core.config import apply_overrides
 from alster_mapping.core.geometry import voxel_centers
 from alster_mapping.data.sequences import open_sequence
 from alster_mapping.eval.metrics import evaluate_points, transfer_labels
 from alster_mapping.map.voxel_map import VoxelData
+from alster_mapping.pipeline.mapping_config import MappingConfig
 from alster_mapping.pipeline.online_mapper import OnlineMapper, vote_labels
 
 ROOT = Path(__file__).resolve().parents[1]

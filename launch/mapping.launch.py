@@ -26,10 +26,11 @@ itself is followed as is (the remappings only match the default names).
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 PACKAGE = "alster_mapping"
 EXECUTABLE = "mapping_node"

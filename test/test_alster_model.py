@@ -5,11 +5,12 @@ import dataclasses
 import pytest
 import torch
 
-from alster_mapping.core.config import ModelConfig, apply_overrides
+from alster_mapping.core.config import apply_overrides
 from alster_mapping.core.geometry import normals_from_depth
 from alster_mapping.core.labels import scannet20
 from alster_mapping.data.procedural_room import ProceduralRoom
 from alster_mapping.nets.alster import AlsterModel
+from alster_mapping.nets.alster.config import AlsterNetConfig
 from alster_mapping.nets.encoder2d import Encoder2D
 from alster_mapping.nets.registry import MODELS
 from alster_mapping.pipeline.lifting import lift_frame
@@ -17,9 +18,9 @@ from alster_mapping.pipeline.lifting import lift_frame
 SPACE = scannet20()
 
 
-def small_config(**overrides) -> ModelConfig:
+def small_config(**overrides) -> AlsterNetConfig:
     cfg = apply_overrides(
-        ModelConfig(),
+        AlsterNetConfig(),
         {
             "encoder2d.pretrained": False,
             "encoder2d.aspp_channels": 32,

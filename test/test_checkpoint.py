@@ -5,10 +5,12 @@ import json
 import pytest
 import torch
 
-from alster_mapping.core.config import MappingConfig, ModelConfig, apply_overrides
+from alster_mapping.core.config import apply_overrides
 from alster_mapping.core.labels import LabelSpace, nyu40, scannet20
 from alster_mapping.nets.alster import AlsterModel
+from alster_mapping.nets.alster.config import AlsterNetConfig
 from alster_mapping.nets.checkpoint import CheckpointError, card_path, load_checkpoint, read_card, save_checkpoint, update_card
+from alster_mapping.pipeline.mapping_config import MappingConfig
 from alster_mapping.pipeline.online_mapper import OnlineMapper
 
 SMALL = {
@@ -23,7 +25,7 @@ SMALL = {
 @pytest.fixture()
 def saved(tmp_path):
     torch.manual_seed(0)
-    model = AlsterModel(apply_overrides(ModelConfig(), SMALL))
+    model = AlsterModel(apply_overrides(AlsterNetConfig(), SMALL))
     path = tmp_path / "model.safetensors"
     card = save_checkpoint(model, path, scannet20(), provenance={"command": "test"}, metrics={"miou": 0.5})
     return model, path, card
@@ -31,24 +33,46 @@ def saved(tmp_path):
 
 def test_round_trip_restores_every_weight_and_the_card(saved):
     model, path, card = saved
-    loaded, loaded_card = load_checkpoint(path, scannet20(), 40)
+    loaded, loaded_card = load_checkpoint(path, scannet20(), feature_dim=40)
     assert not loaded.training
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), name
     assert loaded_card == card == json.loads(card_path(path).read_text()) == read_card(path)
     assert card["provenance"] == {"command": "test"} and card["metrics"] == {"miou": 0.5}
     assert card["config"]["unet3d"]["channels"] == [8, 16]
+    assert (card["model"], card["task"], card["inputs"]) == ("alster", "semantic_mapping", "posed_rgbd_frames")
+    assert card["arguments"] == {"num_classes": 20, "feature_dim": 40} and card["version"] == 2
+
+
+def test_a_model_of_another_task_is_refused(saved):
+    _, path, _ = saved
+    with pytest.raises(CheckpointError, match="holds a 'semantic_mapping' model \\(alster\\), a 'point_semantics' model is needed"):
+        load_checkpoint(path, task="point_semantics")
+
+
+def test_a_version_1_card_is_upgraded_and_loads_the_same_weights(saved, tmp_path):
+    model, path, card = saved
+    old = {k: v for k, v in card.items() if k not in ("task", "inputs", "arguments")}
+    old.update(version=1, config={"name": "alster", **card["config"]}, num_classes=20, feature_dim=40)
+    from alster_mapping.core.tensor_file import write_tensor_file
+
+    v1 = tmp_path / "v1.safetensors"
+    write_tensor_file(v1, model.state_dict(), {"card": json.dumps(old)})
+    loaded, upgraded = load_checkpoint(v1, scannet20(), task="semantic_mapping", feature_dim=40)
+    assert upgraded == card
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor)
 
 
 def test_label_space_or_feature_size_mismatch_is_refused(saved):
     _, path, _ = saved
     with pytest.raises(CheckpointError, match="label space 'scannet20'.*'nyu40'"):
-        load_checkpoint(path, nyu40(), 40)
-    with pytest.raises(CheckpointError, match="D_F = 40"):
-        load_checkpoint(path, scannet20(), 32)
+        load_checkpoint(path, nyu40(), feature_dim=40)
+    with pytest.raises(CheckpointError, match="feature_dim = 40, the caller needs 32"):
+        load_checkpoint(path, scannet20(), feature_dim=32)
     other = LabelSpace("scannet20", scannet20().ids, scannet20().names, ((1, 2, 3),) * 20, scannet20().ignore_ids)
     with pytest.raises(CheckpointError, match="label space"):
-        load_checkpoint(path, other, 40)
+        load_checkpoint(path, other, feature_dim=40)
 
 
 def test_shape_mismatch_names_the_tensor(saved, tmp_path):

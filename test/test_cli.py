@@ -7,7 +7,6 @@ import numpy as np
 import open3d as o3d
 import pytest
 from PIL import Image
-
 from safetensors import safe_open
 from safetensors.torch import save_file
 

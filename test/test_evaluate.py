@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from alster_mapping.cli import main
-from alster_mapping.core.config import MappingConfig, apply_overrides
+from alster_mapping.core.config import apply_overrides
 from alster_mapping.data.rosbag_io import write_bag
 from alster_mapping.data.scannet import write_labels_ply, write_scannet_scene
 from alster_mapping.data.sequences import FrameList, SyntheticSequence, open_sequence
 from alster_mapping.eval.evaluate import EXPERT, HEAD_2D, HEAD_3D, evaluate
+from alster_mapping.pipeline.mapping_config import MappingConfig
 
 SIZE = dict(num_frames=10, width=96, height=72)
 TINY_MODEL = [
@@ -138,9 +139,9 @@ def test_cli_replay_of_a_bag_is_deterministic(world, tmp_path):
         assert main(args) == 0
         summary = json.loads((out / "summary.json").read_text())
         assert summary["frames"] == 6 and summary["voxels"] > 0
-        from alster_mapping.map.voxel_map import SemanticVoxelMap
+        from alster_mapping.map.map_file import load_map
 
-        a = SemanticVoxelMap.load(out / "map.safetensors").to_arrays()
+        a = load_map(out / "map.safetensors").to_arrays()
         order = np.lexsort(a.xyz.T)
         arrays.append((a.xyz[order], a.label[order], a.confidence[order]))
     for x, y in zip(*arrays):

@@ -2,13 +2,11 @@
 
 import math
 
-import pytest
 import torch
 import torch.nn.functional as F
 
-from alster_mapping.nets.expert import ExpertLayer, TemporalExpert
+from alster_mapping.nets.alster.expert import ExpertLayer, TemporalExpert
 from alster_mapping.nets.losses import alster_loss, focal_loss
-from alster_mapping.nets.registry import Registry
 
 
 def inputs(n=64, d=40, seed=0):
@@ -129,17 +127,3 @@ def test_total_loss_weights_the_heads():
     losses = {"2d": torch.tensor(1.0), "3d": torch.tensor(2.0), "expert": torch.tensor(3.0)}
     assert alster_loss(losses).item() == 6.0
     assert alster_loss(losses, {"2d": 0.0, "expert": 2.0}).item() == 8.0
-
-
-def test_registry_builds_by_name_and_rejects_unknown_and_duplicate_names():
-    registry = Registry("thing")
-
-    @registry.register("square")
-    def square(x):
-        return x * x
-
-    assert registry.build("square", 3) == 9 and registry.names() == ["square"]
-    with pytest.raises(ValueError, match="unknown thing 'cube'; known: square"):
-        registry.build("cube", 3)
-    with pytest.raises(ValueError, match="already registered"):
-        registry.register("square")(square)

@@ -5,9 +5,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from map_snapshot import assert_same_snapshot, snapshot
 from scipy.spatial.transform import Rotation
 
-from map_snapshot import assert_same_snapshot, snapshot
 from alster_mapping import cli
 from alster_mapping.core.camera import CameraIntrinsics
 from alster_mapping.core.config import LabelFusionConfig, MapConfig

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import torch
 
-from alster_mapping.core.config import MappingConfig, apply_overrides
+from alster_mapping.core.config import apply_overrides
 from alster_mapping.data.sequences import open_sequence
+from alster_mapping.pipeline.mapping_config import MappingConfig
 from alster_mapping.pipeline.online_mapper import OnlineMapper
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,16 +9,16 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from map_snapshot import assert_same_snapshot, snapshot
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from map_snapshot import assert_same_snapshot, snapshot
+from alster_mapping.core import tensor_file
 from alster_mapping.core.config import MapConfig
 from alster_mapping.core.geometry import pack_keys
 from alster_mapping.core.labels import LabelSpace, nyu40, scannet20
-from alster_mapping.core import tensor_file
 from alster_mapping.map import map_file
-from alster_mapping.map.map_file import MapFileError, load_map
+from alster_mapping.map.map_file import MapFileError, load_map, save_map
 from alster_mapping.map.voxel_map import SemanticVoxelMap
 
 D_F = 6
@@ -85,7 +85,7 @@ def write_crafted(path, tensors, metadata, fix_crc=True):
 def saved(tmp_path):
     m = make_map()
     path = tmp_path / "good_map.safetensors"
-    m.save(path)
+    save_map(m, path)
     return m, path
 
 
@@ -112,13 +112,13 @@ def test_save_load_round_trip_all_columns(saved):
     for a, b in zip(block_ticks(loaded), block_ticks(m)):
         np.testing.assert_array_equal(a, b)
     # The class method and the label_space check both accept the file.
-    assert len(SemanticVoxelMap.load(path, label_space=scannet20())) == len(m)
+    assert len(load_map(path, label_space=scannet20())) == len(m)
 
 
 def test_round_trip_other_label_space_and_block_size(tmp_path):
     m = make_map(seed=3, label_space=LabelSpace.load("label_fusion"), block_size=8, voxel_size=0.01)
     path = tmp_path / "lf.safetensors"
-    m.save(path)
+    save_map(m, path)
     loaded = load_map(path)
     assert loaded.label_space == LabelSpace.load("label_fusion")
     assert loaded.config.block_size == 8 and loaded.voxel_size == 0.01
@@ -127,7 +127,7 @@ def test_round_trip_other_label_space_and_block_size(tmp_path):
 
 def test_round_trip_empty_map(tmp_path):
     m = SemanticVoxelMap(MapConfig(voxel_size=0.05, feature_dim=D_F))
-    m.save(tmp_path / "empty.safetensors")
+    save_map(m, tmp_path / "empty.safetensors")
     loaded = load_map(tmp_path / "empty.safetensors")
     assert len(loaded) == 0 and loaded.feature_kind == "none"
     loaded.write(np.array([[1, 2, 3]], np.int32), label=np.array([4]))
@@ -141,7 +141,7 @@ def test_lru_order_survives_save_and_load(tmp_path):
         m.insert(g)
     m.insert(groups[1])  # order of last observation: 0, 2, 1
     path = tmp_path / "lru.safetensors"
-    m.save(path)
+    save_map(m, path)
     loaded = load_map(path)
     group_bytes = groups[0].shape[0] * loaded.row_bytes + 8 * loaded.block_bytes
     loaded.prune_bytes(int(1.4 * group_bytes))
@@ -175,8 +175,8 @@ def test_file_holds_no_pickle_and_declares_format(saved):
 
 def test_save_leaves_no_temporary_files(tmp_path):
     m = make_map()
-    m.save(tmp_path / "a.safetensors")
-    m.save(tmp_path / "a.safetensors")  # overwrite
+    save_map(m, tmp_path / "a.safetensors")
+    save_map(m, tmp_path / "a.safetensors")  # overwrite
     assert sorted(os.listdir(tmp_path)) == ["a.safetensors"]
 
 
@@ -184,7 +184,7 @@ def test_save_into_a_directory_path_raises_oserror_and_cleans_up(tmp_path):
     target = tmp_path / "is_a_dir.safetensors"
     target.mkdir()
     with pytest.raises(OSError):
-        make_map().save(target)
+        save_map(make_map(), target)
     assert target.is_dir()
     assert sorted(os.listdir(tmp_path)) == ["is_a_dir.safetensors"]
 
@@ -201,7 +201,7 @@ def test_failed_save_keeps_existing_file(saved, monkeypatch):
     monkeypatch.setattr(tensor_file, "save_file", failing_save)
     other = make_map(seed=9)
     with pytest.raises(OSError):
-        other.save(path)
+        save_map(other, path)
     assert path.read_bytes() == original
     assert sorted(os.listdir(path.parent)) == [path.name]
     monkeypatch.undo()
@@ -213,7 +213,7 @@ def test_save_that_writes_nothing_raises_oserror(saved, monkeypatch):
     original = path.read_bytes()
     monkeypatch.setattr(tensor_file, "save_file", lambda tensors, filename, metadata=None: None)
     with pytest.raises(OSError):
-        make_map(seed=2).save(path)
+        save_map(make_map(seed=2), path)
     assert path.read_bytes() == original
     assert sorted(os.listdir(path.parent)) == [path.name]
 
@@ -369,9 +369,9 @@ def test_failed_load_leaves_live_map_untouched(saved, tmp_path):
     data = path.read_bytes()
     bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(MapFileError):
-        SemanticVoxelMap.load(bad)
+        load_map(bad)
     with pytest.raises(MapFileError):
-        SemanticVoxelMap.load(path, label_space=nyu40())
+        load_map(path, label_space=nyu40())
     assert_same_snapshot(snapshot(m), before)
     assert m.feature_kind == "label_evidence"
     assert path.read_bytes() == data
@@ -381,7 +381,7 @@ def test_replace_with_loaded_map(saved):
     m, path = saved
     live = SemanticVoxelMap(MapConfig(voxel_size=0.05, feature_dim=D_F), scannet20())
     live.insert(np.array([[500, 500, 500]], np.int32))
-    loaded = SemanticVoxelMap.load(path, label_space=live.label_space)
+    loaded = load_map(path, label_space=live.label_space)
     live.replace_with(loaded)
     assert len(live) == len(m)
     assert live.feature_kind == "label_evidence"
@@ -407,7 +407,7 @@ def test_out_of_range_metadata_raises_map_file_error(saved, tmp_path, key, value
 def test_a_failing_write_leaves_nothing_beside_the_target(tmp_path, monkeypatch):
     """safetensors writes its own .tmpXXXXXX first; a full disk must not leave it (or ours) behind."""
     m = make_map()
-    m.save(tmp_path / "a.safetensors")
+    save_map(m, tmp_path / "a.safetensors")
     old = (tmp_path / "a.safetensors").read_bytes()
 
     def no_space(tensors, filename, metadata=None):
@@ -419,7 +419,7 @@ def test_a_failing_write_leaves_nothing_beside_the_target(tmp_path, monkeypatch)
 
     monkeypatch.setattr(tensor_file, "save_file", no_space)
     with pytest.raises(OSError, match="No space left"):
-        m.save(tmp_path / "a.safetensors")
+        save_map(m, tmp_path / "a.safetensors")
     assert sorted(os.listdir(tmp_path)) == ["a.safetensors"]
     assert (tmp_path / "a.safetensors").read_bytes() == old
 

@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from map_snapshot import assert_same_snapshot, snapshot
 
-from alster_mapping.core.config import MappingConfig, apply_overrides
+from alster_mapping.core.config import apply_overrides
 from alster_mapping.core.frame import RGBDFrame
 from alster_mapping.data.procedural_room import ProceduralRoom
 from alster_mapping.map.voxel_map import SemanticVoxelMap, VoxelData
+from alster_mapping.pipeline.mapping_config import MappingConfig
 from alster_mapping.pipeline.online_mapper import OnlineMapper, frame_targets, vote_labels
-from map_snapshot import assert_same_snapshot, snapshot
 
 SMALL = {
     "map.voxel_size": 0.08,
@@ -53,7 +54,9 @@ def _voted(observations: list[tuple[int, float]]) -> tuple[int, float]:
     stores them (int16 label, float16 confidence, int16 count)."""
     label, conf, count = torch.tensor([-1], dtype=torch.int16), torch.zeros(1, dtype=torch.float16), torch.zeros(1, dtype=torch.int16)
     for lab, c in observations:
-        old = VoxelData(torch.zeros(1, 4, dtype=torch.float16), count, label, conf, torch.zeros(1, 3, dtype=torch.uint8), torch.ones(1, dtype=torch.bool))
+        old = VoxelData(
+            torch.zeros(1, 4, dtype=torch.float16), count, label, conf, torch.zeros(1, 3, dtype=torch.uint8), torch.ones(1, dtype=torch.bool)
+        )
         new_label, new_conf = vote_labels(old, torch.tensor([lab]), torch.tensor([c]))
         label, conf, count = new_label.to(torch.int16), new_conf.to(torch.float16), count + 1
     return int(label), float(conf)
@@ -157,7 +160,7 @@ def test_overfit_a_small_scene_lowers_the_loss_10x_and_labels_95_percent(frames)
     initial = float(np.mean([run(i).item() for i in range(len(frames))]))
     mapper.map.clear()
     history = []
-    for epoch in range(25):
+    for _ in range(25):
         if rng.random() < 0.3:
             mapper.map.clear()  # random resets: scenes at every stage of reconstruction
         for index in rng.permutation(len(frames)):

@@ -8,16 +8,16 @@ pytestmark = pytest.mark.ros
 
 rclpy = pytest.importorskip("rclpy")
 
+import yaml  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 from sensor_msgs.msg import PointCloud2, PointField  # noqa: E402
 
-import yaml  # noqa: E402
-
-from alster_mapping.core.config import MappingConfig, flatten, load_yaml  # noqa: E402
+from alster_mapping.core.config import flatten, load_yaml  # noqa: E402
 from alster_mapping.map.voxel_map import MapArrays  # noqa: E402
+from alster_mapping.pipeline.mapping_config import MappingConfig  # noqa: E402
 from alster_mapping.ros.cloud import (  # noqa: E402
     POINT_STEP,
     arrays_to_cloud,

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from alster_mapping.nets import sparse as sp
-from alster_mapping.nets.sparse import minkowski_backend
+from alster_mapping.nets.sparse import minkowski_backend, torch_convolution
 from alster_mapping.nets.sparse import torch_backend as tb
 from alster_mapping.nets.unet3d import UNet3D, count_parameters
 
@@ -97,7 +97,7 @@ def propagation(request, monkeypatch):
         monkeypatch.setattr(tb, "DENSE_MIN_DENSITY", 2.0)
     else:
         monkeypatch.setattr(tb, "DENSE_MIN_DENSITY", 0.0)
-    monkeypatch.setattr(tb, "COLUMN_BYTES", 4096)  # several im2col chunks on a small grid
+    monkeypatch.setattr(torch_convolution, "COLUMN_BYTES", 4096)  # several im2col chunks on a small grid
     return request.param
 
 

@@ -4,7 +4,7 @@ trajectories, class coverage and the benchmark script."""
 import importlib
 import json
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SPARSE = SyntheticConfig(point_density=500.0)  # fewer ground-truth points keep the tests fast
 
 
-@lru_cache(maxsize=None)
+@cache
 def world(seed: int, width: int = 96, height: int = 72) -> SyntheticWorld:
     return SyntheticWorld(seed, width, height, SPARSE)
 
 
-@lru_cache(maxsize=None)
+@cache
 def poses(seed: int, n: int = 300) -> tuple:
     return tuple(world(seed).trajectory(n))
 

@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from alster_mapping.core.config import TrainConfig, apply_overrides
+from alster_mapping.core.camera import CameraIntrinsics
+from alster_mapping.core.config import apply_overrides
+from alster_mapping.core.geometry import normals_from_depth
 from alster_mapping.data.procedural_room import ProceduralRoom
 from alster_mapping.data.sequences import FrameList, SyntheticSequence
 from alster_mapping.eval.evaluate import evaluate
 from alster_mapping.eval.metrics import SemanticScores, map_raw_labels
 from alster_mapping.nets.checkpoint import load_checkpoint, read_card
-from alster_mapping.core.camera import CameraIntrinsics
-from alster_mapping.core.geometry import normals_from_depth
 from alster_mapping.nets.encoder2d import Encoder2D
+from alster_mapping.train.config import TrainConfig
 from alster_mapping.train.trainer import MODEL_FILE, STATE_FILE, Trainer, mirror_input
 
 TINY = [

@@ -15,8 +15,8 @@ import glob
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 TEMP_MARK = ".tmp-"
 """Temporary directories of ``path`` are named ``.{path.name}.tmp-{pid}-{random}``."""

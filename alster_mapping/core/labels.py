@@ -141,7 +141,7 @@ class LabelSpace:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LabelSpace":
+    def from_dict(cls, data: dict) -> LabelSpace:
         """Build from ``{name, ignore_ids?, classes: [{id, name, color?}]}``; raises ValueError if malformed."""
         if not isinstance(data, dict) or "classes" not in data:
             raise ValueError("a label space needs a 'classes' list")
@@ -158,7 +158,7 @@ class LabelSpace:
         return cls(str(data.get("name", "custom")), tuple(ids), tuple(names), tuple(colors), ignore)
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "LabelSpace":
+    def from_yaml(cls, path: str | os.PathLike) -> LabelSpace:
         """Load a label space YAML file (see ``config/labelspaces/``)."""
         path = Path(path)
         try:
@@ -171,12 +171,12 @@ class LabelSpace:
             raise ValueError(f"bad label space file {path}: {exc}") from exc
 
     @classmethod
-    def from_json(cls, text: str) -> "LabelSpace":
+    def from_json(cls, text: str) -> LabelSpace:
         """Inverse of ``to_json``."""
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def load(cls, name_or_path: str | os.PathLike) -> "LabelSpace":
+    def load(cls, name_or_path: str | os.PathLike) -> LabelSpace:
         """A built-in space by name (``scannet20``, ``nyu40``), a YAML file path, or
         ``<name>.yaml`` found in the label space search path (``ALSTER_LABELSPACE_PATH``,
         the package's ``config/labelspaces``)."""

@@ -22,8 +22,8 @@ from __future__ import annotations
 import collections
 import os
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image

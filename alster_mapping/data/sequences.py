@@ -4,7 +4,7 @@ Training needs random access to a sequence's frames; evaluation replays them in 
 compares the map with labelled ground-truth points. ``open_sequence`` turns what a user
 types on the command line into one of these:
 
-    synthetic:SEED[:FRAMES]     a generated world (``data/synthetic.py``)
+    synthetic:SEED[:FRAMES]     a generated world (``data/synthetic/``)
     DIR                         an exported ScanNet scene (color/, depth/, pose/, intrinsic/)
     BAG                         a ROS 2 bag (a directory with metadata.yaml, or .db3/.mcap)
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 import abc
 import collections
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

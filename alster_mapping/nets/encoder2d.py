@@ -33,7 +33,7 @@ only as fine-tuning moves those weights.
 from __future__ import annotations
 
 import copy
-from typing import Dict, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ from alster_mapping.nets.efficientnet_lite import EfficientNetLite, normalize_rg
 
 __all__ = ['Encoder2D', 'ASPP', 'DeepLabV3PlusDecoder', 'SeparableConvBNReLU']
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = np.ndarray | torch.Tensor
 
 
 class SeparableConvBNReLU(nn.Sequential):
@@ -252,7 +252,7 @@ class Encoder2D(nn.Module):
         feats = self.backbone.forward_features(x)
         return self.decoder(self.aspp(feats['out']), feats['stride4'])
 
-    def forward_stride4(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward_stride4(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Features and auxiliary logits at stride 4, before the final upsampling.
 
         :meth:`forward` is this plus bilinear upsampling (``align_corners=False``) to
@@ -273,7 +273,7 @@ class Encoder2D(nn.Module):
         # one: they commute, so running the head at stride 4 equals running it at (H, W).
         return features, self.head(features)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-pixel features f~^{2D}_t (eq. 1) and auxiliary logits at input resolution.
 
         Args:
@@ -292,7 +292,7 @@ class Encoder2D(nn.Module):
         logits = F.interpolate(logits, size=size, mode='bilinear', align_corners=False)
         return features, logits
 
-    def fused(self) -> 'Encoder2D':
+    def fused(self) -> Encoder2D:
         """An eval-mode copy for inference with every batch norm folded into its conv.
 
         Same outputs as ``self.eval()`` up to float rounding, ~10 % less CPU time. The
@@ -320,7 +320,7 @@ class Encoder2D(nn.Module):
             model.to(memory_format=torch.channels_last)
         return model
 
-    def parameter_counts(self) -> Dict[str, int]:
+    def parameter_counts(self) -> dict[str, int]:
         """Parameters per part: ``backbone`` (stem + MBConv stages, no ImageNet head),
         ``aspp``, ``decoder``, ``projection`` (to D^{2D}), ``head`` (auxiliary), ``total``."""
         counts = {name: sum(p.numel() for p in getattr(self, name).parameters())
@@ -329,7 +329,7 @@ class Encoder2D(nn.Module):
         return counts
 
     @staticmethod
-    def prepare_input(color: ArrayLike, depth: ArrayLike, normals: Optional[ArrayLike] = None,
+    def prepare_input(color: ArrayLike, depth: ArrayLike, normals: ArrayLike | None = None,
                       depth_scale: float = 3.0) -> torch.Tensor:
         """Stack one RGB-D-N frame into the network input [I_t, D_t, N_t] of eq. (1).
 

@@ -1,23 +1,65 @@
-"""Models built by name from config (the Pointcept / mmcv registry pattern)."""
+"""Models built by name from their own config (the Pointcept / semantic_inference registry pattern).
+
+Each model family registers its model beside its config dataclass::
+
+    @MODELS.register("alster", config=AlsterNetConfig, task="semantic_mapping", inputs="posed_rgbd_frames")
+    class AlsterModel(nn.Module): ...
+
+and anyone builds it by name: ``MODELS.build("alster", config, num_classes=20, feature_dim=40)``
+(``config`` defaults to the family's defaults). A registered model is an ``nn.Module`` with
+
+* ``config``: its config instance (a dataclass of the ``core.config`` schema);
+* ``num_classes``: C of the label space it predicts;
+* ``build_arguments() -> dict``: the keyword arguments that, with ``config``, rebuild it
+  (``num_classes`` and any sizes it takes from its surroundings, e.g. ALSTER's D_F);
+
+which is what a checkpoint's card records (``nets.checkpoint``), so a card alone rebuilds
+the model.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.config import validate
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model.
+
+    name: the registry name. builder: the class (or factory) called as
+    ``builder(config, **arguments)``. config: its config dataclass. task: what it
+    predicts (e.g. "semantic_mapping", "point_semantics", "instance_segmentation",
+    "scene_completion"). inputs: what it consumes (e.g. "posed_rgbd_frames",
+    "point_block", "rgbd_frame"). before_loading: maps a card's config to the one to
+    build before a checkpoint's weights are loaded (e.g. without fetching pretrained
+    weights the checkpoint replaces anyway); None = the card's config as it is.
+    """
+
+    name: str
+    builder: Callable[..., Any]
+    config: type
+    task: str
+    inputs: str
+    before_loading: Callable[[Any], Any] | None = None
 
 
 class Registry:
-    """name -> builder. ``@REGISTRY.register("name")`` adds a class or factory; ``build``
-    calls it with a config dataclass.
+    """name -> ``ModelEntry``.
 
     kind: what is registered (for messages). builtins: modules whose import registers the
-    built-in entries; they are imported on the first ``build``/``names``, so a caller can
-    build by name (e.g. from a checkpoint's card) without importing the defining module.
+    built-in entries; they are imported on first use, so a caller can build by name
+    (e.g. from a checkpoint's card) without importing the defining module.
     """
 
     def __init__(self, kind: str, builtins: tuple[str, ...] = ()):
         self.kind = kind
-        self._builders: dict[str, Callable[..., Any]] = {}
+        self._entries: dict[str, ModelEntry] = {}
         self._builtins = builtins
 
     def _import_builtins(self) -> None:
@@ -26,28 +68,61 @@ class Registry:
             self._builtins = tuple(rest)  # before importing: its own registrations come back here
             importlib.import_module(module)
 
-    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Decorator registering ``name``; a second registration of the same name is an error."""
+    def register(
+        self,
+        name: str,
+        *,
+        config: type,
+        task: str,
+        inputs: str,
+        before_loading: Callable[[Any], Any] | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator registering ``name`` with its config dataclass; a second registration of
+        the same name is an error."""
+        if not dataclasses.is_dataclass(config):
+            raise TypeError(f"{self.kind} {name!r}: config must be a dataclass, got {config!r}")
 
         def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
-            if name in self._builders:
+            if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
-            self._builders[name] = builder
+            self._entries[name] = ModelEntry(name, builder, config, task, inputs, before_loading)
             return builder
 
         return decorate
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (for tests that register throw-away models)."""
+        self._entries.pop(name, None)
+
     def names(self) -> list[str]:
         """Registered names, sorted."""
         self._import_builtins()
-        return sorted(self._builders)
+        return sorted(self._entries)
 
-    def build(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Build ``name`` with the given arguments; unknown names raise ValueError listing the known ones."""
+    def entry(self, name: str) -> ModelEntry:
+        """The entry of ``name``; unknown names raise ValueError listing the known ones."""
         self._import_builtins()
-        if name not in self._builders:
+        if name not in self._entries:
             raise ValueError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names()) or 'none'}")
-        return self._builders[name](*args, **kwargs)
+        return self._entries[name]
+
+    def name_of(self, model: Any) -> str:
+        """The registry name of a built model (looked up by its class)."""
+        self._import_builtins()
+        for entry in self._entries.values():
+            if type(model) is entry.builder:
+                return entry.name
+        raise ValueError(f"{type(model).__name__} is not a registered {self.kind}")
+
+    def build(self, name: str, config: Any = None, **arguments: Any) -> Any:
+        """Build ``name`` from ``config`` (an instance of its registered config class; None =
+        the defaults), validated first, and ``arguments`` (e.g. ``num_classes``)."""
+        entry = self.entry(name)
+        if config is None:
+            config = entry.config()
+        if not isinstance(config, entry.config):
+            raise TypeError(f"{self.kind} {name!r} takes a {entry.config.__name__}, got {type(config).__name__}")
+        return entry.builder(validate(config), **arguments)
 
 
 MODELS = Registry("model", builtins=("alster_mapping.nets.alster",))

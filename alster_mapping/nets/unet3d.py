@@ -33,7 +33,7 @@ down and up (as in MinkUNet) touch every voxel exactly once. Measured on 2 threa
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

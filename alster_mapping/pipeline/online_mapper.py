@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..core.config import MappingConfig, validate
+from ..core.config import validate
 from ..core.frame import RGBDFrame
 from ..core.geometry import normals_from_depth
 from ..core.labels import LabelSpace
@@ -30,6 +30,10 @@ from ..nets.encoder2d import Encoder2D
 from ..nets.registry import MODELS
 from .label_fusion import LabelFusion
 from .lifting import LiftedFrame, lift_frame
+from .mapping_config import MappingConfig
+
+# The task of the models that the online mapper runs (registered as ALSTER's task).
+MAPPING_TASK = "semantic_mapping"
 
 
 @dataclass
@@ -83,8 +87,8 @@ class OnlineMapper:
     """Owns the map, the device and (in ALSTER mode) the model in eval mode.
 
     config: ``MappingConfig`` (mode, label space, map, model). model: an ``AlsterModel``
-    to use (default: ``config.alster.checkpoint`` if set, else built from ``config.model``
-    by name). voxel_map: the map to write into (default: a new one from ``config.map``).
+    to use (default: ``config.alster.checkpoint`` if set, else an untrained one built
+    from ``config.model``). voxel_map: the map to write into (default: a new one from ``config.map``).
     Raises ValueError (``CheckpointError`` included) when the model and the map disagree
     (feature size, classes) or the map holds another kind of feature.
     """
@@ -104,9 +108,11 @@ class OnlineMapper:
             raise ValueError("this map holds label-fusion evidence; the ALSTER mode needs a map of learned features")
         num_classes = self.map.label_space.num_classes
         if model is None and self.config.alster.checkpoint:
-            model, _ = load_checkpoint(self.config.alster.checkpoint, self.map.label_space, self.map.feature_dim)
+            model, _ = load_checkpoint(
+                self.config.alster.checkpoint, self.map.label_space, task=MAPPING_TASK, feature_dim=self.map.feature_dim
+            )
         elif model is None:
-            model = MODELS.build(self.config.model.name, self.config.model, num_classes=num_classes, feature_dim=self.map.feature_dim)
+            model = MODELS.build("alster", self.config.model, num_classes=num_classes, feature_dim=self.map.feature_dim)
         if model.feature_dim != self.map.feature_dim or model.num_classes != num_classes:
             raise ValueError(
                 f"model (D_F {model.feature_dim}, {model.num_classes} classes) does not fit the map "

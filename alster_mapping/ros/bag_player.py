@@ -29,9 +29,10 @@ import contextlib
 import importlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -41,8 +42,8 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from ..core.geometry import quaternion_from_pose
-from ..data.rosbag_io import COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, BagError, BagSequence, open_bag
 from ..core.tf_buffer import TransformError
+from ..data.rosbag_io import COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, BagError, BagSequence, open_bag
 
 CLOCK_TOPIC = "/clock"
 SLEEP_SLICE = 0.05  # longest single sleep [s]: keeps Ctrl-C and /clock responsive

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..core.time_sync import ApproximateTimeSync
 from .node_config import MappingNodeConfig

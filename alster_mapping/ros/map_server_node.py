@@ -44,10 +44,12 @@ import functools
 import json
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import rclpy
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import PublisherEventCallbacks
@@ -55,15 +57,15 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import PointCloud2
 from std_srvs.srv import Trigger
 
 from ..core.atomic_file import remove_stale_temporaries
-from ..core.config import MappingConfig, validate
+from ..core.config import validate
 from ..core.labels import LabelSpace
-from ..map.map_file import MapFileError
+from ..map.map_file import MapFileError, load_map, save_map
 from ..map.voxel_map import SemanticVoxelMap
+from ..pipeline.mapping_config import MappingConfig
 from .cloud import arrays_to_cloud
 from .node_config import FIXED_AT_START, MapServerConfig
 from .node_log import NodeLog
@@ -243,7 +245,7 @@ class MapServerNode(Node):
         if not path:
             return empty
         try:
-            loaded = SemanticVoxelMap.load(Path(path).expanduser(), device=self.config.map.device)
+            loaded = load_map(Path(path).expanduser(), device=self.config.map.device)
         except MapFileError as exc:
             self.log.error(f"{exc}; starting with an empty map")
             return empty
@@ -351,7 +353,7 @@ class MapServerNode(Node):
         try:
             path = path.expanduser().absolute()
             n = len(self.map)
-            self.map.save(path)
+            save_map(self.map, path)
         except Exception as exc:  # noqa: BLE001 - OSError (full disk, name too long), unknown ~user, ...
             response.success, response.message = False, f"cannot save the map to {path}: {exc}; the map is unchanged"
             self.log.error(response.message)
@@ -369,7 +371,7 @@ class MapServerNode(Node):
         path = Path(path_text)
         try:
             path = path.expanduser().absolute()
-            loaded = SemanticVoxelMap.load(path, device=str(self.map.device))
+            loaded = load_map(path, device=str(self.map.device))
             why = self.check_loaded_map(loaded)
             if why:
                 raise ValueError(why)

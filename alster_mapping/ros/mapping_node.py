@@ -86,8 +86,8 @@ from ..map.voxel_map import SemanticVoxelMap
 from ..pipeline.online_mapper import OnlineMapper
 from . import map_server_node
 from .cloud import arrays_to_cloud
-from .frame_intake import IMAGE_STREAMS, FrameIntake, FrameMessages
 from .diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status, process_memory_bytes
+from .frame_intake import IMAGE_STREAMS, FrameIntake, FrameMessages
 from .inputs import POSE_CHILD, ImageConverter, PoseSource, SkipFrame, pose_message_edge, stamp_to_ns, transform_to_matrix
 from .map_server_node import CLOUD_QOS, EXIT_WATCHDOG, NODE_NAME, OUTPUT_EVENTS, MapServerNode
 from .node_config import NODE_CONFIG_KEYS, POSE_SOURCES, CameraExtrinsicConfig, MappingNodeConfig

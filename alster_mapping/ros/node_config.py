@@ -93,7 +93,10 @@ class MappingNodeConfig:
         0.05, "pose topics / own TF buffer: largest gap [s] to the nearest pose when the image stamp lies outside the pose history", min=0.0, max=10.0
     )
     pose_max_gap: float = param(
-        1.0, "pose topics / own TF buffer: poses further apart than this are not interpolated, the frame is skipped (pose_gap) [s]; 0 = no limit", min=0.0, max=3600.0
+        1.0,
+        "pose topics / own TF buffer: poses further apart than this are not interpolated, the frame is skipped (pose_gap) [s]; 0 = no limit",
+        min=0.0,
+        max=3600.0,
     )
     pose_cache: float = param(10.0, "pose history kept [s]", min=0.1, max=3600.0)
     camera_extrinsic: CameraExtrinsicConfig = section(CameraExtrinsicConfig)
@@ -105,7 +108,10 @@ class MappingNodeConfig:
         921_600, "frames with more pixels than this after image_downscale are rejected on arrival (default: 1280x720)", min=1, max=2**31 - 1
     )
     watchdog_timeout: float = param(
-        30.0, "a worker stuck this long in one frame is reported and the node exits with code 3 (a launch respawn restarts it) [s]; 0 = off", min=0.0, max=3600.0
+        30.0,
+        "a worker stuck this long in one frame is reported and the node exits with code 3 (a launch respawn restarts it) [s]; 0 = off",
+        min=0.0,
+        max=3600.0,
     )
     publish_update: bool = param(True, "publish ~/semantic_cloud_update: the voxels each frame updated")
     markers_period: float = param(2.0, "seconds between ~/markers publications when the map changed; 0 = off", min=0.0, max=3600.0)

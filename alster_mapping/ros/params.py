@@ -31,8 +31,9 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from ..core.config import MappingConfig, apply_overrides, field_problem, flatten, from_dict
-from .node_config import MapServerConfig, MappingNodeConfig
+from ..core.config import apply_overrides, field_problem, flatten, from_dict
+from ..pipeline.mapping_config import MappingConfig
+from .node_config import MappingNodeConfig, MapServerConfig
 
 T = TypeVar("T")
 

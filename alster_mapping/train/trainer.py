@@ -29,15 +29,15 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..core.config import TrainConfig, to_dict, validate
+from ..core.config import to_dict, validate
 from ..core.geometry import normals_from_depth
 from ..core.labels import LabelSpace
 from ..core.tensor_file import TensorFileError, read_tensor_file, write_tensor_file
@@ -48,6 +48,7 @@ from ..nets.encoder2d import Encoder2D
 from ..nets.losses import focal_loss
 from ..nets.registry import MODELS
 from ..pipeline.online_mapper import OnlineMapper, frame_targets
+from .config import TrainConfig
 
 STATE_FILE = "state.safetensors"
 MODEL_FILE = "model.safetensors"
@@ -116,7 +117,7 @@ class Trainer:
         self.space = LabelSpace.load(self.cfg.mapping.label_space)
         m = self.cfg.mapping
         self.model: AlsterModel = MODELS.build(
-            m.model.name, m.model, num_classes=self.space.num_classes, feature_dim=m.map.feature_dim
+            "alster", m.model, num_classes=self.space.num_classes, feature_dim=m.map.feature_dim
         ).to(self.device)
         setup = time.perf_counter()
         self.sequences = sequences if sequences is not None else training_sequences(self.cfg)

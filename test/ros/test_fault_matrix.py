@@ -15,10 +15,10 @@ import contextlib
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -30,20 +30,21 @@ rclpy = pytest.importorskip("rclpy")
 
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from geometry_msgs.msg import TransformStamped  # noqa: E402
+from map_snapshot import assert_same_snapshot, snapshot  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.serialization import serialize_message  # noqa: E402
 from safetensors import SafetensorError  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
+from test_mapping_node import camera_info_msg, color_msg, depth_msg, image_msg, pose_stamped, stamp  # noqa: E402
 
 from alster_mapping.core.config import MapConfig  # noqa: E402
 from alster_mapping.core.geometry import quaternion_from_pose  # noqa: E402
 from alster_mapping.data.procedural_room import ProceduralRoom  # noqa: E402
+from alster_mapping.map.map_file import save_map  # noqa: E402
 from alster_mapping.map.voxel_map import SemanticVoxelMap  # noqa: E402
-from alster_mapping.ros.mapping_node import MappingNode  # noqa: E402
 from alster_mapping.ros.map_server_node import EXIT_WATCHDOG  # noqa: E402
-from map_snapshot import assert_same_snapshot, snapshot  # noqa: E402
-from test_mapping_node import camera_info_msg, color_msg, depth_msg, image_msg, pose_stamped, stamp  # noqa: E402
+from alster_mapping.ros.mapping_node import MappingNode  # noqa: E402
 
 W, H = 64, 48
 PERIOD = 100_000_000  # 10 Hz [ns]
@@ -448,7 +449,7 @@ def learned_map_file(f):
     m = SemanticVoxelMap(MapConfig(voxel_size=0.08, feature_dim=f.node.map.feature_dim))
     m.write(np.zeros((1, 3), np.int32), feature=torch.ones(1, m.feature_dim))
     m.feature_kind = "learned"
-    m.save(path)
+    save_map(m, path)
     return str(path)
 
 
@@ -459,7 +460,7 @@ def far_keys_file(f):
     path = Path(f.node.server_config.save_path).with_name("far.safetensors")
     m = SemanticVoxelMap(MapConfig(voxel_size=0.08, feature_dim=f.node.map.feature_dim))
     m.write(np.zeros((1, 3), np.int32), label=torch.tensor([1]))
-    m.save(path)
+    save_map(m, path)
     tensors, meta = map_file.read_tensor_file(path)
     tensors["keys"] = torch.tensor([[1 << 23, 0, 0]], dtype=torch.int32)
     map_file.write_tensor_file(path, tensors, {k: v for k, v in meta.items() if k != "crc32"})
@@ -554,8 +555,12 @@ CASES = {
     "insert a key of -2^20 - 1": Case(api_case(lambda m: m.insert(np.array([[0, -(1 << 20) - 1, 0]])), "voxel keys"), None, None),
     "look up an int64 key beyond int32": Case(api_case(lambda m: m.lookup(torch.tensor([[1 << 40, 0, 0]])), "voxel keys"), None, None),
     "write float keys": Case(api_case(lambda m: m.write(np.zeros((1, 3)), label=torch.tensor([1])), "integers"), None, None),
-    "write a label outside the space": Case(api_case(lambda m: m.write(np.array([[1, 2, 3]]), label=torch.tensor([999])), "label indices"), None, None),
-    "write a NaN feature": Case(api_case(lambda m: m.write(np.array([[1, 2, 3]]), feature=torch.full((1, m.feature_dim), float("nan"))), "non-finite"), None, None),
+    "write a label outside the space": Case(
+        api_case(lambda m: m.write(np.array([[1, 2, 3]]), label=torch.tensor([999])), "label indices"), None, None
+    ),
+    "write a NaN feature": Case(
+        api_case(lambda m: m.write(np.array([[1, 2, 3]]), feature=torch.full((1, m.feature_dim), float("nan"))), "non-finite"), None, None
+    ),
 }
 
 
@@ -728,9 +733,10 @@ def test_watchdog_reports_a_stuck_worker_and_ends_the_node_with_code_3(workdir):
 
 
 def test_image_downscale_maps_what_the_engine_maps_from_the_reduced_frame(ros_context, workdir):
-    from alster_mapping.core.config import MappingConfig, apply_overrides
+    from alster_mapping.core.config import apply_overrides
     from alster_mapping.core.downscale import downscale_images
     from alster_mapping.core.frame import RGBDFrame
+    from alster_mapping.pipeline.mapping_config import MappingConfig
     from alster_mapping.pipeline.online_mapper import OnlineMapper
 
     # max_image_pixels admits the full-size frame: the limit holds after downscaling.

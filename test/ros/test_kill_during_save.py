@@ -16,10 +16,11 @@ rclpy = pytest.importorskip("rclpy")
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
+from test_map_server import START_TIMEOUT, NodeProcess  # noqa: E402
 
 from alster_mapping.core.config import MapConfig  # noqa: E402
+from alster_mapping.map.map_file import load_map, save_map  # noqa: E402
 from alster_mapping.map.voxel_map import SemanticVoxelMap  # noqa: E402
-from test_map_server import START_TIMEOUT, NodeProcess  # noqa: E402
 
 KILLS = 3
 VOXELS = 600_000  # about 54 MB on disk: its write lasts long enough to be interrupted
@@ -35,7 +36,7 @@ def build_map(path: Path) -> int:
     grid = np.stack(np.meshgrid(*[np.arange(side)] * 3, indexing="ij"), -1).reshape(-1, 3)[:VOXELS].astype(np.int32)
     m = SemanticVoxelMap(MapConfig(voxel_size=0.05, feature_dim=40, initial_capacity=VOXELS))
     m.write(grid, feature=torch.from_numpy(rng.standard_normal((VOXELS, 40), dtype=np.float32)), label=torch.full((VOXELS,), 3))
-    m.save(path)
+    save_map(m, path)
     return len(m)
 
 
@@ -81,7 +82,7 @@ def test_kill_9_during_save_keeps_the_old_map_and_restarts_clean(tmp_path, ros_c
             finally:
                 proc.stop()
             # Whatever the kill interrupted, the map file is a complete map.
-            assert len(SemanticVoxelMap.load(path)) == voxels
+            assert len(load_map(path)) == voxels
     finally:
         client_node.destroy_client(client)
         executor.shutdown()

@@ -29,6 +29,7 @@ from sensor_msgs.msg import PointCloud2  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from alster_mapping.core.config import MapConfig  # noqa: E402
+from alster_mapping.map.map_file import load_map, save_map  # noqa: E402
 from alster_mapping.map.voxel_map import SemanticVoxelMap  # noqa: E402
 from alster_mapping.ros.cloud import cloud_to_arrays  # noqa: E402
 from alster_mapping.ros.map_server_node import CLOUD_QOS  # noqa: E402
@@ -55,7 +56,7 @@ def build_map(path: Path, n: int = 300, seed: int = 0) -> SemanticVoxelMap:
         color=torch.as_tensor(rng.integers(0, 256, (len(keys), 3)), dtype=torch.uint8),
         count=torch.as_tensor(rng.integers(1, 50, len(keys))),
     )
-    m.save(path)
+    save_map(m, path)
     return m
 
 
@@ -211,7 +212,7 @@ def test_serves_publishes_saves_clears_and_loads(tmp_path, make_client):
         response = client.call("save_map", proc)
         assert response.success, response.message
         assert str(save_path) in response.message and f"{len(expected)} voxels" in response.message
-        saved = SemanticVoxelMap.load(save_path).to_arrays()
+        saved = load_map(save_path).to_arrays()
         got = sorted_by_xyz(saved.xyz, saved.label, saved.count)
         for g, w in zip(got, sorted_by_xyz(expected.xyz, expected.label, expected.count)):
             np.testing.assert_array_equal(g, w)
@@ -269,7 +270,7 @@ def test_params_file_is_honoured_and_saved_on_shutdown(tmp_path, make_client):
         assert stats["label_space"] == "nyu40"
         assert stats["voxels"] == 0
         assert proc.stop() == 0, proc.output()
-    saved = SemanticVoxelMap.load(tmp_path / "shutdown.safetensors")  # relative to the node's cwd
+    saved = load_map(tmp_path / "shutdown.safetensors")  # relative to the node's cwd
     assert saved.voxel_size == pytest.approx(0.05) and saved.label_space.name == "nyu40"
 
 

@@ -29,9 +29,10 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
+from test_map_server import CALL_TIMEOUT, START_TIMEOUT, NodeProcess, sorted_by_xyz  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
-from alster_mapping.core.config import MappingConfig, apply_overrides  # noqa: E402
+from alster_mapping.core.config import apply_overrides  # noqa: E402
 from alster_mapping.core.frame import RGBDFrame  # noqa: E402
 from alster_mapping.core.geometry import interpolate_pose, invert_se3, pose_from_quaternion, quaternion_from_pose  # noqa: E402
 from alster_mapping.core.image_codec import (  # noqa: E402
@@ -44,11 +45,11 @@ from alster_mapping.core.image_codec import (  # noqa: E402
 from alster_mapping.core.labels import LabelSpace  # noqa: E402
 from alster_mapping.data.procedural_room import ProceduralRoom  # noqa: E402
 from alster_mapping.nets.checkpoint import save_checkpoint  # noqa: E402
+from alster_mapping.pipeline.mapping_config import MappingConfig  # noqa: E402
 from alster_mapping.pipeline.online_mapper import OnlineMapper  # noqa: E402
 from alster_mapping.ros.cloud import cloud_to_arrays  # noqa: E402
 from alster_mapping.ros.inputs import pose_to_matrix  # noqa: E402
 from alster_mapping.ros.map_server_node import CLOUD_QOS  # noqa: E402
-from test_map_server import CALL_TIMEOUT, START_TIMEOUT, NodeProcess, sorted_by_xyz  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 W, H = 64, 48
@@ -254,7 +255,8 @@ def params_file(tmp_path: Path, **values) -> Path:
     """config/mapping.yaml with some top-level-unique keys replaced (proves the shipped file is read)."""
     text = (REPO / "config" / "mapping.yaml").read_text()
     for key, value in values.items():
-        text, n = re.subn(rf"^(\s+){re.escape(key)}: [^#\n]*", lambda m: f"{m.group(1)}{key}: {value} ", text, count=1, flags=re.M)
+        pattern = rf"^(\s+){re.escape(key)}: [^#\n]*"
+        text, n = re.subn(pattern, lambda m, key=key, value=value: f"{m.group(1)}{key}: {value} ", text, count=1, flags=re.M)
         assert n == 1, f"{key} not in config/mapping.yaml"
     path = tmp_path / "params.yaml"
     path.write_text(text)

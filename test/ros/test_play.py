@@ -17,12 +17,12 @@ pytestmark = pytest.mark.ros
 rclpy = pytest.importorskip("rclpy")
 
 from sensor_msgs.msg import Image  # noqa: E402
+from test_map_server import NodeProcess  # noqa: E402
+from test_mapping_node import Harness, counter, params_file  # noqa: E402
 
 from alster_mapping.data.procedural_room import ProceduralRoom  # noqa: E402
 from alster_mapping.data.rosbag_io import COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, write_bag  # noqa: E402
 from alster_mapping.ros.bag_player import BagPlayer, message_class  # noqa: E402
-from test_map_server import NodeProcess  # noqa: E402
-from test_mapping_node import Harness, counter, params_file  # noqa: E402
 
 try:
     from rosgraph_msgs.msg import Clock

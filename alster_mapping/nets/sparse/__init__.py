@@ -12,6 +12,7 @@ move freely between them.
     u = SparseConvTranspose3d(48, 32, kernel_size=2, stride=2)(z, target=y)
 """
 
+from .factory import BACKENDS, DEFAULT_BACKEND, check_backend, sparse_tensor
 from .kernels import kernel_offsets, kernel_volume, minkowski_kernel_order
 from .minkowski_backend import (
     BackendUnavailableError,
@@ -28,8 +29,9 @@ from .modules import (
     SparseReLU,
     set_backend,
 )
-from .tensor import BACKENDS, DEFAULT_BACKEND, CoordinateManager, SparseTensor, cat, check_backend, sparse_tensor
-from .torch_backend import KernelMap, TorchCoordinateManager, build_kernel_map, sparse_convolution, strided_coordinates
+from .tensor import CoordinateManager, SparseTensor, cat
+from .torch_backend import KernelMap, TorchCoordinateManager, build_kernel_map, strided_coordinates
+from .torch_convolution import sparse_convolution
 
 __all__ = [
     "BACKENDS",

@@ -28,7 +28,7 @@ def check_kernel_size(kernel_size: int) -> int:
     return int(kernel_size)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _offsets(kernel_size: int) -> tuple[tuple[int, int, int], ...]:
     axis = range(-(kernel_size // 2), kernel_size // 2 + 1) if kernel_size % 2 else range(kernel_size)
     return tuple(itertools.product(axis, axis, axis))
@@ -57,3 +57,12 @@ def minkowski_kernel_order(kernel_size: int) -> torch.Tensor:
     """
     k = check_kernel_size(kernel_size)
     return torch.arange(k**3, dtype=torch.int64).reshape(k, k, k).permute(2, 1, 0).reshape(-1)
+
+
+def check_kernel_args(kernel_size: int, stride: int, dilation: int) -> tuple[int, int, int]:
+    """Validate (kernel size, stride, dilation), all positive ints; returns them as ints."""
+    kernel_size = check_kernel_size(kernel_size)
+    for name, v in (("stride", stride), ("dilation", dilation)):
+        if isinstance(v, bool) or int(v) != v or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return kernel_size, int(stride), int(dilation)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import collections
 import collections.abc
 import warnings
+from collections.abc import Hashable
 from types import ModuleType
-from typing import Any, Hashable
+from typing import Any
 
 import torch
 

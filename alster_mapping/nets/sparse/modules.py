@@ -11,15 +11,17 @@ state_dict saved with one backend therefore loads and runs unchanged on the othe
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .kernels import kernel_volume
-from .tensor import DEFAULT_BACKEND, SparseTensor, check_backend
-from .torch_backend import TorchCoordinateManager, check_kernel_args, sparse_convolution
+from .factory import DEFAULT_BACKEND, check_backend
+from .kernels import check_kernel_args, kernel_volume
+from .tensor import SparseTensor
+from .torch_backend import TorchCoordinateManager
+from .torch_convolution import sparse_convolution
 
 
 class SparseModule(nn.Module):

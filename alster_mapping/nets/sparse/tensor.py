@@ -1,4 +1,4 @@
-"""The sparse tensor container shared by both backends, and its factory.
+"""The sparse tensor container shared by both backends (``factory.sparse_tensor`` builds one).
 
 A ``SparseTensor`` is a set of active voxels with one feature row each:
 
@@ -20,28 +20,10 @@ for both.
 from __future__ import annotations
 
 import abc
-
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 import torch
-
-BACKENDS = ("torch", "minkowski")
-DEFAULT_BACKEND = "torch"
-
-
-def check_backend(backend: str) -> str:
-    """Validate a backend name ('torch' or 'minkowski') and return it.
-
-    Choosing 'minkowski' also checks that MinkowskiEngine imports and raises
-    ``BackendUnavailableError`` (an ImportError) with the reason if it does not.
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown sparse backend {backend!r}; choose one of {BACKENDS}")
-    if backend == "minkowski":
-        from .minkowski_backend import import_minkowski
-
-        import_minkowski()
-    return backend
 
 
 class CoordinateManager(abc.ABC):
@@ -116,19 +98,19 @@ class SparseTensor:
             f"backend={self.backend!r}, dtype={self.features.dtype}, device={self.device})"
         )
 
-    def with_features(self, features: torch.Tensor) -> "SparseTensor":
+    def with_features(self, features: torch.Tensor) -> SparseTensor:
         """The same coordinates with new features (N, C') (row i stays voxel i)."""
         return SparseTensor(features, self.manager, self.key, self.stride)
 
-    def same_coordinates(self, other: "SparseTensor") -> bool:
+    def same_coordinates(self, other: SparseTensor) -> bool:
         """Whether ``other`` lives on exactly these coordinates in the same row order."""
         return self.manager is other.manager and self.manager.same_set(self.key, other.key)
 
-    def _check_same(self, other: "SparseTensor", what: str) -> None:
+    def _check_same(self, other: SparseTensor, what: str) -> None:
         if not self.same_coordinates(other):
             raise ValueError(f"{what} needs two sparse tensors on the same coordinates (same manager and key)")
 
-    def __add__(self, other: "SparseTensor") -> "SparseTensor":
+    def __add__(self, other: SparseTensor) -> SparseTensor:
         """Element-wise sum of two tensors on the same coordinates (residual connections)."""
         self._check_same(other, "addition")
         return self.with_features(self.features + other.features)
@@ -145,66 +127,3 @@ def cat(tensors: list[SparseTensor] | tuple[SparseTensor, ...]) -> SparseTensor:
     for t in tensors[1:]:
         first._check_same(t, "cat")
     return first.with_features(torch.cat([t.features for t in tensors], dim=1))
-
-
-def sparse_tensor(
-    coordinates: torch.Tensor,
-    features: torch.Tensor,
-    backend: str = DEFAULT_BACKEND,
-    stride: int = 1,
-    check: bool = True,
-) -> SparseTensor:
-    """Build a sparse tensor on a fresh coordinate manager of ``backend``.
-
-    coordinates: (N, 4) int32 (int64 accepted) [batch, x, y, z], batch >= 0, every row
-    distinct, x/y/z multiples of ``stride``. features: (N, C) float, on the device the
-    backend computes on ('minkowski' is CPU-only here). Row order is kept: output row i of
-    every stride-1 operation belongs to input row i. ``check`` validates distinctness,
-    batch and stride alignment (one sort; disable only for coordinates known to be valid).
-    Raises ValueError on invalid input, BackendUnavailableError if the backend is missing.
-    """
-    check_backend(backend)
-    if coordinates.dim() != 2 or coordinates.shape[1] != 4:
-        raise ValueError(f"coordinates must be (N, 4) [batch, x, y, z], got shape {tuple(coordinates.shape)}")
-    if features.dim() != 2 or features.shape[0] != coordinates.shape[0]:
-        raise ValueError(
-            f"features must be (N, C) with N = {coordinates.shape[0]} rows, got shape {tuple(features.shape)}"
-        )
-    if coordinates.dtype not in (torch.int32, torch.int64):
-        raise ValueError(f"coordinates must be int32 or int64, got {coordinates.dtype}")
-    if int(stride) < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
-    coordinates = coordinates.to(device=features.device, dtype=torch.int32).contiguous()
-    if check and coordinates.shape[0]:
-        _validate_coordinates(coordinates, int(stride))
-    if backend == "torch":
-        from .torch_backend import TorchCoordinateManager
-
-        manager = TorchCoordinateManager()
-        key = manager.insert(coordinates, int(stride))
-        return SparseTensor(features, manager, key, int(stride))
-    from .minkowski_backend import minkowski_sparse_tensor
-
-    return minkowski_sparse_tensor(coordinates, features, int(stride))
-
-
-def _validate_coordinates(coordinates: torch.Tensor, stride: int) -> None:
-    c = coordinates.to(torch.int64)
-    lo = c.min(0).values
-    hi = c.max(0).values
-    bounds = torch.cat([lo, hi]).tolist()
-    if bounds[0] < 0:
-        raise ValueError("batch indices must be >= 0")
-    if stride > 1 and bool((c[:, 1:] % stride).any()):
-        raise ValueError(f"coordinates must be multiples of the tensor stride {stride}")
-    # Mixed-radix packing is exact; a sort then finds duplicates.
-    ext = [h - l + 1 for l, h in zip(bounds[:4], bounds[4:])]
-    if ext[0] * ext[1] * ext[2] * ext[3] < (1 << 62):
-        codes = c[:, 0] - bounds[0]
-        for axis in range(1, 4):
-            codes = codes * ext[axis] + (c[:, axis] - bounds[axis])
-        distinct = len(torch.unique(codes))
-    else:
-        distinct = len(torch.unique(c, dim=0))
-    if distinct != c.shape[0]:
-        raise ValueError("coordinates must be distinct (one row per voxel)")

@@ -13,19 +13,20 @@ training loop does the same with gradients).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.config import ModelConfig
-from ..core.scatter import scatter_mean
-from .encoder2d import Encoder2D
+from ...core.scatter import scatter_mean
+from ..encoder2d import Encoder2D
+from ..losses import alster_loss, focal_loss
+from ..registry import MODELS
+from ..unet3d import UNet3D
+from .config import AlsterNetConfig
 from .expert import TemporalExpert
-from .losses import alster_loss, focal_loss
-from .registry import MODELS
-from .unet3d import UNet3D
 
 
 @dataclass
@@ -60,15 +61,22 @@ def sample_pixels(maps: torch.Tensor, pixels: torch.Tensor, height: int, width: 
     return sampled.view(maps.shape[1], -1).t()
 
 
-@MODELS.register("alster")
+def _without_pretrained_weights(config: AlsterNetConfig) -> AlsterNetConfig:
+    """A checkpoint brings the 2D encoder's weights: do not load the ImageNet ones first."""
+    return dataclasses.replace(config, encoder2d=dataclasses.replace(config.encoder2d, pretrained=False))
+
+
+@MODELS.register(
+    "alster", config=AlsterNetConfig, task="semantic_mapping", inputs="posed_rgbd_frames", before_loading=_without_pretrained_weights
+)
 class AlsterModel(nn.Module):
     """F^2D + F^3D + F^{Delta T} with auxiliary 2D and 3D heads and the expert head.
 
-    config: ``ModelConfig``. num_classes: C of the label space. feature_dim: D_F
+    config: ``AlsterNetConfig``. num_classes: C of the label space. feature_dim: D_F
     (= D^2D, the map's feature size).
     """
 
-    def __init__(self, config: ModelConfig, num_classes: int = 20, feature_dim: int = 40):
+    def __init__(self, config: AlsterNetConfig, num_classes: int = 20, feature_dim: int = 40):
         super().__init__()
         self.config = config
         self.num_classes = int(num_classes)
@@ -92,7 +100,7 @@ class AlsterModel(nn.Module):
         )
         self.expert = TemporalExpert(feature_dim, num_classes, layers=ex.layers, heads=ex.heads, hidden=ex.hidden)
 
-    def train(self, mode: bool = True) -> "AlsterModel":
+    def train(self, mode: bool = True) -> AlsterModel:
         """Training mode; with ``encoder2d.freeze_bn`` the 2D batch norms keep their statistics."""
         super().train(mode)
         if mode and self.config.encoder2d.freeze_bn:
@@ -146,6 +154,10 @@ class AlsterModel(nn.Module):
         }
         weights = {"2d": self.config.weight_2d, "3d": self.config.weight_3d, "expert": self.config.weight_expert}
         return {**parts, "total": alster_loss(parts, weights)}
+
+    def build_arguments(self) -> dict[str, int]:
+        """What rebuilds this model with its config (recorded in a checkpoint's card)."""
+        return {"num_classes": self.num_classes, "feature_dim": self.feature_dim}
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters per stage and in total."""

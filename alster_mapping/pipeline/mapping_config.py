@@ -1,0 +1,39 @@
+"""``MappingConfig``: everything the online mapper needs (and the node's engine parameters).
+
+The top level of the schema that ``config/mapping.yaml``, the mapping node's ROS
+parameters and ``--set`` overrides of ``alster replay`` / ``eval`` / ``demo`` fill.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..core.config import LabelFusionConfig, MapConfig, param, section
+from ..nets.alster.config import AlsterNetConfig
+
+
+@dataclass
+class AlsterConfig:
+    """The ALSTER mode of the online mapper: which depth is lifted, which weights run."""
+
+    max_range: float = param(3.0, "ignore depth beyond this distance along the optical axis [m] (the paper: 3)", min=0.05, max=100.0)
+    min_range: float = param(0.1, "ignore depth closer than this [m]", min=0.0, max=100.0)
+    checkpoint: str = param("", "model checkpoint (.safetensors with its card); '' = the network as configured in model.*, untrained")
+    label_update: str = param(
+        "vote",
+        "how the expert's per-frame labels become a voxel's label: vote = a confidence-weighted majority over all "
+        "its observations; latest = the latest observation's (the paper's reading)",
+        choices=("vote", "latest"),
+    )
+
+
+@dataclass
+class MappingConfig:
+    """Top level: everything the mapper needs."""
+
+    mode: str = param("alster", "alster: the network; label_fusion: fuse external label images", choices=("alster", "label_fusion"))
+    label_space: str = param("scannet20", "label space: built-in name (scannet20, nyu40) or YAML file")
+    map: MapConfig = section(MapConfig)
+    alster: AlsterConfig = section(AlsterConfig)
+    label_fusion: LabelFusionConfig = section(LabelFusionConfig)
+    model: AlsterNetConfig = section(AlsterNetConfig, "the ALSTER network built when alster.checkpoint is empty (a checkpoint brings its own)")
