@@ -69,7 +69,7 @@ STAMP_PKG  := $(VENV)/.stamp-pkg
 # copied into .venv/share/alster_mapping even for an editable install).
 PKG_INPUTS := setup.py setup.cfg package.xml resource/alster_mapping \
               $(wildcard alster_mapping/__init__.py launch/*.py config/*.yaml \
-                         config/*.rviz config/labelspaces/*.yaml models/*)
+                         config/*.rviz config/labelspaces/*.yaml config/train/*.yaml models/*)
 
 SETUP_STAMPS := $(if $(filter 1,$(ALSTER_SKIP_APT)),,$(STAMP_APT)) \
                 $(STAMP_VENV) $(STAMP_DEPS) \

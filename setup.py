@@ -27,6 +27,7 @@ for dest, pattern in [
     (os.path.join(share, 'config'), 'config/*.yaml'),
     (os.path.join(share, 'config'), 'config/*.rviz'),
     (os.path.join(share, 'config', 'labelspaces'), 'config/labelspaces/*.yaml'),
+    (os.path.join(share, 'config', 'train'), 'config/train/*.yaml'),
     (os.path.join(share, 'models'), 'models/*'),
 ]:
     files = _files(pattern)

@@ -1,7 +1,7 @@
 """The ``alster`` command line: one entry point, subcommands.
 
     alster demo   [--seed S] [--out DIR]        map a synthetic world with the shipped model; map, PLY, PNGs, metrics
-    alster train  --out DIR                     train ALSTER (2D pre-training, then joint sequential training)
+    alster train  --out DIR [--model NAME]      train a model with its recipe (ALSTER: 2D pre-training, then joint training)
     alster eval   SEQ [SEQ ...] [--out DIR]     replay sequences through the mapper and score the map, ScanNet style
     alster replay BAG [--out DIR]               map a bag offline (no DDS), write the map, PLYs and a summary
     alster play   BAG [--rate R]                publish a bag on ROS topics with its timing and /clock (needs rclpy)
@@ -11,7 +11,8 @@
 
 A sequence SEQ is ``synthetic:SEED[:FRAMES]``, an exported ScanNet scene directory or a
 ROS 2 bag. Commands that build maps take ``--config YAML`` and ``--set key=value``
-overrides of the one configuration schema (``MappingConfig``; ``TrainConfig`` for train).
+overrides of the one configuration schema (``MappingConfig``; for train the recipe's config,
+e.g. ``AlsterTrainConfig``, with defaults in ``config/train/NAME.yaml``).
 """
 
 from __future__ import annotations
@@ -158,16 +159,18 @@ def cmd_label_fusion_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train ALSTER into ``--out`` (resuming a previous run there)."""
-    from .train.config import TrainConfig
-    from .train.trainer import Trainer
+    """Train the model ``--model`` names with its recipe into ``--out`` (resuming a previous run there)."""
+    from .train.loop import MODEL_FILE, TrainingLoop
+    from .train.recipe import RECIPES
 
-    cfg = load_yaml(TrainConfig, args.config) if args.config else TrainConfig()
+    recipe = RECIPES.get(args.model)
+    config_class = recipe.config_class
+    cfg = load_yaml(config_class, args.config) if args.config else config_class()
     cfg = apply_overrides(cfg, args.set or [])
     provenance = {"command": args.command_line, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    card = Trainer(cfg, args.out, provenance=provenance, progress=not args.no_progress).run()
+    card = TrainingLoop(recipe, cfg, args.out, provenance=provenance, progress=not args.no_progress).run()
     if card:
-        print(f"trained in {card['provenance']['train_seconds'] / 60:.1f} min; model: {args.out / 'model.safetensors'} (+ .json card)")
+        print(f"trained in {card['provenance']['train_seconds'] / 60:.1f} min; model: {args.out / MODEL_FILE} (+ .json card)")
         print(json.dumps(card["metrics"], indent=2))
     return 0
 
@@ -357,10 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(demo)
     demo.set_defaults(func=cmd_demo)
 
-    train = sub.add_parser("train", help="train ALSTER: 2D pre-training, then joint sequential training (resumable)")
+    train = sub.add_parser("train", help="train a model with its recipe (ALSTER: 2D pre-training, then joint training; resumable)")
+    train.add_argument("--model", default="alster", help="registered model whose recipe runs (default: alster)")
     train.add_argument("--out", type=Path, required=True, help="folder for the training state, log and model.safetensors")
-    train.add_argument("--config", type=Path, help="YAML file of TrainConfig")
-    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a TrainConfig value, e.g. joint.steps=500")
+    train.add_argument("--config", type=Path, help="YAML file of the recipe's config (config/train/NAME.yaml holds the defaults)")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. joint.steps=500")
     train.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     train.set_defaults(func=cmd_train)
 

@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         keys, rows = mapper.map.items()
         centres = voxel_centers(keys, mapper.map.voxel_size).numpy()
         latest = mapper.map.read(rows).label.to(torch.int64)
-        points, raw = sequence.ground_truth()
+        truth = sequence.ground_truth()
+        points, raw = truth.xyz, truth.labels
         truths.append(raw)
         for rule in RULES:
             predictions[rule].append(transfer_labels(centres, shadow.labels(rule, rows, latest).numpy(), points, mapper.map.voxel_size))

@@ -14,7 +14,7 @@ from alster_mapping.core.config import LabelFusionConfig, MapConfig
 from alster_mapping.core.frame import RGBDFrame
 from alster_mapping.core.labels import SCANNET20_IDS, LabelSpace, nyu40, scannet20
 from alster_mapping.pipeline.mapping_config import MappingConfig
-from alster_mapping.train.config import TrainConfig
+from alster_mapping.train.recipes.alster import AlsterTrainConfig
 
 W, H = 64, 48
 
@@ -473,10 +473,10 @@ def test_apply_overrides_from_cli_strings():
 
 def test_apply_overrides_reads_exponents_without_a_dot_as_floats():
     # YAML 1.1 parses "5e-4" as a string; a float field must still get the number.
-    cfg = cfgmod.apply_overrides(TrainConfig(), ["joint.max_lr=5e-4", "mapping.map.voxel_size=2e-2"])
+    cfg = cfgmod.apply_overrides(AlsterTrainConfig(), ["joint.max_lr=5e-4", "mapping.map.voxel_size=2e-2"])
     assert cfg.joint.max_lr == 5e-4 and cfg.mapping.map.voxel_size == 0.02
     with pytest.raises(ValueError, match="expected float"):
-        cfgmod.apply_overrides(TrainConfig(), ["joint.max_lr=fast"])
+        cfgmod.apply_overrides(AlsterTrainConfig(), ["joint.max_lr=fast"])
 
 
 def test_apply_overrides_from_dict():

@@ -83,7 +83,8 @@ def test_scannet_layout_and_bags_evaluate_like_the_frames_they_hold(world, tmp_p
     """The same frames written as a ScanNet scene and as a bag give (up to depth
     quantisation) the scores of the synthetic sequence itself."""
     frames = list(world)
-    points, labels = world.ground_truth()
+    truth = world.ground_truth()
+    points, labels = truth.xyz, truth.labels
     scene = tmp_path / "scene0000_00"
     write_scannet_scene(scene, frames, points, labels, color_format="png")
     bag = tmp_path / "bag"

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -42,10 +44,24 @@ def test_round_trip_png(tmp_path, frames, ground_truth):
         np.testing.assert_array_equal(b.color, a.color)
         assert b.labels.dtype == np.uint16
         np.testing.assert_array_equal(b.labels, a.labels)
-    points, labels = scene.ground_truth()
-    np.testing.assert_array_equal(points, ground_truth[0])
-    np.testing.assert_array_equal(labels, ground_truth[1])
-    assert labels.dtype == np.uint16 and points.dtype == np.float32
+    truth = scene.ground_truth()
+    np.testing.assert_array_equal(truth.xyz, ground_truth[0])
+    np.testing.assert_array_equal(truth.labels, ground_truth[1])
+    assert truth.xyz.dtype == np.float32 and not truth.has_instances  # no annotation files: 0 = none
+
+
+def test_instances_round_trip_through_scannets_segment_and_aggregation_files(tmp_path, frames, ground_truth):
+    instances = np.repeat(np.arange(5), 10)  # 0 (none) for the first ten vertices, then objects 1..4
+    path = tmp_path / "scene0001_00"
+    write_scannet_scene(path, frames[:1], *ground_truth, color_format="png", gt_instances=instances)
+    assert (path / "scene0001_00_vh_clean_2.0.010000.segs.json").is_file()
+    aggregation = json.loads((path / "scene0001_00.aggregation.json").read_text())
+    assert [g["objectId"] for g in aggregation["segGroups"]] == [0, 1, 2, 3]
+    np.testing.assert_array_equal(ScanNetScene(path).ground_truth().instances, instances)
+    # A segment list that does not fit the mesh is refused with the file's name.
+    (path / "scene0001_00_vh_clean_2.0.010000.segs.json").write_text(json.dumps({"segIndices": [0, 1]}))
+    with pytest.raises(ScanNetError, match="2 segment indices for a mesh of 50 vertices"):
+        ScanNetScene(path).ground_truth()
 
 
 def test_round_trip_jpg_and_stride(tmp_path, frames):

@@ -17,8 +17,8 @@ from alster_mapping.eval.evaluate import evaluate
 from alster_mapping.eval.metrics import SemanticScores, map_raw_labels
 from alster_mapping.nets.checkpoint import load_checkpoint, read_card
 from alster_mapping.nets.encoder2d import Encoder2D
-from alster_mapping.train.config import TrainConfig
-from alster_mapping.train.trainer import MODEL_FILE, STATE_FILE, Trainer, mirror_input
+from alster_mapping.train.loop import MODEL_FILE, STATE_FILE, TrainingLoop
+from alster_mapping.train.recipes.alster import AlsterTrainConfig, mirror_input
 
 TINY = [
     "mapping.model.encoder2d.pretrained=false",
@@ -35,13 +35,13 @@ def rooms(n: int = 2, frames: int = 4) -> list[FrameList]:
     return [FrameList(ProceduralRoom(48, 40, seed=s).frames(frames), f"room{s}") for s in range(n)]
 
 
-def tiny_config(*overrides: str) -> TrainConfig:
+def tiny_config(*overrides: str) -> AlsterTrainConfig:
     base = ["pretrain_2d.steps=3", "pretrain_2d.batch=2", "joint.steps=3", "joint.batch=2", "joint.accumulate=2"]
-    return apply_overrides(TrainConfig(), TINY + base + list(overrides))
+    return apply_overrides(AlsterTrainConfig(), TINY + base + list(overrides))
 
 
 def test_two_stages_run_and_write_a_loadable_checkpoint_with_card(tmp_path):
-    trainer = Trainer(tiny_config(), tmp_path, sequences=rooms(), progress=False, provenance={"command": "test"})
+    trainer = TrainingLoop("alster", tiny_config(), tmp_path, sequences=rooms(), progress=False, provenance={"command": "test"})
     card = trainer.run()
     phases = [r["phase"] for r in trainer.history]
     assert phases == ["pretrain_2d"] * 3 + ["joint"] * 3
@@ -61,7 +61,7 @@ def test_two_stages_run_and_write_a_loadable_checkpoint_with_card(tmp_path):
 def test_same_seed_same_weights_and_different_seed_differs(tmp_path):
     weights = []
     for i, seed in enumerate((0, 0, 1)):
-        trainer = Trainer(tiny_config(f"seed={seed}"), tmp_path / str(i), sequences=rooms(), progress=False)
+        trainer = TrainingLoop("alster", tiny_config(f"seed={seed}"), tmp_path / str(i), sequences=rooms(), progress=False)
         trainer.run()
         weights.append(torch.cat([p.detach().flatten() for p in trainer.model.parameters()]))
     assert torch.equal(weights[0], weights[1])
@@ -70,46 +70,46 @@ def test_same_seed_same_weights_and_different_seed_differs(tmp_path):
 
 def test_resume_continues_from_the_saved_state(tmp_path):
     cfg = tiny_config("joint.steps=4")
-    first = Trainer(cfg, tmp_path, sequences=rooms(), progress=False)
+    first = TrainingLoop("alster", cfg, tmp_path, sequences=rooms(), progress=False)
     first.run()
     state = tmp_path / STATE_FILE
     assert state.exists()
     # A rerun of a finished training only rewrites the model.
-    again = Trainer(cfg, tmp_path, sequences=rooms(), progress=False)
+    again = TrainingLoop("alster", cfg, tmp_path, sequences=rooms(), progress=False)
     again.run()
     assert again.history == first.history
     # Interrupt after the second joint step: a rerun picks up at step 2 and ends at 4.
     second_dir = tmp_path / "interrupted"
-    interrupted = Trainer(cfg, second_dir, sequences=rooms(), progress=False)
-    interrupted._build_optimizer()
-    calls = {"n": 0}
-    original = interrupted._joint_step
+    interrupted = TrainingLoop("alster", cfg, second_dir, sequences=rooms(), progress=False)
+    joint_calls = {"n": 0}
+    original = interrupted._step
 
     def failing_step():
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
+        if interrupted.phase == "joint":
+            joint_calls["n"] += 1
+            if joint_calls["n"] == 3:
+                raise KeyboardInterrupt
         return original()
 
-    interrupted._joint_step = failing_step
+    interrupted._step = failing_step
     with pytest.raises(KeyboardInterrupt):
         interrupted.run()
-    resumed = Trainer(cfg, second_dir, sequences=rooms(), progress=False)
+    resumed = TrainingLoop("alster", cfg, second_dir, sequences=rooms(), progress=False)
     resumed.run()
     joint = [r["step"] for r in resumed.history if r["phase"] == "joint"]
     assert joint == [1, 2, 3, 4]
 
 
 def test_resume_refuses_another_configuration_and_a_corrupt_state(tmp_path):
-    Trainer(tiny_config(), tmp_path, sequences=rooms(), progress=False).run()
+    TrainingLoop("alster", tiny_config(), tmp_path, sequences=rooms(), progress=False).run()
     with pytest.raises(ValueError, match="different training configuration"):
-        Trainer(tiny_config("seed=5"), tmp_path, sequences=rooms(), progress=False).run()
+        TrainingLoop("alster", tiny_config("seed=5"), tmp_path, sequences=rooms(), progress=False).run()
     state = tmp_path / STATE_FILE
     data = bytearray(state.read_bytes())
     data[-100] ^= 0xFF
     state.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="cannot resume"):
-        Trainer(tiny_config(), tmp_path, sequences=rooms(), progress=False).run()
+        TrainingLoop("alster", tiny_config(), tmp_path, sequences=rooms(), progress=False).run()
 
 
 def test_mirrored_input_is_the_input_of_the_mirrored_camera():
@@ -132,7 +132,7 @@ def test_mirrored_input_is_the_input_of_the_mirrored_camera():
 
 @pytest.mark.parametrize("max_lr_2d, changes", [(0.0, False), (1e-3, True)])
 def test_joint_stage_freezes_the_2d_encoder_when_its_rate_is_zero(tmp_path, max_lr_2d, changes):
-    trainer = Trainer(tiny_config("pretrain_2d.steps=0", f"joint.max_lr_2d={max_lr_2d}"), tmp_path, sequences=rooms(), progress=False)
+    trainer = TrainingLoop("alster", tiny_config("pretrain_2d.steps=0", f"joint.max_lr_2d={max_lr_2d}"), tmp_path, sequences=rooms(), progress=False)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.run()
     after = trainer.model.state_dict()
@@ -148,7 +148,7 @@ def test_short_training_on_synthetic_worlds_beats_chance(tmp_path):
     torch.manual_seed(0)
     train = [SyntheticSequence(seed, 24, 96, 72) for seed in (1000, 1001)]
     cfg = apply_overrides(
-        TrainConfig(),
+        AlsterTrainConfig(),
         [
             "pretrain_2d.steps=60",
             "pretrain_2d.batch=4",
@@ -160,15 +160,15 @@ def test_short_training_on_synthetic_worlds_beats_chance(tmp_path):
             "checkpoint_every=1000",
         ],
     )
-    trainer = Trainer(cfg, tmp_path / "train", sequences=train, progress=False)
+    trainer = TrainingLoop("alster", cfg, tmp_path / "train", sequences=train, progress=False)
     trainer.run()
     joint = [r["total"] for r in trainer.history if r["phase"] == "joint"]
     assert np.mean(joint[-5:]) < np.mean(joint[:5])
     held_out = SyntheticSequence(3, 24, 96, 72)
     results = evaluate([held_out], cfg.mapping, model=trainer.model, progress=False, plots=False)
     expert = results["methods"]["expert"]
-    points, raw = held_out.ground_truth()
-    space = trainer.space
+    raw = held_out.ground_truth().labels
+    space = trainer.recipe.label_space
     gt = map_raw_labels(raw, space)
     rng = np.random.default_rng(0)
     freq = np.bincount(gt[gt >= 0], minlength=space.num_classes) / (gt >= 0).sum()
@@ -179,20 +179,24 @@ def test_short_training_on_synthetic_worlds_beats_chance(tmp_path):
 
 def test_resume_may_change_stages_that_have_not_started(tmp_path):
     """A state saved at the end of pre-training resumes with a different joint schedule."""
-    Trainer(tiny_config("joint.steps=0"), tmp_path, sequences=rooms(), progress=False).run()
+    TrainingLoop("alster", tiny_config("joint.steps=0"), tmp_path, sequences=rooms(), progress=False).run()
     with pytest.raises(ValueError, match="pretrain_2d.steps"):
-        Trainer(tiny_config("joint.steps=0", "pretrain_2d.steps=4"), tmp_path, sequences=rooms(), progress=False).run()
+        TrainingLoop("alster", tiny_config("joint.steps=0", "pretrain_2d.steps=4"), tmp_path, sequences=rooms(), progress=False).run()
     # Let the run stop right after pre-training: its state says "joint, step 0".
     cfg = tiny_config("joint.steps=5")
-    interrupted = Trainer(cfg, tmp_path / "b", sequences=rooms(), progress=False)
+    interrupted = TrainingLoop("alster", cfg, tmp_path / "b", sequences=rooms(), progress=False)
+
+    original = interrupted._step
 
     def stop():
-        raise KeyboardInterrupt
+        if interrupted.phase == "joint":
+            raise KeyboardInterrupt
+        return original()
 
-    interrupted._joint_step = stop
+    interrupted._step = stop
     with pytest.raises(KeyboardInterrupt):
         interrupted.run()
-    resumed = Trainer(tiny_config("joint.steps=2", "joint.max_lr=5e-4"), tmp_path / "b", sequences=rooms(), progress=False)
+    resumed = TrainingLoop("alster", tiny_config("joint.steps=2", "joint.max_lr=5e-4"), tmp_path / "b", sequences=rooms(), progress=False)
     resumed.run()
     joint = [r for r in resumed.history if r["phase"] == "joint"]
     assert [r["step"] for r in joint] == [1, 2]
@@ -226,3 +230,24 @@ def test_torchrun_trains_with_distributed_data_parallel(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     card = read_card(tmp_path / MODEL_FILE)
     assert card["provenance"]["world_size"] == 2
+
+
+def test_every_recipe_has_its_config_file_and_it_holds_the_defaults():
+    from pathlib import Path
+
+    from alster_mapping.core.config import load_yaml, to_dict
+    from alster_mapping.train.recipe import RECIPES
+
+    root = Path(__file__).resolve().parents[1] / "config" / "train"
+    for name in RECIPES.names():
+        recipe = RECIPES.get(name)
+        path = root / f"{name}.yaml"
+        assert path.is_file(), f"recipe {name!r} has no {path}"
+        assert to_dict(load_yaml(recipe.config_class, path)) == to_dict(recipe.config_class()), path
+
+
+def test_train_refuses_an_unknown_model(tmp_path, capsys):
+    from alster_mapping.cli import main
+
+    assert main(["train", "--model", "nope", "--out", str(tmp_path)]) == 1
+    assert "no training recipe for model 'nope'; known: alster" in capsys.readouterr().err

@@ -32,6 +32,8 @@ class RGBDFrame:
     frame_id: str = "camera"
     labels: np.ndarray | None = field(default=None)
     """Optional (H, W) integer label image (raw label ids, e.g. NYU40) aligned with colour."""
+    instances: np.ndarray | None = field(default=None)
+    """Optional (H, W) integer instance ids aligned with colour (0 = no instance)."""
 
     def __post_init__(self) -> None:
         color = np.asarray(self.color)
@@ -64,6 +66,13 @@ class RGBDFrame:
             if not np.issubdtype(labels.dtype, np.integer):
                 raise ValueError(f"label image must be integer ids, got {labels.dtype}")
             self.labels = labels
+        if self.instances is not None:
+            instances = np.asarray(self.instances)
+            if instances.shape != depth.shape:
+                raise ValueError(f"instance image is {instances.shape} but depth is {depth.shape}")
+            if not np.issubdtype(instances.dtype, np.integer):
+                raise ValueError(f"instance image must be integer ids, got {instances.dtype}")
+            self.instances = instances
         self.color = color
         self.depth = depth
         self.T_world_camera = check_rigid(self.T_world_camera, "T_world_camera")

@@ -10,7 +10,8 @@ A scene directory ``<scene>/`` holds, per frame i (integer file stems, not zero-
 
 and ``intrinsic/intrinsic_color.txt``, ``intrinsic_depth.txt``, ``extrinsic_color.txt``,
 ``extrinsic_depth.txt`` (4x4 each), and the ground truth ``<scene>_vh_clean_2.labels.ply``
-(vertices with x, y, z float, red, green, blue, alpha uchar and ``label`` ushort NYU40).
+(vertices with x, y, z float, red, green, blue, alpha uchar and ``label`` ushort NYU40)
+with, optionally, ScanNet's instance annotation (``data/scannet_instances.py``).
 
 Frames are returned at the depth resolution with the depth intrinsics; the pose file
 is taken as the pose of that (registered) camera. Frames carry no time stamps; they
@@ -33,6 +34,8 @@ from ..core.camera import CameraIntrinsics
 from ..core.frame import RGBDFrame
 from ..core.image_codec import read_image_file, write_image_file
 from ..core.labels import NYU40_COLORS
+from ..core.samples import PointBlock
+from .scannet_instances import ScanNetInstanceError, instance_files, read_instances, write_instances
 
 FRAME_PERIOD_NS = 33_333_333
 MAX_DEPTH_MM = 65535
@@ -201,14 +204,23 @@ class ScanNetScene:
                 continue
             yield self.read_frame(frame_id)
 
-    def ground_truth(self) -> tuple[np.ndarray, np.ndarray]:
-        """Labelled mesh vertices: (points (N, 3) float32 metres, labels (N,) uint16 NYU40 ids)."""
-        return read_labels_ply(self.path / f"{self.name}{GT_SUFFIX}")
+    def ground_truth(self) -> PointBlock:
+        """Labelled mesh vertices (NYU40 ids) with ScanNet's instance ids where the scene
+        has its segment and aggregation files (``data.scannet_instances``), else 0."""
+        block = read_labels_ply(self.path / f"{self.name}{GT_SUFFIX}")
+        segs, aggregation = instance_files(self.path, self.name)
+        if segs.is_file() and aggregation.is_file():
+            try:
+                block.instances = read_instances(segs, aggregation, len(block))
+            except ScanNetInstanceError as exc:
+                raise ScanNetError(str(exc)) from exc
+        return block
 
 
-def read_labels_ply(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Labelled points of a PLY in ScanNet's ``*_vh_clean_2.labels.ply`` layout: (points
-    (N, 3) float32 metres, labels (N,) uint16 raw ids from the ``label`` vertex property)."""
+def read_labels_ply(path: str | os.PathLike) -> PointBlock:
+    """Labelled points of a PLY in ScanNet's ``*_vh_clean_2.labels.ply`` layout: xyz (N, 3)
+    float32 metres and raw ids from the ``label`` vertex property; instance ids from an
+    optional ``instance`` property (not in ScanNet's files; 0 where absent)."""
     vertices = read_ply_vertices(path)
     names = vertices.dtype.names or ()
     for needed in ("x", "y", "z", "label"):
@@ -218,7 +230,10 @@ def read_labels_ply(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     labels = vertices["label"]
     if np.issubdtype(labels.dtype, np.floating) or (labels.size and (labels.min() < 0 or labels.max() > 65535)):
         raise ScanNetError(f"{path}: label property must hold integer ids in 0..65535")
-    return points, labels.astype(np.uint16)
+    instances = vertices["instance"] if "instance" in names else None
+    if instances is not None and (np.issubdtype(instances.dtype, np.floating) or (instances.size and instances.min() < 0)):
+        raise ScanNetError(f"{path}: instance property must hold non-negative integer ids")
+    return PointBlock(points, labels.astype(np.uint16), instances, name=Path(path).name)
 
 
 # ---------------------------------------------------------------------------
@@ -378,6 +393,7 @@ def write_scannet_scene(
     gt_points: np.ndarray | None = None,
     gt_labels: np.ndarray | None = None,
     color_format: str = "jpg",
+    gt_instances: np.ndarray | None = None,
 ) -> int:
     """Write frames (ids 0, 1, ...) and optional ground truth in the exported ScanNet layout.
 
@@ -386,7 +402,8 @@ def write_scannet_scene(
     pixels); poses as 4x4 text; labels as uint16 PNG for frames that carry them; the
     intrinsics (all frames must share them) as both colour and depth 4x4 matrices with
     identity extrinsics; ``gt_points`` (N, 3) metres with ``gt_labels`` (N,) NYU40 ids as
-    ``<scene>_vh_clean_2.labels.ply`` (scene = the directory name). Every file is
+    ``<scene>_vh_clean_2.labels.ply`` (scene = the directory name) and optional
+    ``gt_instances`` (N,) ids (0 = none) as ScanNet's segment and aggregation files. Every file is
     written atomically. Refuses a directory that already holds frames. Returns the
     number of frames written.
     """
@@ -429,4 +446,6 @@ def write_scannet_scene(
     write_text_atomic(root / "intrinsic" / "extrinsic_depth.txt", identity)
     if gt_points is not None:
         write_labels_ply(root / f"{root.name}{GT_SUFFIX}", gt_points, gt_labels)
+        if gt_instances is not None:
+            write_instances(root, root.name, gt_instances, gt_labels)
     return count

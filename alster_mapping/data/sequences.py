@@ -17,9 +17,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 from ..core.frame import RGBDFrame
+from ..core.samples import PointBlock
 
 SYNTHETIC_PREFIX = "synthetic:"
 
@@ -30,7 +29,8 @@ class Sequence(abc.ABC):
     ``len(seq)`` frames; ``frame(i)`` returns the i-th ``RGBDFrame`` (raises ValueError for
     a frame that cannot be used; callers count and skip it); iterating yields the usable
     frames in order and counts the others in ``skipped`` (reason -> count).
-    ``ground_truth()`` gives (points (N, 3) float32 metres, raw label ids (N,)) or None.
+    ``ground_truth()`` gives the labelled points (a ``PointBlock``: xyz, raw label ids and
+    instance ids, 0 where the source has none) or None.
     """
 
     name: str = "sequence"
@@ -53,14 +53,14 @@ class Sequence(abc.ABC):
             except ValueError as exc:
                 self.skipped[type(exc).__name__ + ": " + str(exc).split(":")[0]] += 1
 
-    def ground_truth(self) -> tuple[np.ndarray, np.ndarray] | None:
+    def ground_truth(self) -> PointBlock | None:
         return None
 
 
 class FrameList(Sequence):
-    """Frames already in memory (e.g. a test's), with optional ground truth (points, raw ids)."""
+    """Frames already in memory (e.g. a test's), with optional ground-truth points."""
 
-    def __init__(self, frames: list[RGBDFrame], name: str = "frames", ground_truth: tuple[np.ndarray, np.ndarray] | None = None):
+    def __init__(self, frames: list[RGBDFrame], name: str = "frames", ground_truth: PointBlock | None = None):
         super().__init__()
         self.frames = list(frames)
         self.name = name
@@ -72,7 +72,7 @@ class FrameList(Sequence):
     def frame(self, index: int) -> RGBDFrame:
         return self.frames[index]
 
-    def ground_truth(self) -> tuple[np.ndarray, np.ndarray] | None:
+    def ground_truth(self) -> PointBlock | None:
         return self._ground_truth
 
 
@@ -100,9 +100,9 @@ class SyntheticSequence(Sequence):
         """The full ``SyntheticView`` of frame ``index`` (frame, instance ids, clean depth)."""
         return self.world.render(self.poses[index], stamp_ns=index * self.world.config.frame_period_ns, index=index)
 
-    def ground_truth(self) -> tuple[np.ndarray, np.ndarray]:
-        points, labels, _ = self.world.ground_truth_points()
-        return points, labels
+    def ground_truth(self) -> PointBlock:
+        points, labels, instances = self.world.ground_truth_points()
+        return PointBlock(points, labels, instances, name=self.name)
 
 
 class ScanNetSequence(Sequence):
@@ -122,7 +122,7 @@ class ScanNetSequence(Sequence):
     def frame(self, index: int) -> RGBDFrame:
         return self.scene.read_frame(self.frame_ids[index])
 
-    def ground_truth(self) -> tuple[np.ndarray, np.ndarray] | None:
+    def ground_truth(self) -> PointBlock | None:
         from .scannet import GT_SUFFIX
 
         if not (self.scene.path / f"{self.scene.name}{GT_SUFFIX}").exists():
@@ -162,7 +162,7 @@ class BagFrames(Sequence):
         yield from self.bag
         self.skipped.update(self.bag.skipped)
 
-    def ground_truth(self) -> tuple[np.ndarray, np.ndarray] | None:
+    def ground_truth(self) -> PointBlock | None:
         if self.ground_truth_ply is None:
             return None
         from .scannet import read_labels_ply

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from ..core.atomic_file import write_text_atomic
 from ..core.config import MapConfig
+from ..core.samples import PointBlock
 from ..data.sequences import Sequence
 from ..map.export import export_ply
 from ..map.map_file import save_map
@@ -91,7 +92,7 @@ def replay(sequence: Sequence, mapper: OnlineMapper, stages: bool = True, progre
 
 
 def score_maps(
-    replays: list[SequenceReplay], ground_truth: list[tuple[np.ndarray, np.ndarray]], radius: float
+    replays: list[SequenceReplay], ground_truth: list[PointBlock], radius: float
 ) -> tuple[dict[str, dict], dict[str, list[np.ndarray]]]:
     """Transfer every map's labels to its sequence's ground-truth points and score all
     sequences' points together per method. Returns ({method: metrics dict},
@@ -101,7 +102,8 @@ def score_maps(
     predictions: dict[str, list[np.ndarray]] = {}
     for method in replays[0].maps:
         preds, covers, gts = [], [], []
-        for rep, (points, labels) in zip(replays, ground_truth):
+        for rep, truth in zip(replays, ground_truth):
+            points, labels = truth.xyz, truth.labels
             arrays = rep.maps[method].to_arrays()
             pred, covered = transfer_labels(arrays.xyz, arrays.label_index.astype(np.int64), points, radius)
             preds.append(pred)
@@ -181,7 +183,7 @@ def write_outputs(out: Path, results: dict, replays, ground_truth, predictions, 
         plot_confusion(np.asarray(results["methods"][main]["confusion"]), space.names, out / "confusion.png", title=f"{main}: confusion")
         # The first sequence's ground-truth points, coloured by the map's labels and by the
         # truth: only points of valid classes that the map covers (no ceiling hiding the room).
-        points, raw = ground_truth[0]
+        points, raw = ground_truth[0].xyz, ground_truth[0].labels
         pred = predictions[main][0]
         truth = map_raw_labels(raw, space)
         shown = (pred >= 0) & (truth >= 0)

@@ -144,5 +144,5 @@ class _RenderMixin:
             depth = zc.copy()
         labels = self._part_label[part].reshape(Hh, Ww)
         instances = self._part_inst[part].reshape(Hh, Ww)
-        frame = RGBDFrame(color=color, depth=depth, intrinsics=K, T_world_camera=T, stamp_ns=stamp_ns, labels=labels)
+        frame = RGBDFrame(color=color, depth=depth, intrinsics=K, T_world_camera=T, stamp_ns=stamp_ns, labels=labels, instances=instances)
         return SyntheticView(frame=frame, instances=instances, depth_clean=zc)

@@ -1,0 +1,156 @@
+"""What a model family tells the one training loop (``train/loop.py``): a recipe.
+
+A recipe builds its model and data from its config, names its optimisation phases (e.g.
+ALSTER: 2D pre-training, then joint sequential training), gives each phase its parameter
+groups with their peak learning rates, and computes the losses of one forward. The loop
+does everything else the same way for every family: seeding, Adam + OneCycle, gradient
+accumulation and clipping, DDP under ``torchrun``, resumable state, progress bars,
+checkpoint cadence and the model card at the end.
+
+A new family adds one recipe module under ``train/recipes/`` registered with
+``@RECIPES.register("name")`` and one config file ``config/train/name.yaml``.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..core.config import param
+from ..core.labels import LabelSpace
+
+
+@dataclass
+class RecipeConfig:
+    """Settings every recipe's config starts with (its own sections follow)."""
+
+    seed: int = param(0, "seed of everything random in training (data order, resets, initialisation)", min=0)
+    checkpoint_every: int = param(100, "write the resumable training state every n optimizer steps", min=1)
+
+
+@dataclass
+class Phase:
+    """One optimisation phase as the loop runs it.
+
+    param_groups: (parameters, peak learning rate) pairs, one Adam group each, annealed by
+    one OneCycle schedule over ``steps``. forwards: forwards per optimizer step; each
+    backward is scaled by 1 / forwards, so a step sums their mean gradient. grad_clip:
+    clip the gradient norm at this value (0 = off). network: the module the forwards go
+    through when it is wrapped in DistributedDataParallel (the loop skips gradient sync in
+    all but the last forward of a step); None otherwise.
+    """
+
+    steps: int
+    param_groups: list[tuple[list[nn.Parameter], float]]
+    forwards: int = 1
+    grad_clip: float = 0.0
+    network: nn.Module | None = None
+
+
+class Recipe(abc.ABC):
+    """How one model family trains.
+
+    Subclasses set ``config_class`` (a ``RecipeConfig`` subclass) and, in ``__init__``,
+    ``model`` (a registered model), ``label_space``, ``device`` and ``setup_seconds``
+    (time spent building data, outside the step times). rank / world_size: this process
+    under ``torchrun`` (each rank draws its own data).
+    """
+
+    config_class: type = RecipeConfig
+    model: nn.Module
+    label_space: LabelSpace
+    device: torch.device
+    setup_seconds: float = 0.0
+
+    def __init__(self, config: Any, sequences: list | None = None, rank: int = 0, world_size: int = 1):
+        self.config = config
+        self.rank, self.world_size = rank, world_size
+
+    @abc.abstractmethod
+    def phases(self) -> list[str]:
+        """The phase names, in order."""
+
+    @abc.abstractmethod
+    def steps(self, phase: str) -> int:
+        """Optimizer steps of ``phase`` (0 skips it)."""
+
+    def phase_config_keys(self, phase: str) -> set[str]:
+        """Top-level config keys that only shape ``phase``: they may change on resume until it starts."""
+        return {phase}
+
+    @abc.abstractmethod
+    def start_phase(self, phase: str) -> Phase:
+        """Set the model up for ``phase`` (train mode, frozen parts) and describe it."""
+
+    @abc.abstractmethod
+    def forward(self, phase: str, step: int, index: int) -> dict[str, torch.Tensor] | None:
+        """Losses of forward ``index`` of optimizer step ``step`` (0-based), the one to
+        minimise under "total"; None when the drawn data holds nothing to learn from."""
+
+    def after_backward(self, phase: str, step: int, index: int) -> None:  # noqa: B027 - optional hook
+        """Called after the backward of a forward that returned losses (e.g. to write state
+        that must not change before the backward)."""
+
+    def end_phase(self, phase: str) -> None:  # noqa: B027 - optional hook
+        """Called when ``phase`` has run all its steps."""
+
+    def state(self) -> dict:
+        """The recipe's own resumable state (plain JSON data, e.g. positions in sequences)."""
+        return {}
+
+    def load_state(self, state: dict) -> None:  # noqa: B027 - optional hook
+        """Restore what ``state`` returned."""
+
+    def provenance(self) -> dict:
+        """What the card records about the training data."""
+        return {}
+
+
+class RecipeRegistry:
+    """name -> recipe class; the built-in recipes register on first use."""
+
+    def __init__(self, builtins: tuple[str, ...] = ()):
+        self._recipes: dict[str, type[Recipe]] = {}
+        self._builtins = builtins
+
+    def _import_builtins(self) -> None:
+        while self._builtins:
+            module, *rest = self._builtins
+            self._builtins = tuple(rest)
+            importlib.import_module(module)
+
+    def register(self, name: str) -> Callable[[type[Recipe]], type[Recipe]]:
+        """Decorator registering a recipe class under its model's name."""
+
+        def decorate(cls: type[Recipe]) -> type[Recipe]:
+            if name in self._recipes:
+                raise ValueError(f"recipe {name!r} is already registered")
+            self._recipes[name] = cls
+            return cls
+
+        return decorate
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (for tests that register throw-away recipes)."""
+        self._recipes.pop(name, None)
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        self._import_builtins()
+        return sorted(self._recipes)
+
+    def get(self, name: str) -> type[Recipe]:
+        """The recipe class of ``name``; unknown names raise ValueError listing the known ones."""
+        self._import_builtins()
+        if name not in self._recipes:
+            raise ValueError(f"no training recipe for model {name!r}; known: {', '.join(self.names()) or 'none'}")
+        return self._recipes[name]
+
+
+RECIPES = RecipeRegistry(builtins=("alster_mapping.train.recipes.alster",))
