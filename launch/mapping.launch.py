@@ -17,7 +17,7 @@ reported once instead of in a loop.
 
 The *_topic arguments remap the node's default input topics (the defaults of
 ``color_topic``, ``depth_topic``, ``camera_info_topic``, ``label_topic`` and
-``pose_topic`` in ``MappingNodeConfig``, alster_mapping/ros/mapping_node.py) to other
+``pose_topic`` in ``MappingNodeConfig``, alster_mapping/ros/node_config.py) to other
 names, e.g. ``depth_topic:=/camera/depth/image_raw`` for a bag written by
 ``alster_mapping.data.rosbag_io.write_bag``. A params file that renames those inputs
 itself is followed as is (the remappings only match the default names).
@@ -26,11 +26,12 @@ itself is followed as is (the remappings only match the default names).
 import os
 
 from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from launch import LaunchDescription
+from alster_mapping.ros.node_config import MappingNodeConfig
 
 PACKAGE = "alster_mapping"
 EXECUTABLE = "mapping_node"
@@ -38,14 +39,16 @@ NODE_NAME = "mapping_node"
 SHIPPED_MODEL = "alster_scannet20_synthetic.safetensors"
 RESPAWN_DELAY = 2.0
 
-# Launch argument -> the node's default input topic (MappingNodeConfig), remapped to the argument's value.
-TOPIC_ARGUMENTS = {
-    "color_topic": ("camera/color/image_raw", "colour image topic (rgb8, bgr8, rgba8, bgra8, mono8)"),
-    "depth_topic": ("camera/aligned_depth_to_color/image_raw", "depth image topic registered to colour (16UC1 mm or 32FC1 m)"),
-    "camera_info_topic": ("camera/color/camera_info", "CameraInfo of the colour camera"),
-    "label_topic": ("labels/image_raw", "label image topic (label_fusion mode)"),
-    "pose_topic": ("camera_pose", "pose topic (pose_source pose, odometry or transform)"),
+# Launch argument -> (the node's default input topic, description). The defaults are read
+# from MappingNodeConfig (rclpy-free), so they cannot drift from the node's.
+_TOPIC_HELP = {
+    "color_topic": "colour image topic (rgb8, bgr8, rgba8, bgra8, mono8)",
+    "depth_topic": "depth image topic registered to colour (16UC1 mm or 32FC1 m)",
+    "camera_info_topic": "CameraInfo of the colour camera",
+    "label_topic": "label image topic (label_fusion mode)",
+    "pose_topic": "pose topic (pose_source pose, odometry or transform)",
 }
+TOPIC_ARGUMENTS = {name: (getattr(MappingNodeConfig(), name), help_text) for name, help_text in _TOPIC_HELP.items()}
 
 TRUE_VALUES = ("true", "1", "yes", "on")
 FALSE_VALUES = ("false", "0", "no", "off")

@@ -145,8 +145,7 @@ def _node_parameters() -> set[str]:
 
 
 def _node_input_topics() -> dict[str, str]:
-    pytest.importorskip("rclpy")
-    from alster_mapping.ros.mapping_node import MappingNodeConfig
+    from alster_mapping.ros.node_config import MappingNodeConfig
 
     cfg = MappingNodeConfig()
     return {key: getattr(cfg, key) for key in ("color_topic", "depth_topic", "camera_info_topic", "label_topic", "pose_topic")}

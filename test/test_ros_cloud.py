@@ -25,7 +25,7 @@ from alster_mapping.ros.cloud import (  # noqa: E402
     pack_rgb,
     unpack_rgb,
 )
-from alster_mapping.ros.map_server_node import MapServerConfig  # noqa: E402
+from alster_mapping.ros.node_config import MapServerConfig  # noqa: E402
 from alster_mapping.ros.params import (  # noqa: E402
     INT64_MAX,
     ParameterError,

@@ -6,8 +6,12 @@ does not import rclpy; the submodules do:
 
 - ``cloud``: ``MapArrays`` <-> ``sensor_msgs/PointCloud2`` (vectorised).
 - ``params``: ROS parameters declared from, and read back into, the config dataclasses.
-- ``map_server_node``: ``MapServerNode``, the map server (publish, save, load, clear, stats).
-- ``mapping_node``: ``MappingNode``, the live mapper built on the map server, and the
+- Components given the node: ``node_runtime`` (log, guarded callbacks, exit),
+  ``node_parameters`` (configs as parameters), ``map_server`` (``MapServer``: the map,
+  publish, save, load, clear, stats), ``live_mapping`` (``LiveMapping``: images and poses
+  in, a worker thread mapping them, outputs, watchdog, diagnostics).
+- ``map_server_node``: ``MapServerNode`` (a map server alone) and the nodes' ``main``.
+- ``mapping_node``: ``MappingNode``, the live mapper composed of the components, and the
   ``mapping_node`` console-script entry point.
 - ``inputs``: image conversion (cv_bridge or numpy), pose messages, ``PoseSource`` (TF / pose topics).
 - ``worker``: the bounded drop-oldest frame queue, counters, latency statistics, throttling.

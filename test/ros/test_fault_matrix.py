@@ -43,8 +43,8 @@ from alster_mapping.core.geometry import quaternion_from_pose  # noqa: E402
 from alster_mapping.data.procedural_room import ProceduralRoom  # noqa: E402
 from alster_mapping.map.map_file import save_map  # noqa: E402
 from alster_mapping.map.voxel_map import SemanticVoxelMap  # noqa: E402
-from alster_mapping.ros.map_server_node import EXIT_WATCHDOG  # noqa: E402
 from alster_mapping.ros.mapping_node import MappingNode  # noqa: E402
+from alster_mapping.ros.node_runtime import EXIT_WATCHDOG  # noqa: E402
 
 W, H = 64, 48
 PERIOD = 100_000_000  # 10 Hz [ns]
@@ -100,7 +100,7 @@ class Feeder:
         return ns
 
     def stats(self) -> dict:
-        return self.node.pipeline_stats()
+        return self.node.live.pipeline_stats()
 
     def wait(self, condition, what: str) -> dict:
         deadline = time.monotonic() + WAIT
@@ -152,7 +152,7 @@ def feeder(ros_context, workdir):
 
 def assert_alive(feeder: Feeder) -> None:
     node = feeder.node
-    assert node.worker.is_alive() and node.context.ok() and node.exit_code == 0
+    assert node.live.worker.is_alive() and node.context.ok() and node.exit_code == 0
     response = feeder.call("get_stats")
     assert response.success, response.message
 
@@ -188,16 +188,16 @@ class Case:
 def count(feeder: Feeder, counter: str) -> int:
     node = feeder.node
     if counter.startswith("sync."):
-        return node.pipeline_stats()["sync"][counter[5:]]
+        return node.live.pipeline_stats()["sync"][counter[5:]]
     if counter.startswith("service."):
-        return node.server_counters.get(counter[8:])
-    return node.counters.get(counter)
+        return node.runtime.counters.get(counter[8:])
+    return node.live.counters.get(counter)
 
 
 def latest_message(feeder: Feeder, counter: str) -> str:
     if counter.startswith("service."):
-        return feeder.node.server_counters.messages()[counter[8:]]
-    return feeder.node.counters.messages()[counter]
+        return feeder.node.runtime.counters.messages()[counter[8:]]
+    return feeder.node.live.counters.messages()[counter]
 
 
 def raw_of(feeder, name, ns, **fields):
@@ -351,10 +351,10 @@ def worker_error(f):
     def fail(frame):
         raise RuntimeError("a bug deep in the engine")
 
-    with patched(f.node.mapper, "step", fail):
-        before = f.node.counters.get("skipped.error")
+    with patched(f.node.live.mapper, "step", fail):
+        before = f.node.live.counters.get("skipped.error")
         f.feed()
-        f.wait(lambda s: f.node.counters.get("skipped.error") > before, "the error to be counted")
+        f.wait(lambda s: f.node.live.counters.get("skipped.error") > before, "the error to be counted")
 
 
 class WorkerKiller(BaseException):
@@ -366,13 +366,13 @@ def worker_death(f):
         raise WorkerKiller()
 
     node = f.node
-    with patched(node.mapper, "step", die):
+    with patched(node.live.mapper, "step", die):
         f.feed()
         deadline = time.monotonic() + WAIT
-        while node.worker.is_alive():
+        while node.live.worker.is_alive():
             assert time.monotonic() < deadline, "the worker did not die"
             time.sleep(0.01)
-    node._on_watchdog_timer()  # what its timer does every second: finds the thread dead, starts a new one
+    node.live._on_watchdog_timer()  # what its timer does every second: finds the thread dead, starts a new one
 
 
 @contextlib.contextmanager
@@ -434,7 +434,7 @@ def unexpected_service_error(f):
     def broken():
         raise RuntimeError("stats exploded")
 
-    with patched(f.node, "stats", broken):
+    with patched(f.node.map_server, "stats", broken):
         assert not f.call("get_stats").success
 
 
@@ -590,8 +590,8 @@ class TfFeeder(Feeder):
         else:
             # tf2_msgs is not installed (pip-only environment): the node has no /tf subscription,
             # so call its handler as the subscription would, with a TFMessage-shaped message.
-            self.tf = node.guarded_callback("tf", lambda msg: node._on_tf(False, msg))
-            node.pose_backend = "TF (test: tf2_msgs is absent, messages handed to the node's handler)"
+            self.tf = node.runtime.guarded_callback("tf", lambda msg: node.live.poses._on_tf(False, msg))
+            node.live.poses.backend = "TF (test: tf2_msgs is absent, messages handed to the node's handler)"
 
     def send_tf(self, *transforms: TransformStamped) -> None:
         self.tf(SimpleNamespace(transforms=list(transforms)))
@@ -711,19 +711,19 @@ def test_watchdog_reports_a_stuck_worker_and_ends_the_node_with_code_3(workdir):
     try:
         feeder = Feeder(node)
         map_good_frame(feeder)
-        node._on_watchdog_timer()
+        node.live._on_watchdog_timer()
         assert node.exit_code == 0 and ctx.ok()  # a worker waiting for frames is not stuck
-        with patched(node.mapper, "step", lambda frame: release.wait(WAIT)):
+        with patched(node.live.mapper, "step", lambda frame: release.wait(WAIT)):
             feeder.feed()
             deadline = time.monotonic() + WAIT
-            while node.heartbeat.silence() < 0.5:
+            while node.live.heartbeat.silence() < 0.5:
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
-            node._on_watchdog_timer()
+            node.live._on_watchdog_timer()
             assert node.exit_code == EXIT_WATCHDOG and not ctx.ok()  # main() returns the code once spin ends
-            status = node.diagnostics_status()
+            status = node.live.diagnostics_status()
             assert status.level == DiagnosticStatus.ERROR and "stalled" in status.message
-            assert node.counters.get("worker.stalls") == 1
+            assert node.live.counters.get("worker.stalls") == 1
             release.set()
     finally:
         release.set()

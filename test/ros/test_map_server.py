@@ -32,7 +32,7 @@ from alster_mapping.core.config import MapConfig  # noqa: E402
 from alster_mapping.map.map_file import load_map, save_map  # noqa: E402
 from alster_mapping.map.voxel_map import SemanticVoxelMap  # noqa: E402
 from alster_mapping.ros.cloud import cloud_to_arrays  # noqa: E402
-from alster_mapping.ros.map_server_node import CLOUD_QOS  # noqa: E402
+from alster_mapping.ros.map_server import CLOUD_QOS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0  # seconds for the node to come up (imports torch and open3d)
@@ -304,18 +304,18 @@ def test_runtime_parameter_changes(ros_context, tmp_path):
         assert not result.successful and "restart" in result.reason
         (result,) = node.set_parameters([Parameter("color_by", value="sepia")])
         assert not result.successful and "color_by" in result.reason
-        assert node.server_config.color_by == "label"
+        assert node.map_server.server_config.color_by == "label"
 
-        version = node._version
+        version = node.map_server.version
         (result,) = node.set_parameters([Parameter("color_by", value="rgb")])
-        assert result.successful and node.server_config.color_by == "rgb"
-        assert node._version > version  # republished with the new colours
+        assert result.successful and node.map_server.server_config.color_by == "rgb"
+        assert node.map_server.version > version  # republished with the new colours
         (result,) = node.set_parameters([Parameter("publish_period", value=0.5)])
-        assert result.successful and node.publish_timer.timer_period_ns == 500_000_000
+        assert result.successful and node.map_server.publish_timer.timer_period_ns == 500_000_000
         (result,) = node.set_parameters([Parameter("map.max_bytes", value=10**6)])
         assert result.successful and node.map.config.max_bytes == 10**6
         (result,) = node.set_parameters([Parameter("label_fusion.max_range", value=5.0)])
-        assert result.successful and node.config.label_fusion.max_range == 5.0
+        assert result.successful and node.map_server.config.label_fusion.max_range == 5.0
         assert node.stats()["voxels"] == 0
     finally:
         node.destroy_node()

@@ -49,7 +49,7 @@ from alster_mapping.pipeline.mapping_config import MappingConfig  # noqa: E402
 from alster_mapping.pipeline.online_mapper import OnlineMapper  # noqa: E402
 from alster_mapping.ros.cloud import cloud_to_arrays  # noqa: E402
 from alster_mapping.ros.inputs import pose_to_matrix  # noqa: E402
-from alster_mapping.ros.map_server_node import CLOUD_QOS  # noqa: E402
+from alster_mapping.ros.map_server import CLOUD_QOS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 W, H = 64, 48
