@@ -1,7 +1,7 @@
-"""MappingNode: the live ROS 2 semantic mapper (``ros2 run alster_mapping mapping_node``).
+"""LiveMapping: the component that maps live RGB-D frames into the map server's map.
 
-Extends ``MapServerNode`` (the map, ``~/semantic_cloud``, the map services, save on
-shutdown) with the live pipeline:
+Given the node, it runs the live pipeline; ``MappingNode`` composes it with the
+``MapServer`` (the map, ``~/semantic_cloud``, the map services, save on shutdown):
 
 Inputs (topic names are parameters, relative to the node's namespace):
 
@@ -147,7 +147,6 @@ class LiveMapping:
         self.mapper = OnlineMapper(self.config, model=model, voxel_map=self.map_server.map)
         self.converter = ImageConverter(cfg.depth_scale)
 
-        notices: list[str] = []
         self.input_group = ReentrantCallbackGroup()
         self.pose_group = ReentrantCallbackGroup()
         self.output_group = MutuallyExclusiveCallbackGroup()
@@ -169,8 +168,6 @@ class LiveMapping:
             event_callbacks=INPUT_EVENTS,
         )
         self.poses = CameraPoseInput(node, runtime, parameters, self.intake, self.counters, self.pose_group)
-        if self.poses.notice:
-            notices.append(self.poses.notice)
 
         events = OUTPUT_EVENTS
         self.update_pub = self.node.create_publisher(PointCloud2, "~/semantic_cloud_update", UPDATE_QOS, event_callbacks=events)
@@ -187,8 +184,8 @@ class LiveMapping:
 
         parameters.on_change(self._on_parameters_changed)
         self._start_worker()
-        for notice in notices:
-            self.log.info(notice)
+        if self.poses.notice:
+            self.log.info(self.poses.notice)
         inputs = ", ".join(self.intake.topics)
         self.log.info(
             f"mode {self.config.mode!r}: mapping {inputs} with poses from "

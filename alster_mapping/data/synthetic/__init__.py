@@ -23,7 +23,8 @@ Frames: world z up, metres; cameras are optical frames (x right, y down, z forwa
 T_world_camera (4, 4) float64. Everything is reproducible from the seed: the layout,
 the trajectory and the ground-truth points come from their own generators seeded by the
 world seed, and the noise of frame i from a generator seeded by (seed, i), so frames can be
-rendered in any ord
+rendered in any order.
+
 Modules (one concept each; the package re-exports the public names of the former module):
 
     classes      the NYU40 ids of the generated classes

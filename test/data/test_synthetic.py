@@ -14,7 +14,7 @@ from alster_mapping.core.labels import SCANNET20_IDS
 from alster_mapping.data.procedural_room import look_at  # noqa: F401  (still importable from there)
 from alster_mapping.data.synthetic import SyntheticConfig, SyntheticView, SyntheticWorld
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 SPARSE = SyntheticConfig(point_density=500.0)  # fewer ground-truth points keep the tests fast

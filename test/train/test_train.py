@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from tiny_configs import as_set_arguments, tiny_alster_net
 
 from alster_mapping.core.camera import CameraIntrinsics
 from alster_mapping.core.config import apply_overrides
@@ -20,15 +21,7 @@ from alster_mapping.nets.encoder2d import Encoder2D
 from alster_mapping.train.loop import MODEL_FILE, STATE_FILE, TrainingLoop
 from alster_mapping.train.recipes.alster import AlsterTrainConfig, mirror_input
 
-TINY = [
-    "mapping.model.encoder2d.pretrained=false",
-    "mapping.model.encoder2d.aspp_channels=16",
-    "mapping.model.encoder2d.decoder_channels=16",
-    "mapping.model.unet3d.channels=[8, 16]",
-    "mapping.model.expert.layers=1",
-    "mapping.model.expert.hidden=16",
-    "checkpoint_every=2",
-]
+TINY = [*as_set_arguments(tiny_alster_net("mapping.model.")), "checkpoint_every=2"]
 
 
 def rooms(n: int = 2, frames: int = 4) -> list[FrameList]:
@@ -238,7 +231,7 @@ def test_every_recipe_has_its_config_file_and_it_holds_the_defaults():
     from alster_mapping.core.config import load_yaml, to_dict
     from alster_mapping.train.recipe import RECIPES
 
-    root = Path(__file__).resolve().parents[1] / "config" / "train"
+    root = Path(__file__).resolve().parents[2] / "config" / "train"
     for name in RECIPES.names():
         recipe = RECIPES.get(name)
         path = root / f"{name}.yaml"

@@ -10,7 +10,7 @@ from alster_mapping.data.sequences import open_sequence
 from alster_mapping.pipeline.mapping_config import MappingConfig
 from alster_mapping.pipeline.online_mapper import OnlineMapper
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "alster_scannet20_synthetic.safetensors"
 
 

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from tiny_configs import as_set_arguments, tiny_alster_net
 
 from alster_mapping.cli import main
 from alster_mapping.core.config import apply_overrides
@@ -16,14 +17,7 @@ from alster_mapping.eval.evaluate import EXPERT, HEAD_2D, HEAD_3D, evaluate
 from alster_mapping.pipeline.mapping_config import MappingConfig
 
 SIZE = dict(num_frames=10, width=96, height=72)
-TINY_MODEL = [
-    "model.encoder2d.pretrained=false",
-    "model.encoder2d.aspp_channels=16",
-    "model.encoder2d.decoder_channels=16",
-    "model.unet3d.channels=[8, 16]",
-    "model.expert.layers=1",
-    "model.expert.hidden=16",
-]
+TINY_MODEL = as_set_arguments(tiny_alster_net("model."))
 
 
 @pytest.fixture(scope="module")

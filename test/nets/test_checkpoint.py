@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from tiny_configs import TINY_ALSTER_NET
 
 from alster_mapping.core.config import apply_overrides
 from alster_mapping.core.labels import LabelSpace, nyu40, scannet20
@@ -13,13 +14,7 @@ from alster_mapping.nets.checkpoint import CheckpointError, card_path, load_chec
 from alster_mapping.pipeline.mapping_config import MappingConfig
 from alster_mapping.pipeline.online_mapper import OnlineMapper
 
-SMALL = {
-    "encoder2d.pretrained": False,
-    "encoder2d.aspp_channels": 16,
-    "encoder2d.decoder_channels": 16,
-    "unet3d.channels": [8, 16],
-    "expert.layers": 1,
-}
+SMALL = TINY_ALSTER_NET
 
 
 @pytest.fixture()
@@ -132,7 +127,7 @@ def test_load_checkpoint_alone_knows_the_built_in_models():
     import sys
     from pathlib import Path
 
-    shipped = Path(__file__).resolve().parents[1] / "models" / "alster_scannet20_synthetic.safetensors"
+    shipped = Path(__file__).resolve().parents[2] / "models" / "alster_scannet20_synthetic.safetensors"
     code = f"from alster_mapping.nets.checkpoint import load_checkpoint; print(type(load_checkpoint({str(shipped)!r})[0]).__name__)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -34,7 +34,7 @@ from alster_mapping.ros.params import (  # noqa: E402
     parameters_to_config,
 )
 
-REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 def random_arrays(n: int, seed: int = 0) -> MapArrays:

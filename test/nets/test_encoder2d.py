@@ -209,7 +209,7 @@ def test_parameter_counts_cover_the_model():
 
 
 def test_bench_quick_run_writes_json(tmp_path):
-    bench_dir = str(pathlib.Path(__file__).resolve().parent.parent / 'bench')
+    bench_dir = str(pathlib.Path(__file__).resolve().parents[2] / 'bench')
     sys.path.insert(0, bench_dir)
     try:
         bench = importlib.import_module('bench_encoder2d')

@@ -1,0 +1,28 @@
+"""Tiny model configurations shared by the tests: the smallest ALSTER network that still
+has every part (2D encoder, 3D U-Net with one down-sampling, one expert layer), so tests
+that build, train, checkpoint or evaluate it stay fast."""
+
+from __future__ import annotations
+
+import json
+
+TINY_ALSTER_NET = {
+    "encoder2d.pretrained": False,
+    "encoder2d.aspp_channels": 16,
+    "encoder2d.decoder_channels": 16,
+    "unet3d.channels": [8, 16],
+    "expert.layers": 1,
+    "expert.hidden": 16,
+}
+"""Overrides of ``AlsterNetConfig`` (keys relative to it)."""
+
+
+def tiny_alster_net(prefix: str = "") -> dict:
+    """``TINY_ALSTER_NET`` with its keys under ``prefix`` (``"model."`` in a MappingConfig,
+    ``"mapping.model."`` in the ALSTER training config)."""
+    return {prefix + key: value for key, value in TINY_ALSTER_NET.items()}
+
+
+def as_set_arguments(overrides: dict) -> list[str]:
+    """``{"a.b": [8, 16], "c": False}`` -> ``["a.b=[8, 16]", "c=false"]`` (``--set`` / ``apply_overrides`` strings)."""
+    return [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
