@@ -7,7 +7,8 @@ nest as dataclass fields (``map.voxel_size``).
 This module holds the machinery and the configs of the core layer (the map, label
 fusion). Every other config lives beside what it configures and uses the same
 machinery: a model family's in ``nets/<family>/config.py``, the mapper's
-``MappingConfig`` in ``pipeline/mapping_config.py``, training's in ``train/config.py``.
+``MappingConfig`` in ``pipeline/mapping_config.py``, each training recipe's in its module
+under ``train/recipes/``.
 """
 
 from __future__ import annotations

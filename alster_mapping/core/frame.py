@@ -59,20 +59,8 @@ class RGBDFrame:
                 f"images are {depth.shape[1]}x{depth.shape[0]} but the intrinsics are "
                 f"{self.intrinsics.width}x{self.intrinsics.height}"
             )
-        if self.labels is not None:
-            labels = np.asarray(self.labels)
-            if labels.shape != depth.shape:
-                raise ValueError(f"label image is {labels.shape} but depth is {depth.shape}")
-            if not np.issubdtype(labels.dtype, np.integer):
-                raise ValueError(f"label image must be integer ids, got {labels.dtype}")
-            self.labels = labels
-        if self.instances is not None:
-            instances = np.asarray(self.instances)
-            if instances.shape != depth.shape:
-                raise ValueError(f"instance image is {instances.shape} but depth is {depth.shape}")
-            if not np.issubdtype(instances.dtype, np.integer):
-                raise ValueError(f"instance image must be integer ids, got {instances.dtype}")
-            self.instances = instances
+        self.labels = _id_image(self.labels, "label", depth.shape)
+        self.instances = _id_image(self.instances, "instance", depth.shape)
         self.color = color
         self.depth = depth
         self.T_world_camera = check_rigid(self.T_world_camera, "T_world_camera")
@@ -82,3 +70,15 @@ class RGBDFrame:
     def shape(self) -> tuple[int, int]:
         """(height, width) in pixels."""
         return self.depth.shape  # type: ignore[return-value]
+
+
+def _id_image(values: np.ndarray | None, what: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """An optional integer id image aligned with the depth image; raises ValueError naming ``what``."""
+    if values is None:
+        return None
+    image = np.asarray(values)
+    if image.shape != shape:
+        raise ValueError(f"{what} image is {image.shape} but depth is {shape}")
+    if not np.issubdtype(image.dtype, np.integer):
+        raise ValueError(f"{what} image must be integer ids, got {image.dtype}")
+    return image

@@ -7,6 +7,11 @@ and instance ids, the sample of ALSTER):
 * ``PointBlock``: labelled points, e.g. a sequence's ground truth or a block of it cut for
   a point network (ASIS / BAN style); xyz, optional colour and normals, per-point raw
   label ids and instance ids.
+* ``ImagePointChunk``: a few posed frames and the labelled points they observe (SAFNet:
+  images + points -> point semantics).
+* ``VoxelVolume``: a camera-aligned voxel grid with a truncated signed distance from one
+  depth image and the labels of the complete scene in it (IMENet: one RGB-D frame -> a
+  completed semantic volume).
 
 Labels are *raw* ids (e.g. NYU40) as the data sources store them; a ``LabelSpace``
 encodes them into class indices where a model or a metric needs those. Instance ids are
@@ -19,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .frame import RGBDFrame
 
 
 def _column(values: np.ndarray | None, name: str, n: int, width: int, dtype: type) -> np.ndarray | None:
@@ -86,3 +93,76 @@ class PointBlock:
     def has_instances(self) -> bool:
         """Whether any point carries an instance id."""
         return bool(len(self) and self.instances.max() > 0)
+
+
+@dataclass
+class ImagePointChunk:
+    """Posed frames and the labelled points they observe (images + points in, point labels out).
+
+    frames: ``RGBDFrame`` s (at least one, all of one size). points: the ``PointBlock`` of
+    the scene part the frames see, in the same world frame as their poses. name: where it
+    comes from. Raises ValueError on an empty chunk or frames of different sizes.
+    """
+
+    frames: list[RGBDFrame]
+    points: PointBlock
+    name: str = "chunk"
+
+    def __post_init__(self) -> None:
+        self.frames = list(self.frames)
+        if not self.frames:
+            raise ValueError("a chunk needs at least one frame")
+        if len({f.shape for f in self.frames}) > 1:
+            raise ValueError(f"the frames of a chunk must share one size, got {sorted({f.shape for f in self.frames})}")
+        if not isinstance(self.points, PointBlock):
+            raise ValueError(f"points must be a PointBlock, got {type(self.points).__name__}")
+
+
+@dataclass
+class VoxelVolume:
+    """A voxel grid seen from one camera, with its truncated signed distance and labels.
+
+    tsdf: (X, Y, Z) float32, the signed distance to the observed surface along the camera
+    ray in units of the truncation (clipped to [-1, 1]: > 0 in front of the surface, < 0
+    behind it, 1 where the ray sees past the voxel's distance range or it lies outside the
+    image). labels: (X, Y, Z) int64 raw label ids of the complete scene (0 = empty, as
+    NYU40's "unlabelled"), including surfaces the camera does not see. origin: (3,) float64
+    world position of the corner of voxel (0, 0, 0) [m]; voxel_size: edge [m]; the grid
+    axes are the world axes. frame: the RGB-D frame it was built from. Raises ValueError
+    on inconsistent shapes or values.
+    """
+
+    tsdf: np.ndarray
+    labels: np.ndarray
+    origin: np.ndarray
+    voxel_size: float
+    frame: RGBDFrame | None = None
+    name: str = "volume"
+
+    def __post_init__(self) -> None:
+        tsdf = np.asarray(self.tsdf, dtype=np.float32)
+        if tsdf.ndim != 3:
+            raise ValueError(f"tsdf must be an (X, Y, Z) grid, got shape {tsdf.shape}")
+        if tsdf.size and (not np.isfinite(tsdf).all() or np.abs(tsdf).max() > 1.0):
+            raise ValueError("tsdf must be finite and within [-1, 1] (units of the truncation)")
+        labels = np.asarray(self.labels)
+        if labels.shape != tsdf.shape:
+            raise ValueError(f"labels {labels.shape} and tsdf {tsdf.shape} differ in shape")
+        if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0):
+            raise ValueError("labels must be non-negative integer ids")
+        origin = np.asarray(self.origin, dtype=np.float64)
+        if origin.shape != (3,) or not np.isfinite(origin).all():
+            raise ValueError(f"origin must be 3 finite numbers, got {self.origin!r}")
+        if not (np.isfinite(self.voxel_size) and self.voxel_size > 0):
+            raise ValueError(f"voxel_size must be positive, got {self.voxel_size}")
+        self.tsdf, self.labels, self.origin, self.voxel_size = tsdf, labels.astype(np.int64, copy=False), origin, float(self.voxel_size)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(X, Y, Z) voxels."""
+        return self.tsdf.shape  # type: ignore[return-value]
+
+    def centers(self) -> np.ndarray:
+        """(X, Y, Z, 3) float64 world positions of the voxel centres [m]."""
+        axes = [(np.arange(n) + 0.5) * self.voxel_size + o for n, o in zip(self.shape, self.origin)]
+        return np.stack(np.meshgrid(*axes, indexing="ij"), -1)

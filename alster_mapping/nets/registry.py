@@ -20,12 +20,12 @@ the model.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.config import validate
+from ..core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -49,24 +49,8 @@ class ModelEntry:
     before_loading: Callable[[Any], Any] | None = None
 
 
-class Registry:
-    """name -> ``ModelEntry``.
-
-    kind: what is registered (for messages). builtins: modules whose import registers the
-    built-in entries; they are imported on first use, so a caller can build by name
-    (e.g. from a checkpoint's card) without importing the defining module.
-    """
-
-    def __init__(self, kind: str, builtins: tuple[str, ...] = ()):
-        self.kind = kind
-        self._entries: dict[str, ModelEntry] = {}
-        self._builtins = builtins
-
-    def _import_builtins(self) -> None:
-        while self._builtins:
-            module, *rest = self._builtins
-            self._builtins = tuple(rest)  # before importing: its own registrations come back here
-            importlib.import_module(module)
+class ModelRegistry(Registry[ModelEntry]):
+    """name -> ``ModelEntry``; the family packages are the built-ins (``core.registry.Registry``)."""
 
     def register(
         self,
@@ -83,33 +67,18 @@ class Registry:
             raise TypeError(f"{self.kind} {name!r}: config must be a dataclass, got {config!r}")
 
         def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
-            if name in self._entries:
-                raise ValueError(f"{self.kind} {name!r} is already registered")
-            self._entries[name] = ModelEntry(name, builder, config, task, inputs, before_loading)
+            self.add(name, ModelEntry(name, builder, config, task, inputs, before_loading))
             return builder
 
         return decorate
 
-    def unregister(self, name: str) -> None:
-        """Remove ``name`` (for tests that register throw-away models)."""
-        self._entries.pop(name, None)
-
-    def names(self) -> list[str]:
-        """Registered names, sorted."""
-        self._import_builtins()
-        return sorted(self._entries)
-
     def entry(self, name: str) -> ModelEntry:
         """The entry of ``name``; unknown names raise ValueError listing the known ones."""
-        self._import_builtins()
-        if name not in self._entries:
-            raise ValueError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names()) or 'none'}")
-        return self._entries[name]
+        return self.get(name)
 
     def name_of(self, model: Any) -> str:
         """The registry name of a built model (looked up by its class)."""
-        self._import_builtins()
-        for entry in self._entries.values():
+        for entry in self.entries():
             if type(model) is entry.builder:
                 return entry.name
         raise ValueError(f"{type(model).__name__} is not a registered {self.kind}")
@@ -125,4 +94,4 @@ class Registry:
         return entry.builder(validate(config), **arguments)
 
 
-MODELS = Registry("model", builtins=("alster_mapping.nets.alster",))
+MODELS = ModelRegistry("model", builtins=("alster_mapping.nets.alster",))

@@ -71,14 +71,12 @@ from ..core.downscale import downscale_images
 from ..core.frame import RGBDFrame
 from ..core.image_codec import CameraInfoError, ImageEncodingError, array_to_image_fields, intrinsics_from_camera_info
 from ..map.voxel_map import SemanticVoxelMap
-from ..pipeline.mapping_config import MappingConfig
 from ..pipeline.online_mapper import OnlineMapper
 from .cloud import arrays_to_cloud
 from .diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status, process_memory_bytes
 from .frame_intake import IMAGE_STREAMS, FrameIntake, FrameMessages
 from .inputs import ImageConverter, SkipFrame
 from .map_server import CLOUD_QOS, OUTPUT_EVENTS, MapServer
-from .node_config import MappingNodeConfig, MapServerConfig
 from .node_parameters import NodeParameters
 from .node_runtime import EXIT_WATCHDOG, NodeRuntime
 from .outputs import arrays_of_keys, frame_label_image, voxel_markers
@@ -118,11 +116,11 @@ class LiveMapping:
         self.log = runtime.log
         self.parameters = parameters
         self.map_server = map_server
-        cfg = self.node_config
+        cfg = self.parameters.node_config
         self.log.throttle = Throttle(cfg.log_throttle)
         self.counters = Counters()
         self.latency = LatencyStats()
-        image_topics = [cfg.color_topic, cfg.depth_topic] + ([cfg.label_topic] if self.config.mode == "label_fusion" else [])
+        image_topics = [cfg.color_topic, cfg.depth_topic] + ([cfg.label_topic] if self.parameters.config.mode == "label_fusion" else [])
         self.intake = FrameIntake(
             cfg,
             [self.node.resolve_topic_name(t) for t in image_topics],
@@ -144,7 +142,7 @@ class LiveMapping:
         self._reported: tuple[int, ...] = ()  # problem counters at the last diagnostics message
 
         # The engine: builds or loads the model (a missing / corrupt checkpoint raises here).
-        self.mapper = OnlineMapper(self.config, model=model, voxel_map=self.map_server.map)
+        self.mapper = OnlineMapper(self.parameters.config, model=model, voxel_map=self.map_server.map)
         self.converter = ImageConverter(cfg.depth_scale)
 
         self.input_group = ReentrantCallbackGroup()
@@ -188,26 +186,14 @@ class LiveMapping:
             self.log.info(self.poses.notice)
         inputs = ", ".join(self.intake.topics)
         self.log.info(
-            f"mode {self.config.mode!r}: mapping {inputs} with poses from "
-            f"{self.poses.backend or 'nowhere (see the error above)'}; map frame {self.server_config.frame_id!r}"
+            f"mode {self.parameters.config.mode!r}: mapping {inputs} with poses from "
+            f"{self.poses.backend or 'nowhere (see the error above)'}; map frame {self.parameters.server_config.frame_id!r}"
         )
-
-    @property
-    def config(self) -> MappingConfig:
-        return self.parameters.config
-
-    @property
-    def server_config(self) -> MapServerConfig:
-        return self.parameters.server_config
-
-    @property
-    def node_config(self) -> MappingNodeConfig:
-        return self.parameters.node_config
 
     def accepts_map(self, loaded: SemanticVoxelMap) -> str | None:
         """Why ``loaded`` cannot replace the live map: a map of the other mode's features
         cannot be continued by this mode. None when it can."""
-        mode = self.config.mode
+        mode = self.parameters.config.mode
         if mode == "alster" and loaded.feature_kind == "label_evidence":
             return "the file holds label-fusion evidence but the node runs mode 'alster'"
         if mode == "label_fusion" and loaded.feature_kind == "learned":
@@ -227,9 +213,9 @@ class LiveMapping:
 
     def _on_parameters_changed(self, old: dict) -> None:
         # Ranges apply from the next frame on (the mapper reads its config per frame).
-        self.mapper.config = self.config
+        self.mapper.config = self.parameters.config
         if self.mapper.fusion is not None:
-            self.mapper.fusion.config = self.config.label_fusion
+            self.mapper.fusion.config = self.parameters.config.label_fusion
 
     def _start_worker(self) -> None:
         self.heartbeat.beat()
@@ -271,7 +257,7 @@ class LiveMapping:
 
     def _process(self, item: FrameMessages) -> None:
         """Convert, pose, map and publish one frame; raises SkipFrame for bad input (map untouched)."""
-        cfg = self.node_config
+        cfg = self.parameters.node_config
         start = time.perf_counter()
         timings: dict[str, float] = {"queue_wait": time.monotonic() - item.received}
         stamp = item.stamp_ns
@@ -344,7 +330,7 @@ class LiveMapping:
         last = self._last_stamp
         if last is None or stamp > last:
             return
-        if last - stamp > self.node_config.time_jump_threshold * 1e9:
+        if last - stamp > self.parameters.node_config.time_jump_threshold * 1e9:
             self._last_stamp = None
             return
         if stamp == last:
@@ -360,13 +346,13 @@ class LiveMapping:
 
     def _publish_frame_outputs(self, frame: RGBDFrame, keys) -> None:
         """The frame's updated voxels and (optionally) its label image, only when someone listens."""
-        cfg, server = self.node_config, self.server_config
+        cfg, server = self.parameters.node_config, self.parameters.server_config
         stamp = Time(nanoseconds=frame.stamp_ns).to_msg()
         if cfg.publish_update and self.update_pub.get_subscription_count() > 0:
             arrays = arrays_of_keys(self.map_server.map, keys)
             self.update_pub.publish(arrays_to_cloud(arrays, server.frame_id, stamp, server.color_by))
         if self.label_image_pub is not None and self.label_image_pub.get_subscription_count() > 0:
-            ranges = self.config.label_fusion if self.config.mode == "label_fusion" else self.config.alster
+            ranges = self.parameters.config.label_fusion if self.parameters.config.mode == "label_fusion" else self.parameters.config.alster
             image = frame_label_image(self.map_server.map, frame.depth, frame.intrinsics, frame.T_world_camera, ranges.max_range, ranges.min_range)
             fields = array_to_image_fields(image, "rgb8")
             fields["data"] = array.array("B", fields["data"].tobytes())  # stored as is, not checked per element
@@ -380,12 +366,12 @@ class LiveMapping:
         version = self.map_server.version
         if version == self._markers_version or self.markers_pub.get_subscription_count() == 0:
             return  # building markers costs about a microsecond per voxel: only for a listener
-        arrays = self.map_server.map.to_arrays()
-        self.markers_pub.publish(
-            voxel_markers(
-                arrays, self.map_server.map, self.server_config.frame_id, self.node.get_clock().now().to_msg(), self.node_config.markers_max_voxels
-            )
+        voxel_map = self.map_server.map
+        stamp = self.node.get_clock().now().to_msg()
+        markers = voxel_markers(
+            voxel_map.to_arrays(), voxel_map, self.parameters.server_config.frame_id, stamp, self.parameters.node_config.markers_max_voxels
         )
+        self.markers_pub.publish(markers)
         self._markers_version = version
 
     def _on_watchdog_timer(self) -> None:
@@ -415,7 +401,7 @@ class LiveMapping:
             self.runtime.request_exit(
                 EXIT_WATCHDOG,
                 f"the worker has been stuck in one frame for {silence:.0f} s (watchdog_timeout "
-                f"{self.node_config.watchdog_timeout} s)",
+                f"{self.parameters.node_config.watchdog_timeout} s)",
             )
 
     def pipeline_stats(self) -> dict:
@@ -429,7 +415,7 @@ class LiveMapping:
         queue = self.intake.queue
         sync = self.intake.sync_stats
         return {
-            "mode": self.config.mode,
+            "mode": self.parameters.config.mode,
             "received": group("received."),
             "rejected": rejected,
             "rejected_total": sum(rejected.values()),

@@ -60,9 +60,7 @@ from ..core.config import validate
 from ..core.labels import LabelSpace
 from ..map.map_file import MapFileError, load_map, save_map
 from ..map.voxel_map import SemanticVoxelMap
-from ..pipeline.mapping_config import MappingConfig
 from .cloud import arrays_to_cloud
-from .node_config import MapServerConfig
 from .node_parameters import NodeParameters
 from .node_runtime import NodeRuntime
 from .params import ParameterError, apply_parameters
@@ -136,7 +134,7 @@ class MapServer:
         # A steady clock: with use_sim_time the map is still served while a bag is paused.
         self.steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
         self.publish_timer = node.create_timer(
-            self.server_config.publish_period,
+            self.parameters.server_config.publish_period,
             runtime.guarded_callback("publish_cloud", self._on_publish_timer),
             callback_group=self.timer_group,
             clock=self.steady_clock,
@@ -147,19 +145,9 @@ class MapServer:
             f"{self.map.label_space.name!r}) on {self.cloud_pub.topic_name}"
         )
 
-    @property
-    def config(self) -> MappingConfig:
-        """The current ``MappingConfig`` (from the node's parameters)."""
-        return self.parameters.config
-
-    @property
-    def server_config(self) -> MapServerConfig:
-        """The current ``MapServerConfig`` (from the node's parameters)."""
-        return self.parameters.server_config
-
     def _remove_stale_temporaries(self) -> None:
         """Remove temporary files that saves killed mid-write (kill -9, power loss) left beside the map files."""
-        for path_text in {self.server_config.save_path, self.server_config.map_file} - {""}:
+        for path_text in {self.parameters.server_config.save_path, self.parameters.server_config.map_file} - {""}:
             try:
                 removed = remove_stale_temporaries(Path(path_text).expanduser().absolute())
             except Exception as exc:  # noqa: BLE001 - e.g. an unknown ~user: the save reports it later
@@ -173,18 +161,18 @@ class MapServer:
     def _initial_map(self) -> SemanticVoxelMap:
         """The map at start-up: ``map_file`` if set and readable, else an empty map from the parameters."""
         try:
-            label_space = LabelSpace.load(self.config.label_space)
+            label_space = LabelSpace.load(self.parameters.config.label_space)
         except ValueError as exc:
-            raise ParameterError([f"label_space = {self.config.label_space!r}: {exc}"]) from exc
+            raise ParameterError([f"label_space = {self.parameters.config.label_space!r}: {exc}"]) from exc
         try:
-            empty = SemanticVoxelMap(self.config.map, label_space)
+            empty = SemanticVoxelMap(self.parameters.config.map, label_space)
         except (RuntimeError, ValueError, AssertionError) as exc:  # e.g. map.device names an absent device
             raise ValueError(f"cannot create the map from the parameters: {exc}") from exc
-        path = self.server_config.map_file
+        path = self.parameters.server_config.map_file
         if not path:
             return empty
         try:
-            loaded = load_map(Path(path).expanduser(), device=self.config.map.device)
+            loaded = load_map(Path(path).expanduser(), device=self.parameters.config.map.device)
         except MapFileError as exc:
             self.log.error(f"{exc}; starting with an empty map")
             return empty
@@ -197,7 +185,7 @@ class MapServer:
 
     def _adopt_file_geometry(self, loaded: SemanticVoxelMap, label_space: LabelSpace, path: str) -> None:
         """Give ``loaded`` the parameters' non-geometry settings; its own geometry wins (warn, update params)."""
-        cfg = self.config.map
+        cfg = self.parameters.config.map
         file_cfg = loaded.config
         differences = []
         for key, ours, theirs in (
@@ -208,7 +196,7 @@ class MapServer:
             if ours != theirs:
                 differences.append((key, ours, theirs))
         if loaded.label_space != label_space:
-            differences.append(("label_space", self.config.label_space, loaded.label_space.name))
+            differences.append(("label_space", self.parameters.config.label_space, loaded.label_space.name))
         # max_bytes, color_weight_cap, initial_capacity: the parameters' values.
         loaded.config = validate(
             dataclasses.replace(
@@ -219,7 +207,7 @@ class MapServer:
             listing = ", ".join(f"{key} {theirs!r} (parameter: {ours!r})" for key, ours, theirs in differences)
             self.log.warning(f"map file {path} has {listing}; the file's values are used")
             config = apply_parameters(
-                self.config, [Parameter(key, value=theirs) for key, _, theirs in differences if key != "label_space"]
+                self.parameters.config, [Parameter(key, value=theirs) for key, _, theirs in differences if key != "label_space"]
             )
             if loaded.label_space != label_space:
                 config.label_space = loaded.label_space.name
@@ -230,12 +218,12 @@ class MapServer:
     def _on_parameters_changed(self, old: dict) -> None:
         cfg = self.map.config
         self.map.config = dataclasses.replace(
-            cfg, max_bytes=self.config.map.max_bytes, color_weight_cap=self.config.map.color_weight_cap
+            cfg, max_bytes=self.parameters.config.map.max_bytes, color_weight_cap=self.parameters.config.map.color_weight_cap
         )
         before = old["server_config"]
-        if self.server_config.publish_period != before.publish_period:
-            self.publish_timer.timer_period_ns = int(self.server_config.publish_period * 1e9)
-        if self.server_config.color_by != before.color_by or self.server_config.frame_id != before.frame_id:
+        if self.parameters.server_config.publish_period != before.publish_period:
+            self.publish_timer.timer_period_ns = int(self.parameters.server_config.publish_period * 1e9)
+        if self.parameters.server_config.color_by != before.color_by or self.parameters.server_config.frame_id != before.frame_id:
             self.mark_changed()
 
     # -- publishing ------------------------------------------------------------------------
@@ -248,7 +236,7 @@ class MapServer:
     def publish_map(self) -> int:
         """Publish the whole map now; returns the number of points."""
         arrays = self.map.to_arrays()
-        cfg = self.server_config
+        cfg = self.parameters.server_config
         msg = arrays_to_cloud(arrays, cfg.frame_id, self.node.get_clock().now().to_msg(), cfg.color_by)
         self.cloud_pub.publish(msg)
         return len(arrays)
@@ -268,7 +256,7 @@ class MapServer:
     # -- services ------------------------------------------------------------------------------
 
     def _on_save_map(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        path_text = self.server_config.save_path
+        path_text = self.parameters.server_config.save_path
         if not path_text:
             response.success, response.message = False, "save_path is empty"
             return response
@@ -287,7 +275,7 @@ class MapServer:
         return response
 
     def _on_load_map(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        path_text = self.server_config.map_file or self.server_config.save_path
+        path_text = self.parameters.server_config.map_file or self.parameters.server_config.save_path
         if not path_text:
             response.success, response.message = False, "map_file and save_path are empty"
             return response
@@ -351,7 +339,7 @@ class MapServer:
         Waits at most ``SHUTDOWN_SAVE_TIMEOUT`` seconds for the map's lock, so a worker stuck
         inside a map operation cannot keep the process from exiting.
         """
-        if not self.server_config.save_on_shutdown:
+        if not self.parameters.server_config.save_on_shutdown:
             return True
         if not self.map.lock.acquire(timeout=SHUTDOWN_SAVE_TIMEOUT):
             self.log.error(f"the map stayed locked for {SHUTDOWN_SAVE_TIMEOUT:.0f} s: not saved on shutdown")

@@ -47,10 +47,6 @@ class MapServerNode(Node):
     def map(self) -> SemanticVoxelMap:
         return self.map_server.map
 
-    @property
-    def exit_code(self) -> int:
-        return self.runtime.exit_code
-
     def stats(self) -> dict:
         """What ``~/get_stats`` answers."""
         return self.map_server.stats()
@@ -58,17 +54,14 @@ class MapServerNode(Node):
     def shutdown(self) -> None:
         """Nothing runs in the background here (``main`` calls this before saving)."""
 
-    def save_on_shutdown(self) -> bool:
-        return self.map_server.save_on_shutdown()
-
 
 def main(args: list[str] | None = None, node_class: type[Node] | None = None) -> int:
-    """Run ``node_class`` (default ``MapServerNode``; any node with ``shutdown()``,
-    ``save_on_shutdown()`` and ``exit_code``) until Ctrl-C / SIGTERM; returns the exit code.
+    """Run ``node_class`` (default ``MapServerNode``; any node with ``runtime``,
+    ``map_server`` and ``shutdown()``) until Ctrl-C / SIGTERM; returns the exit code.
 
     1 on invalid parameters or any other start-up error the node raises as ValueError
     (e.g. a missing or corrupt checkpoint), printed as one line without a traceback, and
-    when saving on shutdown fails; the node's ``exit_code`` when it asked to stop
+    when saving on shutdown fails; the node's ``runtime.exit_code`` when it asked to stop
     (``EXIT_WATCHDOG``: a stuck worker).
     """
     rclpy.init(args=args)
@@ -98,8 +91,8 @@ def main(args: list[str] | None = None, node_class: type[Node] | None = None) ->
         finally:
             node.shutdown()
             executor.shutdown(timeout_sec=1.0)
-        saved = node.save_on_shutdown()
-        return node.exit_code or (0 if saved else 1)
+        saved = node.map_server.save_on_shutdown()
+        return node.runtime.exit_code or (0 if saved else 1)
     finally:
         if node is not None:
             node.destroy_node()

@@ -82,22 +82,6 @@ class MappingNode(Node):
     def map(self) -> SemanticVoxelMap:
         return self.map_server.map
 
-    @property
-    def config(self) -> MappingConfig:
-        return self.parameters.config
-
-    @property
-    def server_config(self) -> MapServerConfig:
-        return self.parameters.server_config
-
-    @property
-    def node_config(self) -> MappingNodeConfig:
-        return self.parameters.node_config
-
-    @property
-    def exit_code(self) -> int:
-        return self.runtime.exit_code
-
     def stats(self) -> dict:
         """What ``~/get_stats`` answers: map statistics plus ``pipeline`` (frame counters, queue, sync, latency)."""
         return self.map_server.stats()
@@ -105,9 +89,6 @@ class MappingNode(Node):
     def shutdown(self) -> None:
         """Stop the worker thread (``main`` calls this before saving)."""
         self.live.shutdown()
-
-    def save_on_shutdown(self) -> bool:
-        return self.map_server.save_on_shutdown()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -33,7 +33,6 @@ from rclpy.time import Time
 from ..core.geometry import pose_from_quaternion
 from .frame_intake import FrameIntake
 from .inputs import POSE_CHILD, PoseSource, SkipFrame, pose_message_edge, stamp_to_ns, transform_to_matrix
-from .node_config import MappingNodeConfig, MapServerConfig
 from .node_parameters import NodeParameters
 from .node_runtime import NodeRuntime
 from .params import ParameterError
@@ -75,7 +74,7 @@ class CameraPoseInput:
         self.intake = intake
         self.counters = counters
         self.notice: str | None = None
-        cfg = self.node_config
+        cfg = self.parameters.node_config
         try:
             e = cfg.camera_extrinsic
             self.T_body_camera = pose_from_quaternion(np.array([e.x, e.y, e.z]), np.array([e.qx, e.qy, e.qz, e.qw]))
@@ -116,22 +115,14 @@ class CameraPoseInput:
         self.backend = "TF (/tf, /tf_static into alster_mapping.core.tf_buffer)"
         self.notice = "tf2_ros is not importable: /tf and /tf_static are buffered by alster_mapping.core.tf_buffer"
 
-    @property
-    def node_config(self) -> MappingNodeConfig:
-        return self.parameters.node_config
-
-    @property
-    def server_config(self) -> MapServerConfig:
-        return self.parameters.server_config
-
     def clear(self) -> None:
         """Forget every pose (time jumped back)."""
         self.buffer.clear()
 
     def lookup(self, stamp: int, camera_frame: str) -> np.ndarray:
         """T_map_camera (4, 4) at ``stamp`` [ns]; raises SkipFrame when there is none."""
-        cfg = self.node_config
-        map_frame = self.server_config.frame_id
+        cfg = self.parameters.node_config
+        map_frame = self.parameters.server_config.frame_id
         if cfg.pose_source != "tf":
             return self.buffer.lookup(map_frame, POSE_CHILD, stamp, cfg.pose_timeout) @ self.T_body_camera
         if not camera_frame:
@@ -156,9 +147,9 @@ class CameraPoseInput:
 
     def _on_pose_message(self, msg: Any) -> None:
         self.counters.add("received.poses")
-        map_frame = self.server_config.frame_id
+        map_frame = self.parameters.server_config.frame_id
         try:
-            parent, T, stamp = pose_message_edge(msg, self.node_config.pose_source)
+            parent, T, stamp = pose_message_edge(msg, self.parameters.node_config.pose_source)
         except ValueError as exc:
             self.counters.add("bad_poses", message=str(exc))
             self.log.throttled("bad_pose", f"ignored a pose message: {exc}")
@@ -168,7 +159,7 @@ class CameraPoseInput:
             self.counters.add("bad_poses", message=message)
             self.log.throttled("pose_frame", message)
             return
-        if self.intake.admit(("pose",), stamp, f"pose topic {self.node_config.pose_topic}"):
+        if self.intake.admit(("pose",), stamp, f"pose topic {self.parameters.node_config.pose_topic}"):
             self.buffer.set_transform(map_frame, POSE_CHILD, T, stamp)
 
     def _on_tf(self, static: bool, msg: Any) -> None:

@@ -14,7 +14,6 @@ A new family adds one recipe module under ``train/recipes/`` registered with
 from __future__ import annotations
 
 import abc
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from torch import nn
 
 from ..core.config import param
 from ..core.labels import LabelSpace
+from ..core.registry import Registry
 
 
 @dataclass
@@ -112,45 +112,17 @@ class Recipe(abc.ABC):
         return {}
 
 
-class RecipeRegistry:
-    """name -> recipe class; the built-in recipes register on first use."""
-
-    def __init__(self, builtins: tuple[str, ...] = ()):
-        self._recipes: dict[str, type[Recipe]] = {}
-        self._builtins = builtins
-
-    def _import_builtins(self) -> None:
-        while self._builtins:
-            module, *rest = self._builtins
-            self._builtins = tuple(rest)
-            importlib.import_module(module)
+class RecipeRegistry(Registry[type[Recipe]]):
+    """name (the model's) -> recipe class; the built-in recipes register on first use."""
 
     def register(self, name: str) -> Callable[[type[Recipe]], type[Recipe]]:
         """Decorator registering a recipe class under its model's name."""
 
         def decorate(cls: type[Recipe]) -> type[Recipe]:
-            if name in self._recipes:
-                raise ValueError(f"recipe {name!r} is already registered")
-            self._recipes[name] = cls
+            self.add(name, cls)
             return cls
 
         return decorate
 
-    def unregister(self, name: str) -> None:
-        """Remove ``name`` (for tests that register throw-away recipes)."""
-        self._recipes.pop(name, None)
 
-    def names(self) -> list[str]:
-        """Registered names, sorted."""
-        self._import_builtins()
-        return sorted(self._recipes)
-
-    def get(self, name: str) -> type[Recipe]:
-        """The recipe class of ``name``; unknown names raise ValueError listing the known ones."""
-        self._import_builtins()
-        if name not in self._recipes:
-            raise ValueError(f"no training recipe for model {name!r}; known: {', '.join(self.names()) or 'none'}")
-        return self._recipes[name]
-
-
-RECIPES = RecipeRegistry(builtins=("alster_mapping.train.recipes.alster",))
+RECIPES = RecipeRegistry("training recipe", builtins=("alster_mapping.train.recipes.alster",))

@@ -44,3 +44,16 @@ def test_synthetic_ground_truth_and_frames_carry_instance_ids():
     frame = sequence.frame(0)
     assert frame.instances is not None and frame.instances.shape == frame.depth.shape and frame.instances.max() > 0
     np.testing.assert_array_equal(frame.instances, sequence.view(0).instances)
+
+
+def test_image_point_chunk_validates_its_frames():
+    from alster_mapping.core.samples import ImagePointChunk
+    from alster_mapping.data.procedural_room import ProceduralRoom
+
+    points = PointBlock(np.zeros((1, 3)), np.zeros(1, np.int64))
+    small, large = ProceduralRoom(32, 24).frames(1)[0], ProceduralRoom(48, 40).frames(1)[0]
+    assert len(ImagePointChunk([small, small], points).frames) == 2
+    with pytest.raises(ValueError, match="at least one frame"):
+        ImagePointChunk([], points)
+    with pytest.raises(ValueError, match="share one size"):
+        ImagePointChunk([small, large], points)

@@ -7,7 +7,7 @@ from torch import nn
 
 from alster_mapping.core.config import param
 from alster_mapping.nets.alster import AlsterModel, AlsterNetConfig
-from alster_mapping.nets.registry import MODELS, Registry
+from alster_mapping.nets.registry import MODELS, ModelRegistry
 
 
 @dataclass
@@ -18,7 +18,7 @@ class SquareConfig:
 
 
 def test_registry_builds_by_name_from_the_registered_config_and_rejects_mistakes():
-    registry = Registry("thing")
+    registry = ModelRegistry("thing")
 
     @registry.register("square", config=SquareConfig, task="arithmetic", inputs="number")
     class Square(nn.Module):

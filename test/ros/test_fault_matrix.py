@@ -152,7 +152,7 @@ def feeder(ros_context, workdir):
 
 def assert_alive(feeder: Feeder) -> None:
     node = feeder.node
-    assert node.live.worker.is_alive() and node.context.ok() and node.exit_code == 0
+    assert node.live.worker.is_alive() and node.context.ok() and node.runtime.exit_code == 0
     response = feeder.call("get_stats")
     assert response.success, response.message
 
@@ -387,7 +387,7 @@ def patched(obj, name, value):
 
 @contextlib.contextmanager
 def server_setting(f, name, value):
-    with patched(f.node.server_config, name, value):
+    with patched(f.node.parameters.server_config, name, value):
         yield
 
 
@@ -417,7 +417,7 @@ def full_disk(f):
     """safetensors reports ENOSPC as its own error type; the old map file and the directory stay clean."""
     import alster_mapping.core.tensor_file as tensor_file
 
-    directory = Path(f.node.server_config.save_path).parent
+    directory = Path(f.node.parameters.server_config.save_path).parent
     before = sorted(p.name for p in directory.iterdir())
 
     def no_space(tensors, filename, metadata=None):
@@ -439,13 +439,13 @@ def unexpected_service_error(f):
 
 
 def corrupt_file(f):
-    path = Path(f.node.server_config.save_path).with_name("corrupt.safetensors")
+    path = Path(f.node.parameters.server_config.save_path).with_name("corrupt.safetensors")
     path.write_bytes(b"not a map" * 50)
     return str(path)
 
 
 def learned_map_file(f):
-    path = Path(f.node.server_config.save_path).with_name("learned.safetensors")
+    path = Path(f.node.parameters.server_config.save_path).with_name("learned.safetensors")
     m = SemanticVoxelMap(MapConfig(voxel_size=0.08, feature_dim=f.node.map.feature_dim))
     m.write(np.zeros((1, 3), np.int32), feature=torch.ones(1, m.feature_dim))
     m.feature_kind = "learned"
@@ -457,7 +457,7 @@ def far_keys_file(f):
     """A map file whose keys lie beyond the packed range (written without the map's checks)."""
     from alster_mapping.map import map_file
 
-    path = Path(f.node.server_config.save_path).with_name("far.safetensors")
+    path = Path(f.node.parameters.server_config.save_path).with_name("far.safetensors")
     m = SemanticVoxelMap(MapConfig(voxel_size=0.08, feature_dim=f.node.map.feature_dim))
     m.write(np.zeros((1, 3), np.int32), label=torch.tensor([1]))
     save_map(m, path)
@@ -533,14 +533,14 @@ CASES = {
     ),
     "save to an unknown ~user": Case(service_case("save_map", save_path=NO_USER), "service.save_map.failed", "~no_such_user"),
     "save with a 300-character name": Case(
-        service_case("save_map", save_path=lambda f: str(Path(f.node.server_config.save_path).with_name(LONG_NAME))),
+        service_case("save_map", save_path=lambda f: str(Path(f.node.parameters.server_config.save_path).with_name(LONG_NAME))),
         "service.save_map.failed",
         "too long",
     ),
     "save onto a full disk": Case(full_disk, "service.save_map.failed", "No space left"),
     "save with an empty save_path": Case(service_case("save_map", save_path=""), "service.save_map.failed", "empty"),
     "load a 300-character name": Case(
-        service_case("load_map", map_file=lambda f: str(Path(f.node.server_config.save_path).with_name(LONG_NAME))),
+        service_case("load_map", map_file=lambda f: str(Path(f.node.parameters.server_config.save_path).with_name(LONG_NAME))),
         "service.load_map.failed",
         "too long",
     ),
@@ -712,7 +712,7 @@ def test_watchdog_reports_a_stuck_worker_and_ends_the_node_with_code_3(workdir):
         feeder = Feeder(node)
         map_good_frame(feeder)
         node.live._on_watchdog_timer()
-        assert node.exit_code == 0 and ctx.ok()  # a worker waiting for frames is not stuck
+        assert node.runtime.exit_code == 0 and ctx.ok()  # a worker waiting for frames is not stuck
         with patched(node.live.mapper, "step", lambda frame: release.wait(WAIT)):
             feeder.feed()
             deadline = time.monotonic() + WAIT
@@ -720,7 +720,7 @@ def test_watchdog_reports_a_stuck_worker_and_ends_the_node_with_code_3(workdir):
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
             node.live._on_watchdog_timer()
-            assert node.exit_code == EXIT_WATCHDOG and not ctx.ok()  # main() returns the code once spin ends
+            assert node.runtime.exit_code == EXIT_WATCHDOG and not ctx.ok()  # main() returns the code once spin ends
             status = node.live.diagnostics_status()
             assert status.level == DiagnosticStatus.ERROR and "stalled" in status.message
             assert node.live.counters.get("worker.stalls") == 1

@@ -304,18 +304,18 @@ def test_runtime_parameter_changes(ros_context, tmp_path):
         assert not result.successful and "restart" in result.reason
         (result,) = node.set_parameters([Parameter("color_by", value="sepia")])
         assert not result.successful and "color_by" in result.reason
-        assert node.map_server.server_config.color_by == "label"
+        assert node.parameters.server_config.color_by == "label"
 
         version = node.map_server.version
         (result,) = node.set_parameters([Parameter("color_by", value="rgb")])
-        assert result.successful and node.map_server.server_config.color_by == "rgb"
+        assert result.successful and node.parameters.server_config.color_by == "rgb"
         assert node.map_server.version > version  # republished with the new colours
         (result,) = node.set_parameters([Parameter("publish_period", value=0.5)])
         assert result.successful and node.map_server.publish_timer.timer_period_ns == 500_000_000
         (result,) = node.set_parameters([Parameter("map.max_bytes", value=10**6)])
         assert result.successful and node.map.config.max_bytes == 10**6
         (result,) = node.set_parameters([Parameter("label_fusion.max_range", value=5.0)])
-        assert result.successful and node.map_server.config.label_fusion.max_range == 5.0
+        assert result.successful and node.parameters.config.label_fusion.max_range == 5.0
         assert node.stats()["voxels"] == 0
     finally:
         node.destroy_node()

@@ -243,4 +243,4 @@ def test_train_refuses_an_unknown_model(tmp_path, capsys):
     from alster_mapping.cli import main
 
     assert main(["train", "--model", "nope", "--out", str(tmp_path)]) == 1
-    assert "no training recipe for model 'nope'; known: alster" in capsys.readouterr().err
+    assert "unknown training recipe 'nope'; known: alster" in capsys.readouterr().err
