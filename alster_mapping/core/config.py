@@ -81,12 +81,15 @@ def field_problem(value: Any, kind: type, f: dataclasses.Field) -> str | None:
 
     An int is valid for a float field (YAML and ROS write 1 for 1.0).
     """
-    if typing.get_origin(kind) is tuple:  # tuple[int, ...]: a non-empty list of ints
+    if typing.get_origin(kind) is tuple:  # tuple[int, ...] / tuple[float, ...]: a non-empty list
         if not isinstance(value, (list, tuple)) or not value:
             return f"expected a non-empty list, got {value!r}"
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            return f"expected a list of int, got {value!r}"
-        kind, value = int, min(value)  # the range applies to every element
+        element = typing.get_args(kind)[0]
+        for item in value:  # the type and the range apply to every element
+            problem = field_problem(item, element, f)
+            if problem:
+                return f"list element {item!r}: {problem}"
+        return None
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind in (int, float, str, bool) and not (type(value) is kind or (kind is float and numeric)):
         return f"expected {kind.__name__}, got {type(value).__name__}"
@@ -117,7 +120,8 @@ def validate(cfg: Any, prefix: str = "") -> Any:
         if types[f.name] is float and not isinstance(value, float):
             setattr(cfg, f.name, float(value))
         elif typing.get_origin(types[f.name]) is tuple:
-            setattr(cfg, f.name, tuple(value))
+            element = typing.get_args(types[f.name])[0]
+            setattr(cfg, f.name, tuple(float(v) if element is float else v for v in value))
     return cfg
 
 
