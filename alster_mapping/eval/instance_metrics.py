@@ -27,6 +27,9 @@ Where this differs from the ASIS / BAN evaluation script, and why:
 Inputs per scene: (N,) int arrays of semantic class indices (-1 = ignored) and instance
 ids (< 0 = no instance) for the ground truth and the prediction. An instance's class is
 the most frequent class of its points.
+
+``average_precision`` computes ScanNet's instance AP (``evaluate_semantic_instance.py``):
+scored predictions matched per class at IoU thresholds 0.25, 0.5 and 0.5:0.95.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["InstanceScores", "instance_masks", "score_instances"]
+__all__ = ["InstanceScores", "Prediction", "average_precision", "instance_masks", "score_instances"]
 
 
 def instance_masks(semantic: np.ndarray, instance: np.ndarray) -> dict[int, list[np.ndarray]]:
@@ -159,3 +162,125 @@ def score_instances(
         scores.precision[c] = true_positives[c] / predicted_count[c] if predicted_count.get(c) else 0.0
         scores.recall[c] = true_positives[c] / ground_truth_count[c]
     return scores
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One predicted instance: mask (N,) bool over the scene's points, class index, confidence."""
+
+    mask: np.ndarray
+    label: int
+    score: float
+
+
+AP_THRESHOLDS = tuple(float(t) for t in np.arange(0.5, 0.95, 0.05))
+"""IoU thresholds averaged into AP (ScanNet: 0.5, 0.55, ..., 0.9)."""
+
+
+def _ap_from_matches(true: np.ndarray, scores: np.ndarray, hard_false_negatives: int) -> float:
+    """AP of scored detections (true: 1 = matched, 0 = false positive) as ScanNet integrates
+    its precision-recall curve (recall steps, precision at each distinct score)."""
+    if true.size == 0:
+        return float("nan") if hard_false_negatives == 0 else 0.0
+    order = np.argsort(scores, kind="stable")
+    scores, true = scores[order], true[order]
+    cumulative = np.cumsum(true)
+    _, first = np.unique(scores, return_index=True)
+    examples, positives = len(scores), cumulative[-1]
+    precision, recall = np.zeros(len(first) + 1), np.zeros(len(first) + 1)
+    cumulative = np.append(cumulative, 0)
+    for k, index in enumerate(first):
+        before = cumulative[index - 1]  # index 0 reads the appended 0
+        tp = positives - before
+        fp = examples - index - tp
+        fn = before + hard_false_negatives
+        precision[k] = tp / (tp + fp)
+        recall[k] = tp / (tp + fn) if tp + fn else 0.0
+    precision[-1], recall[-1] = 1.0, 0.0
+    padded = np.concatenate([[recall[0]], recall, [0.0]])
+    step_widths = np.convolve(padded, [-0.5, 0, 0.5], "valid")
+    return float(np.dot(precision, step_widths))
+
+
+def _match_scene(
+    truths: list[np.ndarray], small_truths: list[np.ndarray], void: np.ndarray, preds: list[Prediction], threshold: float
+) -> tuple[list[float], list[float], int]:
+    """(true flags, scores, unmatched ground truth) of one scene, class and threshold, as
+    ScanNet's ``evaluate_matches``: each ground-truth instance keeps its most confident
+    prediction with IoU > threshold as a true positive (a prediction serves one instance;
+    further matches are false positives at the lower score); a prediction that matches
+    nothing is a false positive unless more than ``threshold`` of it lies on ignored points
+    or on ground-truth instances too small to evaluate."""
+    matched = [False] * len(truths)
+    best = [0.0] * len(truths)
+    true, scores = [], []
+    used = set()
+    for gi, truth in enumerate(truths):
+        for pi, pred in enumerate(preds):
+            if pi in used or _iou(pred.mask, truth) <= threshold:
+                continue
+            if matched[gi]:  # a second match: the less confident one is a false positive
+                true.append(0.0)
+                scores.append(min(best[gi], pred.score))
+                best[gi] = max(best[gi], pred.score)
+            else:
+                matched[gi], best[gi] = True, pred.score
+                used.add(pi)
+    true += [1.0] * sum(matched)
+    scores += [best[gi] for gi in range(len(truths)) if matched[gi]]
+    for pred in preds:
+        if any(_iou(pred.mask, truth) > threshold for truth in truths):
+            continue
+        ignored = np.logical_and(pred.mask, void).sum() + sum(np.logical_and(pred.mask, t).sum() for t in small_truths)
+        if ignored / max(int(pred.mask.sum()), 1) <= threshold:
+            true.append(0.0)
+            scores.append(pred.score)
+    return true, scores, matched.count(False)
+
+
+def average_precision(
+    scenes: list[tuple[np.ndarray, np.ndarray, list[Prediction]]],
+    num_classes: int,
+    min_region_size: int = 100,
+) -> dict:
+    """ScanNet's instance AP over ``scenes``: each (gt_semantic (N,), gt_instance (N,),
+    predictions). Ground-truth instances and predictions smaller than ``min_region_size``
+    points are not evaluated (ScanNet: 100 vertices); matching per scene, class and IoU
+    threshold as ``_match_scene``; the precision-recall curve pooled over the scenes.
+    Returns {"ap" (mean over IoU 0.5:0.95), "ap50", "ap25": means over the classes with
+    ground truth, "per_class": {class: {"ap", "ap50", "ap25"}}}; a class with ground truth
+    but no prediction scores 0.
+    """
+    thresholds = (*AP_THRESHOLDS, 0.25)
+    per_class: dict[int, dict[str, float]] = {}
+    prepared = []
+    for gt_semantic, gt_instance, predictions in scenes:
+        masks = instance_masks(gt_semantic, gt_instance)
+        prepared.append((masks, np.asarray(gt_semantic) < 0, [p for p in predictions if p.mask.sum() >= min_region_size]))
+    for c in range(num_classes):
+        ap = []
+        for threshold in thresholds:
+            true_all: list[float] = []
+            score_all: list[float] = []
+            unmatched = 0
+            has_truth = False
+            for masks, void, predictions in prepared:
+                truths = [m for m in masks.get(c, []) if m.sum() >= min_region_size]
+                small = [m for m in masks.get(c, []) if m.sum() < min_region_size]
+                has_truth |= bool(truths)
+                true, scores, missed = _match_scene(truths, small, void, [p for p in predictions if p.label == c], threshold)
+                true_all += true
+                score_all += scores
+                unmatched += missed
+            if not has_truth:
+                break
+            ap.append(_ap_from_matches(np.array(true_all), np.array(score_all), unmatched))
+        if ap:
+            per_class[c] = {"ap": float(np.mean(ap[: len(AP_THRESHOLDS)])), "ap50": ap[0], "ap25": ap[-1]}
+    mean = {key: float(np.mean([v[key] for v in per_class.values()])) if per_class else float("nan") for key in ("ap", "ap50", "ap25")}
+    return {**mean, "per_class": per_class}
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 0.0

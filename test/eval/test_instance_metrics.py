@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from alster_mapping.eval.instance_metrics import instance_masks, score_instances
+from alster_mapping.eval.instance_metrics import Prediction, average_precision, instance_masks, score_instances
 
 # Ten points. Ground truth: class 0 instances A = {0..3} and B = {4, 5}; class 1 instance
 # C = {6..9}. Prediction: class 0 instance P = {0, 1, 2} (IoU with A 3/4), Q = {4, 5, 6}
@@ -53,3 +53,50 @@ def test_missing_predictions_and_ignored_points():
     assert math.isnan(score_instances([]).mcov)
     with pytest.raises(ValueError, match="one entry per point"):
         score_instances([(gt_sem, gt_ins, gt_sem[:3], gt_ins)])
+
+
+def ap_scene(pred_masks_scores, size=200, label=0):
+    """One ground-truth instance of class ``label`` on points 0..size-1 of 3 * size points."""
+    semantic = np.full(3 * size, 1)
+    semantic[:size] = label
+    instance = np.full(3 * size, -1)
+    instance[:size] = 5
+    predictions = [Prediction(mask, label, score) for mask, score in pred_masks_scores]
+    return semantic, instance, predictions
+
+
+def mask(start, stop, total=600):
+    m = np.zeros(total, bool)
+    m[start:stop] = True
+    return m
+
+
+def test_average_precision_by_hand():
+    # An exact prediction: AP 1 at every threshold.
+    result = average_precision([ap_scene([(mask(0, 200), 0.9)])], num_classes=2)
+    assert result["ap"] == pytest.approx(1.0) and result["ap50"] == 1.0 and result["ap25"] == 1.0
+    assert list(result["per_class"]) == [0]  # class 1 has no instance ground truth
+    # A false positive scored above the true one: precision 1/2 at recall 1. ScanNet's
+    # curve (precisions 1/2, 0, 1 at recalls 1, 0, 0; step widths 1/2, 1/2, 0) gives 1/4.
+    result = average_precision([ap_scene([(mask(0, 200), 0.9), (mask(300, 500), 0.95)])], num_classes=1)
+    assert result["ap50"] == pytest.approx(0.25)
+    # Scored below the true one it costs nothing.
+    result = average_precision([ap_scene([(mask(0, 200), 0.9), (mask(300, 500), 0.5)])], num_classes=1)
+    assert result["ap50"] == pytest.approx(1.0)
+
+
+def test_average_precision_thresholds_duplicates_and_ignored_points():
+    # IoU 0.6 (120 of 200 points): matches at 0.5 and 0.55 (IoU > t), not from 0.6 on.
+    result = average_precision([ap_scene([(mask(0, 120), 0.9)])], num_classes=1)
+    assert result["ap50"] == 1.0 and result["ap25"] == 1.0 and result["ap"] == pytest.approx(2 / 9)
+    # Two matches of one instance: the more confident is the true positive, the other a
+    # false positive at the lower score (ranked below it, so AP stays 1).
+    result = average_precision([ap_scene([(mask(0, 200), 0.6), (mask(0, 190), 0.8)])], num_classes=1)
+    assert result["ap50"] == pytest.approx(1.0)
+    # A prediction on ignored points (class -1) is no false positive; a too small one is not evaluated.
+    semantic, instance, predictions = ap_scene([(mask(0, 200), 0.5), (mask(300, 500), 0.9), (mask(500, 550), 0.99)])
+    semantic[300:500] = -1
+    result = average_precision([(semantic, instance, predictions)], num_classes=1)
+    assert result["ap50"] == pytest.approx(1.0)
+    # No prediction at all: AP 0 for the class.
+    assert average_precision([ap_scene([])], num_classes=1)["ap"] == 0.0

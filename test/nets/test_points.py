@@ -119,5 +119,5 @@ def test_the_default_config_is_the_asis_layout():
     cfg = PointNet2Config()
     assert cfg.centroids == (1024, 256, 64, 16) and cfg.radii == (0.1, 0.2, 0.4, 0.8) and cfg.neighbours == 32
     backbone = PointNet2Backbone(cfg, in_channels=6)
-    widths = [[m.out_channels for m in a.mlp if isinstance(m, torch.nn.Conv2d)] for a in backbone.abstractions]
+    widths = [[m.out_channels for m in a.mlp if isinstance(m, torch.nn.Conv2d)] for a in backbone.encoder.abstractions]
     assert widths == [[32, 32, 64], [64, 64, 128], [128, 128, 256], [256, 256, 512]]

@@ -92,27 +92,39 @@ class FeaturePropagation(nn.Module):
         return self.mlp(features.transpose(1, 2)).transpose(1, 2)
 
 
-class PointNet2Backbone(nn.Module):
-    """Encoder (set abstractions) + decoder (feature propagations) to per-point features.
-
-    config: ``PointNet2Config``. in_channels: per-point input features besides xyz (0 = xyz
-    only). forward(xyz (B, N, 3), features (B, N, in_channels) or None) -> (B, N,
-    config.fp_channels[-1]).
-    """
+class PointNet2Encoder(nn.Module):
+    """The set abstraction levels. forward(xyz (B, N, 3), features (B, N, in_channels) or
+    None) -> the levels [(xyz, features), ...] from the input to the coarsest."""
 
     def __init__(self, config: PointNet2Config, in_channels: int = 0):
         super().__init__()
         self.config, self.in_channels = config, int(in_channels)
-        widths = list(config.sa_channels)
         self.abstractions = nn.ModuleList()
         previous = self.in_channels
-        for m, r, c in zip(config.centroids, config.radii, widths):
+        for m, r, c in zip(config.centroids, config.radii, config.sa_channels):
             # The reference layers widen in three steps: c/2, c/2, c (S3DIS: 32-32-64, ...).
             self.abstractions.append(SetAbstraction(m, r, config.neighbours, previous, [max(c // 2, 1), max(c // 2, 1), c]))
             previous = c
-        skips = [self.in_channels, *widths[:-1]]  # what each finer level carries, fine to coarse
+
+    def forward(self, xyz: torch.Tensor, features: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        if (features is None) != (self.in_channels == 0):
+            raise ValueError(f"the backbone takes {self.in_channels} feature channels besides xyz")
+        levels: list[tuple[torch.Tensor, torch.Tensor | None]] = [(xyz, features)]
+        for abstraction in self.abstractions:
+            levels.append(abstraction(*levels[-1]))
+        return levels
+
+
+class PointNet2Decoder(nn.Module):
+    """The feature propagation levels, from the coarsest back to the input points.
+    forward(levels of ``PointNet2Encoder``) -> (B, N, config.fp_channels[-1])."""
+
+    def __init__(self, config: PointNet2Config, in_channels: int = 0):
+        super().__init__()
+        self.config = config
+        skips = [int(in_channels), *config.sa_channels[:-1]]  # what each finer level carries, fine to coarse
         self.propagations = nn.ModuleList()
-        coarse = widths[-1]
+        coarse = config.sa_channels[-1]
         for skip, c in zip(reversed(skips), config.fp_channels):
             self.propagations.append(FeaturePropagation(coarse + skip, [c, c]))
             coarse = c
@@ -121,14 +133,32 @@ class PointNet2Backbone(nn.Module):
     def out_channels(self) -> int:
         return self.config.fp_channels[-1]
 
-    def forward(self, xyz: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
-        if (features is None) != (self.in_channels == 0):
-            raise ValueError(f"the backbone takes {self.in_channels} feature channels besides xyz")
-        levels = [(xyz, features)]
-        for abstraction in self.abstractions:
-            levels.append(abstraction(*levels[-1]))
+    def forward(self, levels: list[tuple[torch.Tensor, torch.Tensor | None]]) -> torch.Tensor:
         coarse_xyz, coarse_features = levels[-1]
         for propagation, (fine_xyz, fine_features) in zip(self.propagations, reversed(levels[:-1])):
             coarse_features = propagation(fine_xyz, coarse_xyz, fine_features, coarse_features)
             coarse_xyz = fine_xyz
         return coarse_features
+
+
+class PointNet2Backbone(nn.Module):
+    """Encoder (set abstractions) + decoder (feature propagations) to per-point features.
+
+    config: ``PointNet2Config``. in_channels: per-point input features besides xyz (0 = xyz
+    only). forward(xyz (B, N, 3), features (B, N, in_channels) or None) -> (B, N,
+    config.fp_channels[-1]). Families with several decoders over one encoder (ASIS, BAN)
+    use ``PointNet2Encoder`` and ``PointNet2Decoder`` directly.
+    """
+
+    def __init__(self, config: PointNet2Config, in_channels: int = 0):
+        super().__init__()
+        self.config, self.in_channels = config, int(in_channels)
+        self.encoder = PointNet2Encoder(config, in_channels)
+        self.decoder = PointNet2Decoder(config, in_channels)
+
+    @property
+    def out_channels(self) -> int:
+        return self.decoder.out_channels
+
+    def forward(self, xyz: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(self.encoder(xyz, features))
