@@ -32,7 +32,10 @@ def param(default: Any, help: str, *, min: float | None = None, max: float | Non
 
 
 def section(cls: type, help: str = ""):
-    """A nested config section (a dataclass field holding another config dataclass)."""
+    """A nested config section (a dataclass field holding another config dataclass).
+
+    cls: the config class, or a function returning the section's default instance (then
+    give ``help``)."""
     return field(default_factory=cls, metadata={"help": help or (cls.__doc__ or "").strip().splitlines()[0]})
 
 

@@ -125,4 +125,4 @@ class RecipeRegistry(Registry[type[Recipe]]):
         return decorate
 
 
-RECIPES = RecipeRegistry("training recipe", builtins=("alster_mapping.train.recipes.alster",))
+RECIPES = RecipeRegistry("training recipe", builtins=("alster_mapping.train.recipes.alster", "alster_mapping.train.recipes.asis"))
