@@ -17,6 +17,23 @@ TINY_ALSTER_NET = {
 """Overrides of ``AlsterNetConfig`` (keys relative to it)."""
 
 
+TINY_ASIS_NET = {
+    "backbone.centroids": [64, 16],
+    "backbone.radii": [0.2, 0.4],
+    "backbone.neighbours": 8,
+    "backbone.sa_channels": [16, 32],
+    "backbone.fp_channels": [32, 32],
+    "feature_dim": 32,
+    "neighbours": 8,
+}
+"""Overrides of ``AsisConfig``: two set abstraction levels, 32-wide features."""
+
+
+def tiny_asis_net(prefix: str = "") -> dict:
+    """``TINY_ASIS_NET`` with its keys under ``prefix`` (``"model."`` in the ASIS training config)."""
+    return {prefix + key: value for key, value in TINY_ASIS_NET.items()}
+
+
 def tiny_alster_net(prefix: str = "") -> dict:
     """``TINY_ALSTER_NET`` with its keys under ``prefix`` (``"model."`` in a MappingConfig,
     ``"mapping.model."`` in the ALSTER training config)."""

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from tiny_configs import tiny_asis_net
 
 from alster_mapping.core.config import apply_overrides
 from alster_mapping.core.labels import scannet20
@@ -11,16 +12,7 @@ from alster_mapping.nets.asis.model import embedding_neighbours
 from alster_mapping.nets.checkpoint import load_checkpoint, save_checkpoint
 from alster_mapping.nets.registry import MODELS
 
-SMALL = {
-    "in_channels": 3,
-    "backbone.centroids": [64, 16],
-    "backbone.radii": [0.2, 0.4],
-    "backbone.neighbours": 8,
-    "backbone.sa_channels": [16, 32],
-    "backbone.fp_channels": [32, 32],
-    "feature_dim": 32,
-    "neighbours": 8,
-}
+SMALL = {"in_channels": 3, **tiny_asis_net()}
 
 
 def small(**overrides) -> AsisConfig:

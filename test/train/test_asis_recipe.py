@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from tiny_configs import tiny_asis_net
 
 from alster_mapping.core.config import apply_overrides
 from alster_mapping.data.sequences import SyntheticSequence
@@ -16,13 +17,7 @@ TINY = {
     "batch": 4,
     "max_lr": 3e-3,
     "checkpoint_every": 10,
-    "model.backbone.centroids": [64, 16],
-    "model.backbone.radii": [0.2, 0.4],
-    "model.backbone.neighbours": 8,
-    "model.backbone.sa_channels": [16, 32],
-    "model.backbone.fp_channels": [32, 32],
-    "model.feature_dim": 32,
-    "model.neighbours": 8,
+    **tiny_asis_net("model."),
 }
 
 
