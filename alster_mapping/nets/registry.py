@@ -94,4 +94,4 @@ class ModelRegistry(Registry[ModelEntry]):
         return entry.builder(validate(config), **arguments)
 
 
-MODELS = ModelRegistry("model", builtins=("alster_mapping.nets.alster", "alster_mapping.nets.asis"))
+MODELS = ModelRegistry("model", builtins=("alster_mapping.nets.alster", "alster_mapping.nets.asis", "alster_mapping.nets.ban"))

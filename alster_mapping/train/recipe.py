@@ -125,4 +125,7 @@ class RecipeRegistry(Registry[type[Recipe]]):
         return decorate
 
 
-RECIPES = RecipeRegistry("training recipe", builtins=("alster_mapping.train.recipes.alster", "alster_mapping.train.recipes.asis"))
+RECIPES = RecipeRegistry(
+    "training recipe",
+    builtins=("alster_mapping.train.recipes.alster", "alster_mapping.train.recipes.asis", "alster_mapping.train.recipes.ban"),
+)

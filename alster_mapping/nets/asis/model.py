@@ -21,7 +21,7 @@ from torch import nn
 
 from ..losses import discriminative_loss
 from ..points.ops import group_points
-from ..points.pointnet2 import PointNet2Decoder, PointNet2Encoder
+from ..points.pointnet2 import PointNet2Decoder, PointNet2Encoder, shared_mlp
 from ..registry import MODELS
 from .config import AsisConfig
 
@@ -32,11 +32,6 @@ class AsisOutput:
 
     semantic_logits: torch.Tensor
     embeddings: torch.Tensor
-
-
-def point_layer(c_in: int, c_out: int) -> nn.Sequential:
-    """A point-wise fully connected layer with batch norm and ReLU (the paper's FC)."""
-    return nn.Sequential(nn.Conv1d(c_in, c_out, 1, bias=False), nn.BatchNorm1d(c_out), nn.ReLU(inplace=True))
 
 
 def embedding_neighbours(embeddings: torch.Tensor, k: int, cut_off: float) -> torch.Tensor:
@@ -63,9 +58,9 @@ class AsisModel(nn.Module):
         self.semantic_decoder = PointNet2Decoder(config.backbone, config.in_channels)
         self.instance_decoder = PointNet2Decoder(config.backbone, config.in_channels)
         decoded = self.semantic_decoder.out_channels
-        self.semantic_features = point_layer(decoded, width)
-        self.instance_features = point_layer(decoded, width)
-        self.adapt_semantic = point_layer(width, width) if config.semantic_aware else None  # the FC of eq. 5
+        self.semantic_features = shared_mlp([decoded, width], dims=1)
+        self.instance_features = shared_mlp([decoded, width], dims=1)
+        self.adapt_semantic = shared_mlp([width, width], dims=1) if config.semantic_aware else None  # the FC of eq. 5
         self.embedding_head = nn.Conv1d(width, config.embedding_dim, 1)
         self.dropout = nn.Dropout(config.dropout)
         self.semantic_head = nn.Conv1d(width, self.num_classes, 1)

@@ -1,51 +1,14 @@
-"""The ASIS recipe: joint semantic and instance training on blocks of fused maps (issue 11).
-
-Data that looks like what the node's ``~/segment_instances`` will see: each synthetic world
-(seeds >= 1000) is walked and fused into a voxel map at the map's voxel size (the label
-images only drive the fusion; the map gives the voxel centres and mean colours), its voxels
-take the world's ground truth (``data.map_samples``: raw label + instance id of the nearest
-ground-truth point), and the map is cut into 1 m columns of a fixed number of points
-(``data.point_blocks``). Each point's input is its position centred on the block's floor
-plan, its colour (0..1) and its position normalised to the map's extent (the 9-d input of
-ASIS section 4: XYZ, RGB, normalised room coordinates). One phase: Adam with OneCycle, the
-cross-entropy plus the discriminative loss (``AsisModel.losses``).
-"""
+"""The ASIS recipe (issue 11): ASIS on blocks of fused maps (``instance_blocks`` says how)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-import numpy as np
-import torch
-
-from ...core.config import MapConfig, param, section
-from ...core.labels import LabelSpace, nyu40
-from ...core.samples import PointBlock
-from ...data.map_samples import labelled_voxels
-from ...data.point_blocks import cut_blocks
-from ...data.sequences import SyntheticSequence, parse_seed_range
-from ...map.voxel_map import SemanticVoxelMap
-from ...nets.asis import AsisConfig, AsisModel
+from ...core.config import section
+from ...nets.asis import AsisConfig
 from ...nets.points.pointnet2 import PointNet2Config
-from ...nets.registry import MODELS
-from ...pipeline.label_fusion import LabelFusion
-from ..recipe import RECIPES, Phase, Recipe, RecipeConfig
-
-
-@dataclass
-class PointDataConfig:
-    """Labelled voxels of maps fused from synthetic worlds, cut into blocks."""
-
-    seeds: tuple[int, ...] = param((1000, 1015), "synthetic worlds: [first, last] seed (inclusive); evaluation uses seeds below 1000", min=0)
-    frames: int = param(60, "frames walked per world (10 Hz)", min=1, max=100000)
-    width: int = param(160, "rendered image width [px] (the map, not the image, is the model's input)", min=16, max=4096)
-    height: int = param(120, "rendered image height [px]", min=16, max=4096)
-    voxel_size: float = param(0.04, "voxel edge of the fused maps [m] (the mapper's default)", min=0.005, max=1.0)
-    block_size: float = param(1.0, "edge of the block columns [m] (the paper: 1)", min=0.1, max=10.0)
-    stride: float = param(0.5, "step between block columns [m]", min=0.05, max=10.0)
-    points: int = param(1024, "points per block (the paper: 4096; 1024 on a CPU)", min=16, max=65536)
-    min_points: int = param(100, "columns with fewer voxels are dropped", min=1)
+from ..recipe import RECIPES
+from .instance_blocks import InstanceBlockRecipe, InstanceTrainConfig
 
 
 def blocks_of_1024_points() -> AsisConfig:
@@ -55,89 +18,15 @@ def blocks_of_1024_points() -> AsisConfig:
 
 
 @dataclass
-class AsisTrainConfig(RecipeConfig):
+class AsisTrainConfig(InstanceTrainConfig):
     """``alster train --model asis``: data, schedule and the network."""
 
-    label_space: str = param("scannet20", "label space of the semantic head")
-    data: PointDataConfig = section(PointDataConfig)
-    steps: int = param(600, "optimizer steps", min=0)
-    batch: int = param(8, "blocks per step", min=1, max=256)
-    max_lr: float = param(1e-3, "OneCycle peak learning rate (the paper: Adam at 1e-3)", min=0.0, max=1.0)
-    grad_clip: float = param(0.0, "clip the gradient norm at this value; 0 = off", min=0.0)
     model: AsisConfig = section(blocks_of_1024_points, "the ASIS network (in_channels must be 6: colour + normalised position)")
 
 
-def fused_map_points(sequence: SyntheticSequence, voxel_size: float) -> PointBlock:
-    """The sequence fused into a voxel map (centres, mean colours), labelled from its ground truth."""
-    space = nyu40()
-    voxel_map = SemanticVoxelMap(MapConfig(voxel_size=voxel_size, feature_dim=space.num_classes), space)
-    fusion = LabelFusion(voxel_map)
-    for frame in sequence:
-        fusion.integrate(frame)
-    return labelled_voxels(voxel_map, sequence.ground_truth())
-
-
-def block_inputs(block: PointBlock, low: np.ndarray, extent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(xyz (N, 3) centred on the block's floor plan, features (N, 6): colour 0..1 and the
-    position normalised to the map's extent [low, low + extent])."""
-    xyz = block.xyz.astype(np.float32)
-    centred = xyz.copy()
-    centred[:, :2] -= (xyz[:, :2].min(0) + xyz[:, :2].max(0)) / 2
-    colour = block.rgb.astype(np.float32) / 255.0 if block.rgb is not None else np.zeros_like(xyz)
-    return centred, np.concatenate([colour, (xyz - low) / np.maximum(extent, 1e-6)], 1).astype(np.float32)
-
-
 @RECIPES.register("asis")
-class AsisRecipe(Recipe):
-    """ASIS trained on blocks (see the module docstring). sequences: synthetic sequences to
-    use instead of ``config.data.seeds``."""
+class AsisRecipe(InstanceBlockRecipe):
+    """ASIS trained on blocks of fused synthetic maps."""
 
     config_class = AsisTrainConfig
-
-    def __init__(self, config: AsisTrainConfig, sequences: list | None = None, rank: int = 0, world_size: int = 1):
-        super().__init__(config, sequences, rank, world_size)
-        if config.model.in_channels != 6:
-            raise ValueError(f"model.in_channels must be 6 (colour + normalised position), got {config.model.in_channels}")
-        self.device = torch.device("cpu")
-        self.label_space = LabelSpace.load(config.label_space)
-        self.model: AsisModel = MODELS.build("asis", config.model, num_classes=self.label_space.num_classes)
-        data = config.data
-        setup = time.perf_counter()
-        if sequences is None:
-            sequences = [SyntheticSequence(seed, data.frames, data.width, data.height) for seed in parse_seed_range(data.seeds)]
-        self.sequences = sequences
-        rng = np.random.default_rng(config.seed)
-        self.blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        for sequence in sequences:
-            points = fused_map_points(sequence, data.voxel_size)
-            low = points.xyz.min(0)
-            extent = points.xyz.max(0) - low
-            for block in cut_blocks(points, rng, data.block_size, data.stride, data.points, data.min_points):
-                xyz, features = block_inputs(block, low, extent)
-                semantic = self.label_space.encode(block.labels, "block labels").numpy()
-                instances = np.where(block.instances > 0, block.instances, -1)
-                self.blocks.append((xyz, features, semantic, instances))
-        self.setup_seconds = time.perf_counter() - setup
-        if not self.blocks:
-            raise ValueError("no training blocks (worlds too small for the block size?)")
-
-    def phases(self) -> list[str]:
-        return ["train"]
-
-    def steps(self, phase: str) -> int:
-        return self.config.steps
-
-    def start_phase(self, phase: str) -> Phase:
-        self.model.train()
-        return Phase(self.config.steps, [(list(self.model.parameters()), self.config.max_lr)], 1, self.config.grad_clip)
-
-    def forward(self, phase: str, step: int, index: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([self.config.seed, 3, step, self.rank])
-        chosen = [self.blocks[int(i)] for i in rng.integers(len(self.blocks), size=self.config.batch)]
-        xyz, features, semantic, instances = (torch.from_numpy(np.stack(part)) for part in zip(*chosen))
-        out = self.model(xyz, features)
-        return self.model.losses(out, semantic.long(), instances.long())
-
-    def provenance(self) -> dict:
-        data = self.config.data
-        return {"data_seeds": parse_seed_range(data.seeds), "sequences": [s.name for s in self.sequences], "blocks": len(self.blocks)}
+    model_name = "asis"

@@ -1,4 +1,4 @@
-"""The ASIS recipe (alster_mapping.train.recipes.asis): blocks of a fused map, trained through the one loop."""
+"""The instance recipes (ASIS, BAN; alster_mapping.train.recipes): blocks of a fused map, trained through the one loop."""
 
 import numpy as np
 import pytest
@@ -7,8 +7,11 @@ from tiny_configs import tiny_asis_net
 from alster_mapping.core.config import apply_overrides
 from alster_mapping.data.sequences import SyntheticSequence
 from alster_mapping.nets.checkpoint import load_checkpoint
+from alster_mapping.nets.points.inputs import block_inputs
 from alster_mapping.train.loop import MODEL_FILE, TrainingLoop
-from alster_mapping.train.recipes.asis import AsisTrainConfig, block_inputs, fused_map_points
+from alster_mapping.train.recipes.asis import AsisTrainConfig
+from alster_mapping.train.recipes.ban import BanTrainConfig
+from alster_mapping.train.recipes.instance_blocks import fused_map_points
 
 TINY = {
     "data.points": 256,
@@ -36,15 +39,19 @@ def test_the_fused_map_is_labelled_and_the_inputs_are_normalised(world):
     assert np.allclose((xyz[:, :2].min(0) + xyz[:, :2].max(0)) / 2, 0.0, atol=1e-5)
 
 
-def test_asis_trains_through_the_loop_and_reloads_from_its_card(world, tmp_path):
-    loop = TrainingLoop("asis", apply_overrides(AsisTrainConfig(), TINY), tmp_path, sequences=[world], progress=False)
+@pytest.mark.parametrize("name, config", [("asis", AsisTrainConfig()), ("ban", BanTrainConfig())])
+def test_the_instance_models_train_through_the_loop_and_reload_from_their_cards(world, tmp_path, name, config):
+    overrides = {**TINY, "model.attention_dim": 16} if name == "ban" else TINY
+    if name == "ban":
+        overrides = {k: v for k, v in overrides.items() if k != "model.neighbours"}
+    loop = TrainingLoop(name, apply_overrides(config, overrides), tmp_path, sequences=[world], progress=False)
     card = loop.run()
     losses = [r["total"] for r in loop.history]
     assert len(losses) == 25 and np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
     assert {"semantic", "var", "dist", "reg", "instance"} <= set(loop.history[-1])
-    assert card["model"] == "asis" and card["provenance"]["blocks"] > 0
+    assert card["model"] == name and card["provenance"]["blocks"] > 0
     model, _ = load_checkpoint(tmp_path / MODEL_FILE, task="instance_segmentation")
-    assert type(model).__name__ == "AsisModel"
+    assert type(model).__name__ == {"asis": "AsisModel", "ban": "BanModel"}[name]
 
 
 def test_the_model_must_take_colour_and_position(world, tmp_path):

@@ -1,0 +1,122 @@
+"""Instances of a whole scene (a map's voxels) from a point model that sees one block at a time.
+
+    1. the floor plan is tiled with ``block_size`` columns every ``stride`` m, as in training;
+       each column's points are shuffled and cut into chunks of ``points`` that overlap by
+       half (a column with fewer points is padded by repeating them), so every point is
+       seen at least once and the chunks of one column share points to merge on;
+    2. the model (ASIS or BAN, any ``instance_segmentation`` model returning semantic logits
+       and embeddings) runs on batches of chunks;
+    3. per chunk, mean-shift in the embedding space (``nets.points.mean_shift``, bandwidth
+       0.6) groups the points; a group's class is the mode of its points' predicted classes;
+    4. BlockMerging (``pipeline.block_merging``) joins the chunks' groups into scene
+       instances; a point's semantic class is the argmax of its class probabilities summed
+       over every chunk that saw it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..core.config import param
+from ..core.samples import PointBlock
+from ..nets.points.inputs import block_inputs
+from ..nets.points.mean_shift import mean_shift
+from .block_merging import BlockMerger, group_classes
+
+
+@dataclass
+class InstanceSegmentationConfig:
+    """How a scene is cut, clustered and merged (``segment_instances``)."""
+
+    block_size: float = param(1.0, "edge of the block columns [m] (as in training)", min=0.1, max=10.0)
+    stride: float = param(0.5, "step between block columns [m]", min=0.05, max=10.0)
+    points: int = param(1024, "points per chunk (as in training)", min=16, max=65536)
+    batch: int = param(8, "chunks per forward", min=1, max=256)
+    bandwidth: float = param(0.6, "mean-shift bandwidth in the embedding space (ASIS: 0.6)", min=0.01, max=10.0)
+    min_overlap: int = param(7, "BlockMerging: shared points for a group to join an instance", min=1)
+    min_new_size: int = param(30, "BlockMerging: points for a non-overlapping group to become an instance", min=0)
+    seed: int = param(0, "seed of the chunk shuffling", min=0)
+
+
+@dataclass
+class SceneInstances:
+    """semantic: (N,) int64 class index per point. instance: (N,) int64 instance id (-1 =
+    none). timings: seconds per stage (blocks, network, clustering, merging)."""
+
+    semantic: np.ndarray
+    instance: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def scene_chunks(xyz: np.ndarray, config: InstanceSegmentationConfig) -> list[np.ndarray]:
+    """Row indices (``config.points`` each) of the chunks covering every point (step 1)."""
+    rng = np.random.default_rng(config.seed)
+    plane = xyz[:, :2].astype(np.float64)
+    low, high = plane.min(0), plane.max(0)
+    counts = np.maximum(np.ceil((high - low - config.block_size) / config.stride).astype(int) + 1, 1)
+    chunks = []
+    for i in range(counts[0]):
+        for j in range(counts[1]):
+            origin = low + np.array([i, j]) * config.stride
+            rows = np.flatnonzero(np.all((plane >= origin) & (plane <= origin + config.block_size), axis=1))
+            if rows.size == 0:
+                continue
+            rows = rng.permutation(rows)
+            if rows.size <= config.points:
+                chunks.append(np.concatenate([rows, rng.choice(rows, config.points - rows.size)]))
+                continue
+            # Chunks of one column overlap by half, so that BlockMerging can join their groups.
+            step = max(config.points // 2, 1)
+            starts = list(range(0, rows.size - config.points, step)) + [rows.size - config.points]
+            chunks += [rows[start : start + config.points] for start in starts]
+    return chunks
+
+
+def segment_instances(model: torch.nn.Module, points: PointBlock, config: InstanceSegmentationConfig | None = None) -> SceneInstances:
+    """Semantic classes and instances of every point of ``points`` (see the module docstring).
+
+    model: an instance model in eval mode, forward(xyz (B, P, 3), features (B, P, 6)) ->
+    an output with ``semantic_logits`` (B, P, C) and ``embeddings`` (B, P, E). Raises
+    ValueError on an empty scene.
+    """
+    cfg = config or InstanceSegmentationConfig()
+    if len(points) == 0:
+        raise ValueError("no points to segment")
+    timings = {"blocks": 0.0, "network": 0.0, "clustering": 0.0, "merging": 0.0}
+    start = time.perf_counter()
+    chunks = scene_chunks(points.xyz, cfg)
+    low = points.xyz.min(0)
+    extent = points.xyz.max(0) - low
+    timings["blocks"] += time.perf_counter() - start
+    device = next(model.parameters()).device
+    probabilities = None
+    merger = BlockMerger(len(points), cfg.min_overlap, cfg.min_new_size)
+    for first in range(0, len(chunks), cfg.batch):
+        batch = chunks[first : first + cfg.batch]
+        clock = time.perf_counter()
+        inputs = [block_inputs(points.subset(rows), low, extent) for rows in batch]
+        xyz = torch.from_numpy(np.stack([x for x, _ in inputs])).to(device)
+        features = torch.from_numpy(np.stack([f for _, f in inputs])).to(device)
+        timings["blocks"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        with torch.no_grad():
+            out = model(xyz, features)
+        chunk_probabilities = torch.softmax(out.semantic_logits.float(), -1).cpu().numpy()
+        timings["network"] += time.perf_counter() - clock
+        if probabilities is None:
+            probabilities = np.zeros((len(points), chunk_probabilities.shape[-1]))
+        for rows, chunk_p, embedding in zip(batch, chunk_probabilities, out.embeddings):
+            np.add.at(probabilities, rows, chunk_p)
+            clock = time.perf_counter()
+            groups, _ = mean_shift(embedding, cfg.bandwidth)
+            groups = groups.cpu().numpy()
+            timings["clustering"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            merger.add_block(rows, groups, group_classes(groups, chunk_p.argmax(-1)))
+            timings["merging"] += time.perf_counter() - clock
+    merged = merger.result()
+    return SceneInstances(probabilities.argmax(-1).astype(np.int64), merged.instance, timings)
