@@ -49,13 +49,12 @@ def test_forward_shapes_and_the_vanilla_baseline():
     assert MODELS.entry("asis").task == "instance_segmentation"
 
 
-def test_a_few_steps_fit_semantics_and_separate_the_instances():
-    torch.manual_seed(0)
+def fit(model: torch.nn.Module, steps: int = 40) -> list[dict]:
+    """Adam on ``two_objects``; asserts that both losses fall; returns the loss history."""
     xyz, colour, semantic, instances = two_objects()
-    model = AsisModel(small(), num_classes=20)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     history = []
-    for _ in range(40):
+    for _ in range(steps):
         losses = model.losses(model(xyz, colour), semantic, instances)
         optimizer.zero_grad()
         losses["total"].backward()
@@ -63,6 +62,14 @@ def test_a_few_steps_fit_semantics_and_separate_the_instances():
         history.append({k: v.item() for k, v in losses.items()})
     assert history[-1]["semantic"] < 0.3 * history[0]["semantic"]
     assert history[-1]["instance"] < 0.5 * history[0]["instance"]
+    return history
+
+
+def test_a_few_steps_fit_semantics_and_separate_the_instances():
+    torch.manual_seed(0)
+    model = AsisModel(small(), num_classes=20)
+    fit(model)
+    xyz, colour, semantic, instances = two_objects()
     model.eval()
     with torch.no_grad():
         out = model(xyz, colour)

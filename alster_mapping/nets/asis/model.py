@@ -16,12 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..losses import discriminative_loss
+from ..points.branches import SemanticInstanceBranches, semantic_instance_losses
 from ..points.ops import group_points
-from ..points.pointnet2 import PointNet2Decoder, PointNet2Encoder, shared_mlp
+from ..points.pointnet2 import shared_mlp
 from ..registry import MODELS
 from .config import AsisConfig
 
@@ -54,12 +53,7 @@ class AsisModel(nn.Module):
         super().__init__()
         self.config, self.num_classes = config, int(num_classes)
         width = config.feature_dim
-        self.encoder = PointNet2Encoder(config.backbone, config.in_channels)
-        self.semantic_decoder = PointNet2Decoder(config.backbone, config.in_channels)
-        self.instance_decoder = PointNet2Decoder(config.backbone, config.in_channels)
-        decoded = self.semantic_decoder.out_channels
-        self.semantic_features = shared_mlp([decoded, width], dims=1)
-        self.instance_features = shared_mlp([decoded, width], dims=1)
+        self.branches = SemanticInstanceBranches(config)
         self.adapt_semantic = shared_mlp([width, width], dims=1) if config.semantic_aware else None  # the FC of eq. 5
         self.embedding_head = nn.Conv1d(width, config.embedding_dim, 1)
         self.dropout = nn.Dropout(config.dropout)
@@ -69,9 +63,7 @@ class AsisModel(nn.Module):
         return {"num_classes": self.num_classes}
 
     def forward(self, xyz: torch.Tensor, features: torch.Tensor | None = None) -> AsisOutput:
-        levels = self.encoder(xyz, features)
-        f_sem = self.semantic_features(self.semantic_decoder(levels).transpose(1, 2))  # (B, N_F, N)
-        f_ins = self.instance_features(self.instance_decoder(levels).transpose(1, 2))
+        f_sem, f_ins = self.branches(xyz, features)  # (B, N_F, N) each
         if self.adapt_semantic is not None:
             f_ins = f_ins + self.adapt_semantic(f_sem)  # eq. 5
         embeddings = self.embedding_head(f_ins).transpose(1, 2)  # (B, N, N_E)
@@ -85,8 +77,4 @@ class AsisModel(nn.Module):
     def losses(self, out: AsisOutput, semantic: torch.Tensor, instances: torch.Tensor) -> dict[str, torch.Tensor]:
         """semantic: (B, N) class indices (-1 ignored); instances: (B, N) ids (< 0 = none).
         Returns {"semantic", "var", "dist", "reg", "instance", "total"}."""
-        cfg = self.config
-        semantic_loss = F.cross_entropy(out.semantic_logits.reshape(-1, self.num_classes), semantic.reshape(-1), ignore_index=-1)
-        parts = discriminative_loss(out.embeddings, instances, cfg.delta_v, cfg.delta_d, (1.0, 1.0, cfg.weight_regulariser))
-        instance_loss = parts.pop("total")
-        return {"semantic": semantic_loss, **parts, "instance": instance_loss, "total": semantic_loss + cfg.weight_instance * instance_loss}
+        return semantic_instance_losses(out.semantic_logits, out.embeddings, semantic, instances, self.config, self.config.weight_instance)

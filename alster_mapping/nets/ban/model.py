@@ -17,11 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..losses import discriminative_loss
-from ..points.pointnet2 import PointNet2Decoder, PointNet2Encoder, shared_mlp
+from ..points.branches import SemanticInstanceBranches, semantic_instance_losses
+from ..points.pointnet2 import shared_mlp
 from ..registry import MODELS
 from .config import BanConfig
 
@@ -63,12 +62,7 @@ class BanModel(nn.Module):
         super().__init__()
         self.config, self.num_classes = config, int(num_classes)
         width = config.feature_dim
-        self.encoder = PointNet2Encoder(config.backbone, config.in_channels)
-        self.semantic_decoder = PointNet2Decoder(config.backbone, config.in_channels)
-        self.instance_decoder = PointNet2Decoder(config.backbone, config.in_channels)
-        decoded = self.semantic_decoder.out_channels
-        self.semantic_features = shared_mlp([decoded, width], dims=1)
-        self.instance_features = shared_mlp([decoded, width], dims=1)
+        self.branches = SemanticInstanceBranches(config)
         self.stoi = Attention(width, width, config.attention_dim) if config.semantic_to_instance else None
         instance_width = self.stoi.out_channels if self.stoi else width
         self.itos = Attention(instance_width, width, config.attention_dim) if config.instance_to_semantic else None
@@ -82,9 +76,7 @@ class BanModel(nn.Module):
         return {"num_classes": self.num_classes}
 
     def forward(self, xyz: torch.Tensor, features: torch.Tensor | None = None) -> BanOutput:
-        levels = self.encoder(xyz, features)
-        semantic = self.semantic_features(self.semantic_decoder(levels).transpose(1, 2))  # S: (B, N_S, N)
-        instance = self.instance_features(self.instance_decoder(levels).transpose(1, 2))  # I: (B, N_I, N)
+        semantic, instance = self.branches(xyz, features)  # S (B, N_S, N), I (B, N_I, N)
         if self.stoi is not None:
             instance = self.stoi(semantic, instance)  # STOI: alpha(S, I)
         if self.itos is not None:
@@ -95,8 +87,4 @@ class BanModel(nn.Module):
 
     def losses(self, out: BanOutput, semantic: torch.Tensor, instances: torch.Tensor) -> dict[str, torch.Tensor]:
         """semantic: (B, N) class indices (-1 ignored); instances: (B, N) ids (< 0 = none). Eq. 3."""
-        cfg = self.config
-        semantic_loss = F.cross_entropy(out.semantic_logits.reshape(-1, self.num_classes), semantic.reshape(-1), ignore_index=-1)
-        parts = discriminative_loss(out.embeddings, instances, cfg.delta_v, cfg.delta_d, (1.0, 1.0, cfg.weight_regulariser))
-        instance_loss = parts.pop("total")
-        return {"semantic": semantic_loss, **parts, "instance": instance_loss, "total": semantic_loss + instance_loss}
+        return semantic_instance_losses(out.semantic_logits, out.embeddings, semantic, instances, self.config)
