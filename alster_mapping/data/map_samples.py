@@ -16,15 +16,19 @@ from ..core.samples import PointBlock
 from ..map.voxel_map import SemanticVoxelMap
 
 
+def voxel_points(voxel_map: SemanticVoxelMap, name: str = "map") -> PointBlock:
+    """The map's voxels as points: centres [m] and mean colours, unlabelled (label 0, no instance)."""
+    arrays = voxel_map.to_arrays()
+    return PointBlock(arrays.xyz, np.zeros(len(arrays), np.int64), rgb=arrays.color, name=name)
+
+
 def labelled_voxels(voxel_map: SemanticVoxelMap, truth: PointBlock, radius: float | None = None) -> PointBlock:
     """The map's voxels (centres [m], mean colours) labelled from ``truth`` (see the module docstring)."""
-    arrays = voxel_map.to_arrays()
+    points = voxel_points(voxel_map, f"map of {truth.name}")
     reach = float(radius if radius is not None else voxel_map.voxel_size)
-    labels = np.zeros(len(arrays), np.int64)
-    instances = np.zeros(len(arrays), np.int64)
-    if len(arrays) and len(truth):
-        distance, nearest = cKDTree(truth.xyz).query(arrays.xyz, distance_upper_bound=reach)
+    if len(points) and len(truth):
+        distance, nearest = cKDTree(truth.xyz).query(points.xyz, distance_upper_bound=reach)
         found = np.isfinite(distance)
-        labels[found] = truth.labels[nearest[found]]
-        instances[found] = truth.instances[nearest[found]]
-    return PointBlock(arrays.xyz, labels, instances, rgb=arrays.color, name=f"map of {truth.name}")
+        points.labels[found] = truth.labels[nearest[found]]
+        points.instances[found] = truth.instances[nearest[found]]
+    return points

@@ -45,11 +45,36 @@ class InstanceSegmentationConfig:
 @dataclass
 class SceneInstances:
     """semantic: (N,) int64 class index per point. instance: (N,) int64 instance id (-1 =
-    none). timings: seconds per stage (blocks, network, clustering, merging)."""
+    none). confidence: (N,) float probability of the point's class, averaged over the chunks
+    that saw it. timings: seconds per stage (blocks, network, clustering, merging)."""
 
     semantic: np.ndarray
     instance: np.ndarray
+    confidence: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def instance_objects(xyz: np.ndarray, result: SceneInstances, class_names: list[str]) -> list[dict]:
+    """The object list: per instance its id, class, score (mean confidence of its points),
+    centroid and extent (axis-aligned, metres) and point count; largest first."""
+    objects = []
+    for ident in np.unique(result.instance[result.instance >= 0]):
+        members = result.instance == ident
+        classes = result.semantic[members]
+        label = int(np.bincount(classes).argmax())
+        points = xyz[members]
+        objects.append(
+            {
+                "id": int(ident),
+                "class": class_names[label],
+                "class_index": label,
+                "score": float(result.confidence[members].mean()),
+                "centroid": [float(v) for v in points.mean(0)],
+                "extent": [float(v) for v in points.max(0) - points.min(0)],
+                "points": int(members.sum()),
+            }
+        )
+    return sorted(objects, key=lambda o: -o["points"])
 
 
 def scene_chunks(xyz: np.ndarray, config: InstanceSegmentationConfig) -> list[np.ndarray]:
@@ -119,4 +144,6 @@ def segment_instances(model: torch.nn.Module, points: PointBlock, config: Instan
             merger.add_block(rows, groups, group_classes(groups, chunk_p.argmax(-1)))
             timings["merging"] += time.perf_counter() - clock
     merged = merger.result()
-    return SceneInstances(probabilities.argmax(-1).astype(np.int64), merged.instance, timings)
+    visits = np.bincount(np.concatenate(chunks), minlength=len(points))[:, None]
+    mean = probabilities / np.maximum(visits, 1)
+    return SceneInstances(mean.argmax(-1).astype(np.int64), merged.instance, mean.max(-1), timings)
