@@ -189,6 +189,26 @@ def project_points(
     return torch.stack([u, v], -1), z
 
 
+def depth_along_rays(
+    points_world: np.ndarray, depth: np.ndarray, intrinsics: CameraIntrinsics, T_world_camera: np.ndarray, max_range: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """For world points (N, 3) [m]: their depth z (N,) along the camera's optical axis and the
+    depth (N,) the image ``depth`` (H, W) [m] measured at the pixel each projects to; the
+    measurement is 0 where a point lies behind the camera, beyond ``max_range``, outside the
+    image, or its pixel has no valid depth. Compare the two to tell observed, free and
+    hidden points apart."""
+    uv, z = project_points(torch.from_numpy(np.asarray(points_world, dtype=np.float64)), intrinsics, T_world_camera)
+    pixel = torch.round(uv).to(torch.int64).numpy()
+    z = z.numpy()
+    on_image = (pixel[:, 0] >= 0) & (pixel[:, 0] < intrinsics.width) & (pixel[:, 1] >= 0) & (pixel[:, 1] < intrinsics.height)
+    inside = (z > 0) & (z <= max_range) & on_image
+    measured = np.zeros(len(z), np.float32)
+    rows = np.flatnonzero(inside)
+    values = depth[pixel[rows, 1], pixel[rows, 0]]
+    measured[rows] = np.where(np.isfinite(values) & (values > 0), values, 0.0)
+    return z, measured
+
+
 def in_frustum(
     points_world: torch.Tensor,
     intrinsics: CameraIntrinsics,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.frame import RGBDFrame
+from ..core.geometry import depth_along_rays
 from ..core.samples import PointBlock, VoxelVolume
 
 
@@ -48,21 +49,8 @@ def completion_volume(
 
 def _projective_tsdf(frame: RGBDFrame, centres: np.ndarray, truncation: float, max_range: float) -> np.ndarray:
     """(N,) float32 in [-1, 1]: (measured depth - voxel depth) / truncation along each voxel's pixel ray."""
-    T_camera_world = np.linalg.inv(frame.T_world_camera)
-    camera = centres @ T_camera_world[:3, :3].T + T_camera_world[:3, 3]
-    z = camera[:, 2]
-    k = frame.intrinsics
-    tsdf = np.ones(len(centres), np.float32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = np.floor(k.fx * camera[:, 0] / z + k.cx + 0.5)
-        v = np.floor(k.fy * camera[:, 1] / z + k.cy + 0.5)
-    inside = (z > 0) & (z <= max_range) & (u >= 0) & (u < k.width) & (v >= 0) & (v < k.height)
-    rows = np.flatnonzero(inside)
-    measured = frame.depth[v[rows].astype(np.int64), u[rows].astype(np.int64)]
-    valid = np.isfinite(measured) & (measured > 0)
-    rows, measured = rows[valid], measured[valid]
-    tsdf[rows] = np.clip((measured - z[rows]) / truncation, -1.0, 1.0)
-    return tsdf
+    z, measured = depth_along_rays(centres, frame.depth, frame.intrinsics, frame.T_world_camera, max_range)
+    return np.where(measured > 0, np.clip((measured - z) / truncation, -1.0, 1.0), 1.0).astype(np.float32)
 
 
 def _voxel_labels(truth: PointBlock, origin: np.ndarray, voxel_size: float, dims: np.ndarray) -> np.ndarray:

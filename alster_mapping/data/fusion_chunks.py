@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.frame import RGBDFrame
+from ..core.geometry import depth_along_rays
 from ..core.samples import ImagePointChunk, PointBlock
 from .sequences import Sequence
 
@@ -20,20 +21,8 @@ def observed_points(frame: RGBDFrame, xyz: np.ndarray, max_range: float = 3.0, t
     A point is observed when it projects into the image in front of the camera within
     ``max_range`` [m] and the measured depth there is within ``tolerance`` [m] plus 2 % of
     the distance of the point's own depth (so occluded points are not)."""
-    T_camera_world = np.linalg.inv(frame.T_world_camera)
-    camera = xyz.astype(np.float64) @ T_camera_world[:3, :3].T + T_camera_world[:3, 3]
-    z = camera[:, 2]
-    k = frame.intrinsics
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = np.floor(k.fx * camera[:, 0] / z + k.cx + 0.5).astype(np.int64, copy=False)
-        v = np.floor(k.fy * camera[:, 1] / z + k.cy + 0.5).astype(np.int64, copy=False)
-    inside = (z > 0) & (z <= max_range) & (u >= 0) & (u < k.width) & (v >= 0) & (v < k.height)
-    seen = np.zeros(len(xyz), bool)
-    rows = np.flatnonzero(inside)
-    measured = frame.depth[v[rows], u[rows]]
-    agree = np.isfinite(measured) & (measured > 0) & (np.abs(measured - z[rows]) <= tolerance + 0.02 * z[rows])
-    seen[rows[agree]] = True
-    return seen
+    z, measured = depth_along_rays(xyz, frame.depth, frame.intrinsics, frame.T_world_camera, max_range)
+    return (measured > 0) & (np.abs(measured - z) <= tolerance + 0.02 * z)
 
 
 def image_point_chunks(
@@ -49,19 +38,28 @@ def image_point_chunks(
     if frames_per_chunk < 1 or (stride is not None and stride < 1):
         raise ValueError(f"frames_per_chunk and stride must be positive, got {frames_per_chunk}, {stride}")
     step = stride or frames_per_chunk
-    chunks = []
-    for start in range(0, max(len(sequence) - frames_per_chunk + 1, 1), step):
-        frames = []
-        for index in range(start, min(start + frames_per_chunk, len(sequence))):
+    # Overlapping chunks (stride < frames_per_chunk) share frames: read and test each once.
+    views: dict[int, tuple[RGBDFrame, np.ndarray] | None] = {}
+
+    def view(index: int) -> tuple[RGBDFrame, np.ndarray] | None:
+        if index not in views:
             try:
-                frames.append(sequence.frame(index))
+                frame = sequence.frame(index)
+                views[index] = (frame, observed_points(frame, truth.xyz, max_range))
             except ValueError as exc:
                 sequence.skipped[f"{type(exc).__name__}: {str(exc).split(':')[0]}"] += 1
-        if not frames:
+                views[index] = None
+        return views[index]
+
+    chunks = []
+    for start in range(0, max(len(sequence) - frames_per_chunk + 1, 1), step):
+        found = [v for v in map(view, range(start, min(start + frames_per_chunk, len(sequence)))) if v is not None]
+        for done in [i for i in views if i < start + step]:  # no later chunk needs them
+            del views[done]
+        if not found:
             continue
-        seen = np.zeros(len(truth), bool)
-        for frame in frames:
-            seen |= observed_points(frame, truth.xyz, max_range)
+        seen = np.logical_or.reduce([mask for _, mask in found])
         if seen.sum() >= min_points:
+            frames = [frame for frame, _ in found]
             chunks.append(ImagePointChunk(frames, truth.subset(seen), f"{sequence.name} frames {start}-{start + len(frames) - 1}"))
     return chunks
