@@ -344,3 +344,39 @@ def observed_voxels(
     points_cam, mask = backproject(depth, intrinsics, max_range, min_range)
     points = transform_points(T_world_camera, points_cam)
     return voxel_keys(points, voxel_size), points, mask
+
+
+def block_columns(plane: np.ndarray, block_size: float, stride: float) -> list[tuple[tuple[int, int], np.ndarray]]:
+    """Tile a floor plan with square columns: ``block_size`` [m] wide, one every ``stride``
+    [m] from the points' minimum, enough to cover them all.
+
+    plane: (N, 2) point coordinates in the floor plan [m]. Returns ((i, j), rows) for
+    every column holding points, i-major: rows (ascending int64) of the points inside it
+    (borders included). Points are binned once into stride-sized cells, so each column
+    only tests the points of the cells it overlaps.
+    """
+    plane = np.asarray(plane, dtype=np.float64)
+    if len(plane) == 0:
+        return []
+    low, high = plane.min(0), plane.max(0)
+    counts = np.maximum(np.ceil((high - low - block_size) / stride).astype(int) + 1, 1)
+    cell = np.floor((plane - low) / stride).astype(np.int64)
+    order = np.lexsort((cell[:, 1], cell[:, 0]))
+    keys, starts = np.unique(cell[order], axis=0, return_index=True)
+    ends = np.append(starts[1:], len(order))
+    members = {(int(a), int(b)): order[s:e] for (a, b), s, e in zip(keys, starts, ends)}
+    reach = int(np.ceil(block_size / stride))  # cells a column spans beyond its first
+    columns = []
+    for i in range(counts[0]):
+        for j in range(counts[1]):
+            # One cell of slack on the low side: a point on a column's border may round into the cell below.
+            near = [(a, b) for a in range(i - 1, i + reach + 1) for b in range(j - 1, j + reach + 1)]
+            candidates = [members[key] for key in near if key in members]
+            if not candidates:
+                continue
+            rows = np.sort(np.concatenate(candidates))
+            origin = low + np.array([i, j]) * stride
+            rows = rows[np.all((plane[rows] >= origin) & (plane[rows] <= origin + block_size), axis=1)]
+            if rows.size:
+                columns.append(((i, j), rows))
+    return columns

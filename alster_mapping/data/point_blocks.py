@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.geometry import block_columns
 from ..core.samples import PointBlock
 
 
@@ -37,18 +38,11 @@ def cut_blocks(
         raise ValueError(f"up_axis must be 0, 1 or 2, got {up_axis}")
     if len(points) == 0:
         return []
-    plane = points.xyz[:, [axis for axis in range(3) if axis != up_axis]].astype(np.float64)
-    low, high = plane.min(0), plane.max(0)
-    # Enough column origins to cover the extent; the last column ends at or past ``high``.
-    counts = np.maximum(np.ceil((high - low - block_size) / stride).astype(int) + 1, 1)
+    plane = points.xyz[:, [axis for axis in range(3) if axis != up_axis]]
     blocks = []
-    for i in range(counts[0]):
-        for j in range(counts[1]):
-            origin = low + np.array([i, j]) * stride
-            inside = np.all((plane >= origin) & (plane <= origin + block_size), axis=1)
-            rows = np.flatnonzero(inside)
-            if rows.size < min_points:
-                continue
-            picked = rng.choice(rows, num_points, replace=rows.size < num_points)
-            blocks.append(points.subset(picked, f"{points.name} block ({i}, {j})"))
+    for (i, j), rows in block_columns(plane, block_size, stride):
+        if rows.size < min_points:
+            continue
+        picked = rng.choice(rows, num_points, replace=rows.size < num_points)
+        blocks.append(points.subset(picked, f"{points.name} block ({i}, {j})"))
     return blocks

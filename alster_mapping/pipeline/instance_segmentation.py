@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..core.config import param
+from ..core.geometry import block_columns
 from ..core.samples import PointBlock
 from ..nets.points.inputs import block_inputs
 from ..nets.points.mean_shift import mean_shift
@@ -80,24 +81,16 @@ def instance_objects(xyz: np.ndarray, result: SceneInstances, class_names: list[
 def scene_chunks(xyz: np.ndarray, config: InstanceSegmentationConfig) -> list[np.ndarray]:
     """Row indices (``config.points`` each) of the chunks covering every point (step 1)."""
     rng = np.random.default_rng(config.seed)
-    plane = xyz[:, :2].astype(np.float64)
-    low, high = plane.min(0), plane.max(0)
-    counts = np.maximum(np.ceil((high - low - config.block_size) / config.stride).astype(int) + 1, 1)
     chunks = []
-    for i in range(counts[0]):
-        for j in range(counts[1]):
-            origin = low + np.array([i, j]) * config.stride
-            rows = np.flatnonzero(np.all((plane >= origin) & (plane <= origin + config.block_size), axis=1))
-            if rows.size == 0:
-                continue
-            rows = rng.permutation(rows)
-            if rows.size <= config.points:
-                chunks.append(np.concatenate([rows, rng.choice(rows, config.points - rows.size)]))
-                continue
-            # Chunks of one column overlap by half, so that BlockMerging can join their groups.
-            step = max(config.points // 2, 1)
-            starts = list(range(0, rows.size - config.points, step)) + [rows.size - config.points]
-            chunks += [rows[start : start + config.points] for start in starts]
+    for _, rows in block_columns(xyz[:, :2], config.block_size, config.stride):
+        rows = rng.permutation(rows)
+        if rows.size <= config.points:
+            chunks.append(np.concatenate([rows, rng.choice(rows, config.points - rows.size)]))
+            continue
+        # Chunks of one column overlap by half, so that BlockMerging can join their groups.
+        step = max(config.points // 2, 1)
+        starts = list(range(0, rows.size - config.points, step)) + [rows.size - config.points]
+        chunks += [rows[start : start + config.points] for start in starts]
     return chunks
 
 

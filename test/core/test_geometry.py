@@ -442,3 +442,25 @@ def test_pose_from_quaternion_matches_scipy():
         T = geo.pose_from_quaternion(np.array([1.0, -2.0, 0.5]), q)
         np.testing.assert_allclose(T[:3, :3], Rotation.from_quat(q).as_matrix(), atol=1e-12)
         np.testing.assert_array_equal(T[3], [0, 0, 0, 1])
+
+
+def test_block_columns_match_the_direct_scan():
+    from alster_mapping.core.geometry import block_columns
+
+    rng = np.random.default_rng(3)
+    plane = rng.uniform([0.0, -1.0], [3.7, 2.2], (3000, 2))
+    for block_size, stride in ((1.0, 0.5), (1.0, 0.3), (0.4, 0.5)):
+        columns = block_columns(plane, block_size, stride)
+        low, high = plane.min(0), plane.max(0)
+        counts = np.maximum(np.ceil((high - low - block_size) / stride).astype(int) + 1, 1)
+        expected = []
+        for i in range(counts[0]):
+            for j in range(counts[1]):
+                origin = low + np.array([i, j]) * stride
+                rows = np.flatnonzero(np.all((plane >= origin) & (plane <= origin + block_size), axis=1))
+                if rows.size:
+                    expected.append(((i, j), rows))
+        assert [c for c, _ in columns] == [c for c, _ in expected]
+        for (_, rows), (_, want) in zip(columns, expected):
+            np.testing.assert_array_equal(rows, want)
+    assert block_columns(np.zeros((0, 2)), 1.0, 0.5) == []
