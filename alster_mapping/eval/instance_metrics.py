@@ -202,39 +202,56 @@ def _ap_from_matches(true: np.ndarray, scores: np.ndarray, hard_false_negatives:
     return float(np.dot(precision, step_widths))
 
 
-def _match_scene(
-    truths: list[np.ndarray], small_truths: list[np.ndarray], void: np.ndarray, preds: list[Prediction], threshold: float
-) -> tuple[list[float], list[float], int]:
+@dataclass
+class _ClassInScene:
+    """One class in one scene, computed once for every IoU threshold: the IoUs of the
+    evaluated ground-truth instances (rows) and predictions (columns), the predictions'
+    scores, and the share of each prediction on ignored points or on ground-truth
+    instances too small to evaluate."""
+
+    iou: np.ndarray
+    scores: np.ndarray
+    ignored: np.ndarray
+
+
+def _class_in_scene(masks: list[np.ndarray], void: np.ndarray, preds: list[Prediction], min_region_size: int) -> _ClassInScene:
+    truths = [m for m in masks if m.sum() >= min_region_size]
+    small = [m for m in masks if m.sum() < min_region_size]
+    ignored = np.array(
+        [(np.logical_and(p.mask, void).sum() + sum(np.logical_and(p.mask, t).sum() for t in small)) / max(int(p.mask.sum()), 1) for p in preds]
+    )
+    return _ClassInScene(_iou_matrix(truths, [p.mask for p in preds]), np.array([p.score for p in preds], float), ignored)
+
+
+def _match_scene(case: _ClassInScene, threshold: float) -> tuple[list[float], list[float], int]:
     """(true flags, scores, unmatched ground truth) of one scene, class and threshold, as
     ScanNet's ``evaluate_matches``: each ground-truth instance keeps its most confident
     prediction with IoU > threshold as a true positive (a prediction serves one instance;
     further matches are false positives at the lower score); a prediction that matches
     nothing is a false positive unless more than ``threshold`` of it lies on ignored points
     or on ground-truth instances too small to evaluate."""
-    matched = [False] * len(truths)
-    best = [0.0] * len(truths)
+    above = case.iou > threshold  # (G, P)
+    matched = [False] * above.shape[0]
+    best = [0.0] * above.shape[0]
     true, scores = [], []
     used = set()
-    for gi, truth in enumerate(truths):
-        for pi, pred in enumerate(preds):
-            if pi in used or _iou(pred.mask, truth) <= threshold:
+    for gi in range(above.shape[0]):
+        for pi in np.flatnonzero(above[gi]):
+            if pi in used:
                 continue
+            score = float(case.scores[pi])
             if matched[gi]:  # a second match: the less confident one is a false positive
                 true.append(0.0)
-                scores.append(min(best[gi], pred.score))
-                best[gi] = max(best[gi], pred.score)
+                scores.append(min(best[gi], score))
+                best[gi] = max(best[gi], score)
             else:
-                matched[gi], best[gi] = True, pred.score
+                matched[gi], best[gi] = True, score
                 used.add(pi)
     true += [1.0] * sum(matched)
-    scores += [best[gi] for gi in range(len(truths)) if matched[gi]]
-    for pred in preds:
-        if any(_iou(pred.mask, truth) > threshold for truth in truths):
-            continue
-        ignored = np.logical_and(pred.mask, void).sum() + sum(np.logical_and(pred.mask, t).sum() for t in small_truths)
-        if ignored / max(int(pred.mask.sum()), 1) <= threshold:
-            true.append(0.0)
-            scores.append(pred.score)
+    scores += [best[gi] for gi in range(len(matched)) if matched[gi]]
+    unmatched = ~above.any(0) & (case.ignored <= threshold)
+    true += [0.0] * int(unmatched.sum())
+    scores += case.scores[unmatched].tolist()
     return true, scores, matched.count(False)
 
 
@@ -253,34 +270,29 @@ def average_precision(
     """
     thresholds = (*AP_THRESHOLDS, 0.25)
     per_class: dict[int, dict[str, float]] = {}
-    prepared = []
-    for gt_semantic, gt_instance, predictions in scenes:
-        masks = instance_masks(gt_semantic, gt_instance)
-        prepared.append((masks, np.asarray(gt_semantic) < 0, [p for p in predictions if p.mask.sum() >= min_region_size]))
+    prepared = [
+        (instance_masks(gt_semantic, gt_instance), np.asarray(gt_semantic) < 0, [p for p in predictions if p.mask.sum() >= min_region_size])
+        for gt_semantic, gt_instance, predictions in scenes
+    ]
     for c in range(num_classes):
+        cases, has_truth = [], False
+        for masks_by_class, void, predictions in prepared:
+            masks = masks_by_class.get(c, [])
+            has_truth |= any(m.sum() >= min_region_size for m in masks)
+            cases.append(_class_in_scene(masks, void, [p for p in predictions if p.label == c], min_region_size))
+        if not has_truth:
+            continue
         ap = []
         for threshold in thresholds:
             true_all: list[float] = []
             score_all: list[float] = []
             unmatched = 0
-            has_truth = False
-            for masks, void, predictions in prepared:
-                truths = [m for m in masks.get(c, []) if m.sum() >= min_region_size]
-                small = [m for m in masks.get(c, []) if m.sum() < min_region_size]
-                has_truth |= bool(truths)
-                true, scores, missed = _match_scene(truths, small, void, [p for p in predictions if p.label == c], threshold)
+            for case in cases:
+                true, scores, missed = _match_scene(case, threshold)
                 true_all += true
                 score_all += scores
                 unmatched += missed
-            if not has_truth:
-                break
             ap.append(_ap_from_matches(np.array(true_all), np.array(score_all), unmatched))
-        if ap:
-            per_class[c] = {"ap": float(np.mean(ap[: len(AP_THRESHOLDS)])), "ap50": ap[0], "ap25": ap[-1]}
+        per_class[c] = {"ap": float(np.mean(ap[: len(AP_THRESHOLDS)])), "ap50": ap[0], "ap25": ap[-1]}
     mean = {key: float(np.mean([v[key] for v in per_class.values()])) if per_class else float("nan") for key in ("ap", "ap50", "ap25")}
     return {**mean, "per_class": per_class}
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0
