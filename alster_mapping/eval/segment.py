@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import open3d as o3d
 from scipy.spatial import cKDTree
 
-from ..core.atomic_file import atomic_path, write_text_atomic
+from ..core.atomic_file import write_text_atomic
 from ..core.labels import LabelSpace
 from ..core.samples import PointBlock
 from ..data.map_samples import voxel_points
+from ..map.export import write_point_ply
 from ..map.map_file import load_map
 from ..nets.checkpoint import load_checkpoint
 from ..pipeline.instance_segmentation import InstanceSegmentationConfig, SceneInstances, instance_objects, segment_instances
@@ -45,14 +45,8 @@ def instance_colors(instance: np.ndarray) -> np.ndarray:
 
 def write_instances_ply(path: Path, xyz: np.ndarray, result: SceneInstances) -> None:
     """Binary PLY of the points coloured by instance, with ``label`` and ``instance`` properties."""
-    cloud = o3d.t.geometry.PointCloud()
-    cloud.point.positions = o3d.core.Tensor(xyz.astype(np.float32))
-    cloud.point.colors = o3d.core.Tensor(instance_colors(result.instance))
-    cloud.point.label = o3d.core.Tensor(result.semantic.astype(np.int32).reshape(-1, 1))
-    cloud.point.instance = o3d.core.Tensor(result.instance.astype(np.int32).reshape(-1, 1))
-    with atomic_path(path) as tmp:
-        if not o3d.t.io.write_point_cloud(str(tmp), cloud):
-            raise OSError(f"open3d could not write {path}")
+    labels, instances = result.semantic.astype(np.int32), result.instance.astype(np.int32)
+    write_point_ply(path, xyz.astype(np.float32), instance_colors(result.instance), label=labels, instance=instances)
 
 
 def score_against(truth: PointBlock, voxels: PointBlock, result: SceneInstances, label_space: LabelSpace) -> dict:
@@ -64,10 +58,11 @@ def score_against(truth: PointBlock, voxels: PointBlock, result: SceneInstances,
     pred_instance = result.instance[nearest]
     semantic = SemanticScores.from_labels(gt_semantic, pred_semantic, label_space.num_classes).to_dict(label_space.names)
     instances = score_instances([(gt_semantic, gt_instance, pred_semantic, pred_instance)]).to_dict(list(label_space.names))
+    confidence = result.confidence[nearest]
     predictions = []
     for obj in np.unique(pred_instance[pred_instance >= 0]):
         mask = pred_instance == obj
-        predictions.append(Prediction(mask, int(np.bincount(pred_semantic[mask]).argmax()), float(result.confidence[nearest][mask].mean())))
+        predictions.append(Prediction(mask, int(np.bincount(pred_semantic[mask]).argmax()), float(confidence[mask].mean())))
     ap = average_precision([(gt_semantic, gt_instance, predictions)], label_space.num_classes)
     return {
         "semantic": {k: semantic[k] for k in ("miou", "miou_present", "macc", "oacc")},

@@ -35,12 +35,19 @@ def export_ply(voxel_map: SemanticVoxelMap, path: str | os.PathLike, color_by: s
     arrays = voxel_map.to_arrays()
     if len(arrays) == 0:
         raise ValueError("the map is empty: nothing to export")
+    return write_point_ply(
+        path, arrays.xyz, _colors(arrays, color_by), label=arrays.label, confidence=arrays.confidence, count=arrays.count
+    )
+
+
+def write_point_ply(path: str | os.PathLike, xyz: np.ndarray, colors: np.ndarray, **properties: np.ndarray) -> Path:
+    """Write points as a binary PLY atomically: xyz (N, 3) [m], colors (N, 3) uint8, and one
+    scalar vertex property per keyword ((N,) arrays, their dtypes kept). Returns the path."""
     cloud = o3d.t.geometry.PointCloud()
-    cloud.point.positions = o3d.core.Tensor(arrays.xyz)
-    cloud.point.colors = o3d.core.Tensor(np.ascontiguousarray(_colors(arrays, color_by)))
-    cloud.point.label = o3d.core.Tensor(arrays.label.reshape(-1, 1))
-    cloud.point.confidence = o3d.core.Tensor(arrays.confidence.reshape(-1, 1))
-    cloud.point.count = o3d.core.Tensor(arrays.count.reshape(-1, 1))
+    cloud.point.positions = o3d.core.Tensor(np.ascontiguousarray(xyz))
+    cloud.point.colors = o3d.core.Tensor(np.ascontiguousarray(colors))
+    for name, values in properties.items():
+        cloud.point[name] = o3d.core.Tensor(np.ascontiguousarray(values).reshape(-1, 1))
     path = Path(path)
     with atomic_path(path) as tmp:
         if not o3d.t.io.write_point_cloud(str(tmp), cloud):
