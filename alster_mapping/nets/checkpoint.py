@@ -64,12 +64,12 @@ def save_checkpoint(
         "config": to_dict(model.config),
         "arguments": model.build_arguments(),
         "label_space": label_space.to_dict(),
-        "parameters": {"total": sum(p.numel() for p in model.parameters() if p.requires_grad)},
+        "parameters": model.parameter_counts()
+        if hasattr(model, "parameter_counts")  # per-part counts where the model offers them
+        else {"total": sum(p.numel() for p in model.parameters() if p.requires_grad)},
         "provenance": provenance or {},
         "metrics": metrics or {},
     }
-    if hasattr(model, "parameter_counts"):  # per-part counts where the model offers them
-        card["parameters"] = model.parameter_counts()
     card = json.loads(json.dumps(card))  # plain JSON types (tuples -> lists), as a reader sees it
     write_tensor_file(path, model.state_dict(), {"card": json.dumps(card)})
     write_text_atomic(card_path(path), json.dumps(card, indent=2))

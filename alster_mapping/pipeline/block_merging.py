@@ -53,21 +53,21 @@ class BlockMerger:
         rows = np.asarray(rows, np.int64)
         groups = np.asarray(groups, np.int64)
         assigned: dict[int, int] = {}
-        for group in np.unique(groups[groups >= 0]):
-            members = np.unique(rows[groups == group])
-            label_class = group_classes[int(group)]
+        members_of = {int(group): np.unique(rows[groups == group]) for group in np.unique(groups[groups >= 0])}
+        for group, members in members_of.items():
+            label_class = group_classes[group]
             existing = self.instance[members]
             same_class = (existing >= 0) & (self.semantic[members] == label_class)
             if same_class.any():
                 labels, counts = np.unique(existing[same_class], return_counts=True)
                 if counts.max() >= self.min_overlap:
-                    assigned[int(group)] = int(labels[counts.argmax()])
+                    assigned[group] = int(labels[counts.argmax()])
                     continue
             if len(members) > self.min_new_size:
-                assigned[int(group)] = self._next
+                assigned[group] = self._next
                 self._next += 1
         for group, label in assigned.items():
-            members = np.unique(rows[groups == group])
+            members = members_of[group]
             free = members[self.instance[members] < 0]
             self.instance[free] = label
             self.semantic[free] = group_classes[group]

@@ -6,15 +6,13 @@ from dataclasses import dataclass
 
 from ...core.config import section
 from ...nets.asis import AsisConfig
-from ...nets.points.pointnet2 import PointNet2Config
 from ..recipe import RECIPES
-from .instance_blocks import InstanceBlockRecipe, InstanceTrainConfig
+from .instance_blocks import InstanceBlockRecipe, InstanceTrainConfig, backbone_for_1024_points
 
 
 def blocks_of_1024_points() -> AsisConfig:
-    """ASIS for 1,024-point blocks: the paper's centroids (1024 / 256 / 64 / 16 for 4,096
-    points) scaled by the same quarter; everything else as in the paper."""
-    return AsisConfig(backbone=PointNet2Config(centroids=(256, 64, 16, 4)))
+    """ASIS for the recipe's 1,024-point blocks."""
+    return AsisConfig(backbone=backbone_for_1024_points())
 
 
 @dataclass

@@ -6,15 +6,13 @@ from dataclasses import dataclass
 
 from ...core.config import section
 from ...nets.ban import BanConfig
-from ...nets.points.pointnet2 import PointNet2Config
 from ..recipe import RECIPES
-from .instance_blocks import InstanceBlockRecipe, InstanceTrainConfig
+from .instance_blocks import InstanceBlockRecipe, InstanceTrainConfig, backbone_for_1024_points
 
 
 def blocks_of_1024_points() -> BanConfig:
-    """BAN for 1,024-point blocks (its N x N attention: 4 MB per matrix): the PointNet++
-    centroids scaled to the block as for ASIS; everything else as in the paper."""
-    return BanConfig(backbone=PointNet2Config(centroids=(256, 64, 16, 4)))
+    """BAN for the recipe's 1,024-point blocks."""
+    return BanConfig(backbone=backbone_for_1024_points())
 
 
 @dataclass

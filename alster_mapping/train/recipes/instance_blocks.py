@@ -27,6 +27,7 @@ from ...data.point_blocks import cut_blocks
 from ...data.sequences import SyntheticSequence, parse_seed_range
 from ...map.voxel_map import SemanticVoxelMap
 from ...nets.points.inputs import block_inputs
+from ...nets.points.pointnet2 import PointNet2Config
 from ...nets.registry import MODELS
 from ...pipeline.label_fusion import LabelFusion
 from ..recipe import Phase, Recipe, RecipeConfig
@@ -45,6 +46,13 @@ class PointDataConfig:
     stride: float = param(0.5, "step between block columns [m]", min=0.05, max=10.0)
     points: int = param(1024, "points per block (the paper: 4096; 1024 on a CPU)", min=16, max=65536)
     min_points: int = param(100, "columns with fewer voxels are dropped", min=1)
+
+
+def backbone_for_1024_points() -> PointNet2Config:
+    """PointNet++ for 1,024-point blocks: the paper's centroids (1024 / 256 / 64 / 16 for
+    4,096 points) scaled by the same quarter, everything else as in the paper (for BAN this
+    also keeps its N x N attention at 4 MB per matrix)."""
+    return PointNet2Config(centroids=(256, 64, 16, 4))
 
 
 @dataclass
