@@ -136,6 +136,14 @@ def test_engine_imports_without_ros():
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 
+def test_the_launch_files_import_of_the_node_config_stays_light():
+    """launch/mapping.launch.py reads the topic defaults from ros.node_config: no torch, no rclpy at launch."""
+    import subprocess
+
+    code = "import sys, alster_mapping.ros.node_config; sys.exit(('torch' in sys.modules) or ('rclpy' in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
 def test_map_bench_runs_and_reports_its_goals(tmp_path):
     sys.path.insert(0, str(ROOT / "bench"))
     try:
