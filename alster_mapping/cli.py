@@ -6,7 +6,7 @@
     alster replay BAG [--out DIR]               map a bag offline (no DDS), write the map, PLYs and a summary
     alster play   BAG [--rate R]                publish a bag on ROS topics with its timing and /clock (needs rclpy)
     alster label-fusion-demo [--data DIR]       fuse the real label-fusion frames, write map, PLY, PNGs, JSON
-    alster segment MAP --model CKPT [--gt SEQ]  instances of a map with ASIS / BAN: PLY, object list, metrics
+    alster segment MAP|SEQ [--model asis|ban]   instances with ASIS / BAN: PLY, object list, PNG, metrics
     alster info   MAP                           print a map file's contents
     alster export MAP [--ply P] [--png P]       convert a map file to PLY / PNG
 
@@ -34,6 +34,7 @@ from .core.labels import LabelSpace
 from .map.export import export_ply, project_labels, render_png, save_png
 from .map.map_file import load_map, save_map
 from .map.voxel_map import SemanticVoxelMap
+from .nets.shipped import shipped_checkpoint
 from .pipeline.label_fusion import LabelFusion
 from .pipeline.mapping_config import MappingConfig
 
@@ -46,17 +47,8 @@ DEMO_FRAMES = 120
 
 
 def shipped_model() -> Path:
-    """The model trained on synthetic worlds that ships with the package (models/ in a
-    checkout, share/alster_mapping/models when installed)."""
-    local = REPO_ROOT / "models" / MODEL_NAME
-    if local.exists():
-        return local
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return Path(get_package_share_directory("alster_mapping")) / "models" / MODEL_NAME
-    except Exception:  # no ament index: point at the checkout path, the error names it
-        return local
+    """The ALSTER model trained on synthetic worlds that ships with the package."""
+    return shipped_checkpoint(MODEL_NAME)
 
 
 DEFAULT_MODEL = shipped_model()
@@ -289,23 +281,47 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _instance_checkpoint(model: str) -> Path:
+    """``--model`` of segment: asis / ban (the shipped checkpoints) or a checkpoint path."""
+    from .nets.shipped import shipped_instance_checkpoint
+    from .pipeline.instance_job import INSTANCE_MODELS
+
+    return shipped_instance_checkpoint(model) if model in INSTANCE_MODELS else Path(model)
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
-    """Instances of a map file with an instance model (ASIS / BAN): instances.ply, objects.json, metrics."""
+    """Instances of a map file, or of a sequence mapped first, with ASIS / BAN: PLY, objects, PNG, metrics."""
+    from .eval.evaluate import replay
     from .eval.segment import segment_map
     from .pipeline.instance_segmentation import InstanceSegmentationConfig
+    from .pipeline.online_mapper import OnlineMapper
 
     config = apply_overrides(InstanceSegmentationConfig(), args.set or [])
+    map_path, sequence = Path(args.source), None
+    if not map_path.is_file():
+        # A sequence: map it first as the node would (the shipped ALSTER model by default).
+        (sequence,) = _sequences(args, [args.source])
+        mapping = _with_model(load_yaml(MappingConfig, args.config) if args.config else MappingConfig(), None)
+        mapper = OnlineMapper(mapping)
+        result = replay(sequence, mapper, stages=False, progress=True)
+        skipped = sum(result.skipped.values())
+        print(f"{sequence.name}: {result.frames} frames mapped" + (f", {skipped} skipped: {result.skipped}" if skipped else ""))
+        args.out.mkdir(parents=True, exist_ok=True)
+        map_path = save_map(mapper.map, args.out / "map.safetensors")
     truth = None
-    if args.gt:
-        (sequence,) = _sequences(args, [args.gt])
+    if args.gt or sequence is not None:
+        if args.gt:
+            (sequence,) = _sequences(args, [args.gt])
         truth = sequence.ground_truth()
-        if truth is None:
+        if truth is None and args.gt:
             raise ValueError(f"{args.gt}: no ground-truth points to score against")
-    summary = segment_map(args.map, args.model, args.out, truth, config)
+    summary = segment_map(map_path, _instance_checkpoint(args.model), args.out, truth, config)
     print(f"{summary['objects']} objects in {summary['voxels']} voxels ({summary['model']}, {summary['seconds']:.1f} s)")
     if "metrics" in summary:
         m = summary["metrics"]
         print(f"  mIoU {m['semantic']['miou']:.3f}  mCov {m['instance']['mcov']:.3f}  mWCov {m['instance']['mwcov']:.3f}  AP50 {m['ap']['ap50']:.3f}")
+    if "render_skipped" in summary:
+        print(f"  no instances.png: {summary['render_skipped']}", file=sys.stderr)
     print(f"outputs in {args.out}/: {', '.join(summary['outputs'])}")
     return 0
 
@@ -433,9 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(lf)
     lf.set_defaults(func=cmd_label_fusion_demo)
 
-    segment = sub.add_parser("segment", help="instances of a map file with an instance model (ASIS / BAN)")
-    segment.add_argument("map", type=Path, help="map file (.safetensors)")
-    segment.add_argument("--model", type=Path, required=True, help="an instance_segmentation checkpoint (asis / ban)")
+    segment = sub.add_parser("segment", help="instances of a map file (or of a sequence, mapped first) with ASIS / BAN")
+    segment.add_argument("source", help="map file (.safetensors), or a sequence (synthetic:SEED, ScanNet folder, bag) to map first")
+    segment.add_argument("--model", default="asis", help="asis or ban (the shipped checkpoints) or an instance_segmentation checkpoint")
+    segment.add_argument("--config", type=Path, help="YAML of MappingConfig for mapping a sequence (default: the shipped ALSTER model)")
     segment.add_argument("--out", type=Path, default=Path("build/segment"), help="output folder")
     segment.add_argument("--gt", metavar="SEQ", help="a sequence whose ground truth scores the result (e.g. synthetic:7)")
     segment.add_argument("--set", action="append", metavar="KEY=VALUE", help="override InstanceSegmentationConfig, e.g. bandwidth=0.6")

@@ -76,6 +76,7 @@ def bench_packing(n: int, repeats: int) -> dict:
         label_index=rng.integers(-1, 20, n).astype(np.int16),
         confidence=rng.random(n, dtype=np.float32),
         count=np.ones(n, np.int32),
+        instance=np.full(n, -1, np.int16),
     )
     arrays_to_cloud(arrays)  # warm-up
     times = []

@@ -86,3 +86,34 @@ def bench_script():
             sys.path.remove(bench_dir)
 
     return load
+
+
+@pytest.fixture(scope='session')
+def tiny_instance_model(tmp_path_factory):
+    """A tiny ASIS trained briefly on one small synthetic world, and that world's map
+    (scannet20, 8 cm voxels, saved): (checkpoint path, map path, world (seed, frames, width, height))."""
+    from tiny_configs import tiny_asis_net
+
+    from alster_mapping.core.config import MapConfig, apply_overrides
+    from alster_mapping.core.labels import scannet20
+    from alster_mapping.data.sequences import SyntheticSequence
+    from alster_mapping.map.map_file import save_map
+    from alster_mapping.map.voxel_map import SemanticVoxelMap
+    from alster_mapping.pipeline.label_fusion import LabelFusion
+    from alster_mapping.train.loop import MODEL_FILE, TrainingLoop
+    from alster_mapping.train.recipes.asis import AsisTrainConfig
+
+    root = tmp_path_factory.mktemp('tiny_instance_model')
+    world_args = (1002, 6, 96, 72)
+    world = SyntheticSequence(*world_args)
+    seed, frames, width, height = world_args
+    overrides = {'data.points': 256, 'data.voxel_size': 0.08, 'steps': 10, 'batch': 4, **tiny_asis_net('model.')}
+    # The card records the world's size as the data settings: held-out worlds are then fused alike.
+    overrides.update({'data.seeds': [seed, seed], 'data.frames': frames, 'data.width': width, 'data.height': height})
+    TrainingLoop('asis', apply_overrides(AsisTrainConfig(), overrides), root / 'train', sequences=[world], progress=False).run()
+    voxel_map = SemanticVoxelMap(MapConfig(voxel_size=0.08, feature_dim=20), scannet20())
+    fusion = LabelFusion(voxel_map)
+    for frame in world:
+        fusion.integrate(frame)
+    save_map(voxel_map, root / 'map.safetensors')
+    return root / 'train' / MODEL_FILE, root / 'map.safetensors', world_args

@@ -29,7 +29,9 @@ ids (< 0 = no instance) for the ground truth and the prediction. An instance's c
 the most frequent class of its points.
 
 ``average_precision`` computes ScanNet's instance AP (``evaluate_semantic_instance.py``):
-scored predictions matched per class at IoU thresholds 0.25, 0.5 and 0.5:0.95.
+scored predictions matched per class at IoU thresholds 0.25, 0.5 and 0.5:0.95, over the
+classes ScanNet evaluates (all but wall and floor). Cov / WCov / Prec / Rec keep every
+class with instances, walls and floors included, as the papers do on S3DIS.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["InstanceScores", "Prediction", "average_precision", "instance_masks", "score_instances"]
+__all__ = ["InstanceScores", "Prediction", "average_precision", "instance_masks", "scannet_instance_classes", "score_instances"]
 
 
 def instance_masks(semantic: np.ndarray, instance: np.ndarray) -> dict[int, list[np.ndarray]]:
@@ -255,10 +257,16 @@ def _match_scene(case: _ClassInScene, threshold: float) -> tuple[list[float], li
     return true, scores, matched.count(False)
 
 
+def scannet_instance_classes(class_names: list[str]) -> list[int]:
+    """The classes ScanNet's instance benchmark evaluates: all but wall and floor (stuff, not objects)."""
+    return [i for i, name in enumerate(class_names) if name not in ("wall", "floor")]
+
+
 def average_precision(
     scenes: list[tuple[np.ndarray, np.ndarray, list[Prediction]]],
     num_classes: int,
     min_region_size: int = 100,
+    classes: list[int] | None = None,
 ) -> dict:
     """ScanNet's instance AP over ``scenes``: each (gt_semantic (N,), gt_instance (N,),
     predictions). Ground-truth instances and predictions smaller than ``min_region_size``
@@ -266,7 +274,8 @@ def average_precision(
     threshold as ``_match_scene``; the precision-recall curve pooled over the scenes.
     Returns {"ap" (mean over IoU 0.5:0.95), "ap50", "ap25": means over the classes with
     ground truth, "per_class": {class: {"ap", "ap50", "ap25"}}}; a class with ground truth
-    but no prediction scores 0.
+    but no prediction scores 0. classes: the class indices evaluated (default all;
+    ScanNet's benchmark leaves out wall and floor, see ``scannet_instance_classes``).
     """
     thresholds = (*AP_THRESHOLDS, 0.25)
     per_class: dict[int, dict[str, float]] = {}
@@ -274,7 +283,7 @@ def average_precision(
         (instance_masks(gt_semantic, gt_instance), np.asarray(gt_semantic) < 0, [p for p in predictions if p.mask.sum() >= min_region_size])
         for gt_semantic, gt_instance, predictions in scenes
     ]
-    for c in range(num_classes):
+    for c in range(num_classes) if classes is None else classes:
         cases, has_truth = [], False
         for masks_by_class, void, predictions in prepared:
             masks = masks_by_class.get(c, [])

@@ -1,10 +1,11 @@
 """Map files: versioned safetensors, written atomically, validated completely on load.
 
-Layout (format ``alster_mapping.SemanticVoxelMap``, version 1): tensors ``keys`` (V, 3)
+Layout (format ``alster_mapping.SemanticVoxelMap``, version 2): tensors ``keys`` (V, 3)
 int32, ``feature`` (V, D_F) float16, ``count`` (V,) int16, ``label`` (V,) int16,
-``confidence`` (V,) float16, ``color`` (V, 3) uint8, ``block_keys`` (M, 3) int32,
-``block_ticks`` (M,) int64; string metadata with the geometry, the label space, the
-feature kind and a CRC-32 of every tensor. No pickle anywhere.
+``confidence`` (V,) float16, ``color`` (V, 3) uint8, ``instance`` (V,) int16,
+``block_keys`` (M, 3) int32, ``block_ticks`` (M,) int64; string metadata with the
+geometry, the label space, the feature kind and a CRC-32 of every tensor. No pickle
+anywhere. Version 1 files (before instance ids) are read with every instance id -1.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from ..core.config import MapConfig
 from ..core.geometry import check_key_range, pack_keys
 from ..core.labels import LabelSpace
 from ..core.tensor_file import TensorFileError, read_metadata, read_tensor_file, write_tensor_file
-from .voxel_map import FEATURE_KINDS, SemanticVoxelMap
+from .voxel_map import FEATURE_KINDS, INSTANCE_LIMIT, SemanticVoxelMap
 
 FORMAT = "alster_mapping.SemanticVoxelMap"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = ("1", "2")
+# Columns a version lacks, read as the column's default (version 1: no instance layer).
+_ADDED_COLUMNS = {"1": ("instance",)}
 
 _INDEX_DTYPES = {"keys": torch.int32, "block_keys": torch.int32, "block_ticks": torch.int64}
 
@@ -90,7 +94,9 @@ def load_map(path: str | os.PathLike, device: str | None = None, label_space: La
     _check_tensors(path, tensors, meta, voxel_map)
     voxel_map.feature_kind = meta["feature_kind"]
     voxel_map._tick = tick
-    values = {name: tensors[name] for name in voxel_map.column_spec()}
+    values = {}
+    for name, (dtype, shape, default) in voxel_map.column_spec().items():
+        values[name] = tensors[name] if name in tensors else torch.full((tensors["keys"].shape[0], *shape), default, dtype=dtype)
     voxel_map._rebuild(tensors["keys"].to(voxel_map.device), values, tensors["block_keys"], tensors["block_ticks"])
     return voxel_map
 
@@ -98,8 +104,8 @@ def load_map(path: str | os.PathLike, device: str | None = None, label_space: La
 def _check_header(path: Path, meta: dict) -> None:
     if meta.get("format") != FORMAT:
         raise MapFileError(f"{path} is not an alster_mapping map file (format {meta.get('format')!r})")
-    if meta.get("version") != str(VERSION):
-        raise MapFileError(f"map file {path} has version {meta.get('version')!r}; this build reads version {VERSION}")
+    if meta.get("version") not in READABLE_VERSIONS:
+        raise MapFileError(f"map file {path} has version {meta.get('version')!r}; this build reads versions {', '.join(READABLE_VERSIONS)}")
     if meta.get("feature_kind") not in FEATURE_KINDS:
         raise MapFileError(f"map file {path}: unknown feature kind {meta.get('feature_kind')!r}")
 
@@ -110,7 +116,8 @@ def _check_tensors(path: Path, t: dict[str, torch.Tensor], meta: dict, voxel_map
     def fail(msg: str) -> None:
         raise MapFileError(f"map file {path}: {msg}")
 
-    spec = voxel_map.column_spec()
+    missing = _ADDED_COLUMNS.get(meta["version"], ())
+    spec = {name: column for name, column in voxel_map.column_spec().items() if name not in missing}
     expected = {**_INDEX_DTYPES, **{name: dtype for name, (dtype, _, _) in spec.items()}}
     if set(t) != set(expected):
         fail(f"tensors {sorted(t)} differ from {sorted(expected)}")
@@ -145,3 +152,5 @@ def _check_tensors(path: Path, t: dict[str, torch.Tensor], meta: dict, voxel_map
         conf = t["confidence"].float()
         if not bool(((conf >= 0) & (conf <= 1)).all()):
             fail("confidence outside [0, 1]")
+        if "instance" in t and (int(t["instance"].min()) < -1 or int(t["instance"].max()) >= INSTANCE_LIMIT):
+            fail(f"instance ids outside [-1, {INSTANCE_LIMIT})")

@@ -3,7 +3,8 @@
 Each voxel (int32 key = floor(position / voxel_size)) owns one row of compact
 columns: a learned feature (D_F float16), the observation count (int16, saturating),
 the class index (int16, -1 = unknown), the label confidence (float16) and the mean
-colour (3 x uint8). Keys map to rows through ``VoxelBlockIndex`` (an Open3D hash map
+colour (3 x uint8) and the instance id of the latest instance segmentation (int16, -1 =
+none; ``assign_instances``). Keys map to rows through ``VoxelBlockIndex`` (an Open3D hash map
 over voxel blocks), so the cost of a frame's lookup and write depends on the voxels
 that frame touches, not on the size of the map.
 
@@ -29,6 +30,7 @@ from ..core.labels import LabelSpace, scannet20
 from .voxel_index import HASH_ENTRY_OVERHEAD_BYTES, VoxelBlockIndex
 
 COUNT_MAX = torch.iinfo(torch.int16).max
+INSTANCE_LIMIT = torch.iinfo(torch.int16).max  # instance ids are int16: 0 .. 32766
 
 # What the feature columns hold; recorded in map files so a map is never read with the
 # wrong meaning (learned ALSTER features vs. per-class label evidence).
@@ -41,7 +43,7 @@ class VoxelData:
 
     feature: (N, D_F) float16. count: (N,) int16 observations. label: (N,) int16 class
     index (-1 unknown). confidence: (N,) float16 in [0, 1]. color: (N, 3) uint8 RGB.
-    found: (N,) bool, False for voxels absent from the map (their values are defaults).
+    instance: (N,) int16 instance id (-1 none). found: (N,) bool, False for voxels absent from the map (their values are defaults).
     """
 
     feature: torch.Tensor
@@ -49,6 +51,7 @@ class VoxelData:
     label: torch.Tensor
     confidence: torch.Tensor
     color: torch.Tensor
+    instance: torch.Tensor
     found: torch.Tensor
 
 
@@ -60,6 +63,7 @@ class MapArrays:
     label_color: (N, 3) uint8 colour of the label. label: (N,) uint16 raw label id
     (the label space's ``unknown_id``, usually 0, when unknown). label_index: (N,) int16
     class index (-1 unknown). confidence: (N,) float32. count: (N,) int32 observations.
+    instance: (N,) int16 instance id of the latest instance segmentation (-1 none).
     """
 
     xyz: np.ndarray
@@ -69,6 +73,7 @@ class MapArrays:
     label_index: np.ndarray
     confidence: np.ndarray
     count: np.ndarray
+    instance: np.ndarray
 
     def __len__(self) -> int:
         return int(self.xyz.shape[0])
@@ -93,6 +98,9 @@ class SemanticVoxelMap:
         self._capacity = 0
         self._columns: dict[str, torch.Tensor] = {}
         self._tick = 0
+        # Bumped whenever the whole contents change (clear, replace_with): a result computed
+        # from an earlier snapshot (an instance segmentation job) no longer fits the map.
+        self.generation = 0
         self._allocate_columns(min(self.config.initial_capacity, 1 << 20))
 
     # -- storage -------------------------------------------------------------------------
@@ -105,6 +113,7 @@ class SemanticVoxelMap:
             "label": (torch.int16, (), -1),
             "confidence": (torch.float16, (), 0),
             "color": (torch.uint8, (3,), 0),
+            "instance": (torch.int16, (), -1),
         }
 
     def _empty_columns(self, n: int) -> dict[str, torch.Tensor]:
@@ -135,7 +144,7 @@ class SemanticVoxelMap:
 
     @property
     def row_bytes(self) -> int:
-        """Bytes of one voxel's columns (89 at D_F = 40)."""
+        """Bytes of one voxel's columns (91 at D_F = 40)."""
         return sum(
             dtype.itemsize * int(np.prod(shape, dtype=np.int64)) for dtype, shape, _ in self.column_spec().values()
         )
@@ -213,7 +222,8 @@ class SemanticVoxelMap:
         """Store values at existing rows (N,) int64 (from ``insert``). Only given columns change.
 
         Columns: feature (N, D_F) float; count (N,) int (saturated to 0..32767); label (N,)
-        int in [-1, C); confidence (N,) float in [0, 1]; color (N, 3) uint8. Everything is
+        int in [-1, C); confidence (N,) float in [0, 1]; color (N, 3) uint8; instance (N,)
+        int in [-1, 32767). Everything is
         validated before anything is written, so a ValueError leaves the map unchanged.
         """
         rows = torch.as_tensor(rows, device=self.device, dtype=torch.int64)
@@ -265,6 +275,11 @@ class SemanticVoxelMap:
                     raise ValueError(
                         f"label indices must be in [-1, {self.label_space.num_classes}) for {self.label_space.name!r}"
                     )
+                value = value.to(torch.int16)
+            elif name == "instance":
+                value = value.to(torch.int64)
+                if n and (int(value.min()) < -1 or int(value.max()) >= INSTANCE_LIMIT):
+                    raise ValueError(f"instance ids must be in [-1, {INSTANCE_LIMIT})")
                 value = value.to(torch.int16)
             elif name == "confidence":
                 value = value.to(torch.float32)
@@ -325,7 +340,22 @@ class SemanticVoxelMap:
             label_index=label_index,
             confidence=data.confidence.float().cpu().numpy(),
             count=data.count.to(torch.int32).cpu().numpy(),
+            instance=data.instance.cpu().numpy(),
         )
+
+    def assign_instances(self, keys: torch.Tensor | np.ndarray, instance: torch.Tensor | np.ndarray) -> int:
+        """Replace the map's instance layer with one segmentation's result: voxel keys (N, 3)
+        int32 and their instance ids (N,) int in [-1, 32767). Every other voxel's id becomes
+        -1; keys no longer in the map (evicted or pruned since) are skipped. Returns the voxels
+        written. Validation happens first, so a ValueError leaves the map unchanged."""
+        keys = self._as_keys(keys)
+        values = self._prepare_columns(keys.shape[0], {"instance": instance})["instance"]
+        with self.lock:
+            rows = self._index.find(keys)
+            found = rows >= 0
+            self._columns["instance"][: self._index.high_water] = -1
+            self._columns["instance"][rows[found]] = values[found]
+            return int(found.sum())
 
     def label_counts(self) -> tuple[np.ndarray, int]:
         """Voxels per class: (counts (C,) int64 in class order, voxels without a label)."""
@@ -422,6 +452,7 @@ class SemanticVoxelMap:
             self._columns = {}
             self._capacity = 0
             self.feature_kind = "none"
+            self.generation += 1
             self._allocate_columns(min(self.config.initial_capacity, 1 << 20))
 
     def replace_with(self, other: SemanticVoxelMap) -> None:
@@ -439,3 +470,4 @@ class SemanticVoxelMap:
         with self.lock, other.lock:
             self._index, self._columns, self._capacity = other._index, other._columns, other._capacity
             self._tick, self.feature_kind = other._tick, other.feature_kind
+            self.generation += 1

@@ -10,12 +10,16 @@
        0.6) groups the points; a group's class is the mode of its points' predicted classes;
     4. BlockMerging (``pipeline.block_merging``) joins the chunks' groups into scene
        instances; a point's semantic class is the argmax of its class probabilities summed
-       over every chunk that saw it.
+       over every chunk that saw it;
+    5. instances smaller than ``size_fraction`` of their class's mean size in the training
+       scenes (the model's ``instance_sizes``, learnt by its recipe; SGPN and ASIS use a
+       quarter) or than ``min_object_points`` are dropped, their points keep their class.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +45,8 @@ class InstanceSegmentationConfig:
     min_overlap: int = param(7, "BlockMerging: shared points for a group to join an instance", min=1)
     min_new_size: int = param(30, "BlockMerging: points for a non-overlapping group to become an instance", min=0)
     seed: int = param(0, "seed of the chunk shuffling", min=0)
+    size_fraction: float = param(0.25, "drop instances below this share of their class's mean training size (ASIS: 0.25); 0 = off", min=0.0, max=10.0)
+    min_object_points: int = param(0, "drop instances with fewer points (voxels) than this", min=0)
 
 
 @dataclass
@@ -57,7 +63,8 @@ class SceneInstances:
 
 def instance_objects(xyz: np.ndarray, result: SceneInstances, class_names: list[str]) -> list[dict]:
     """The object list: per instance its id, class, score (mean confidence of its points),
-    centroid and extent (axis-aligned, metres) and point count; largest first."""
+    centroid (mean of its points), center and extent of its axis-aligned box (metres) and
+    point count; largest first."""
     objects = []
     for ident in np.unique(result.instance[result.instance >= 0]):
         members = result.instance == ident
@@ -71,11 +78,21 @@ def instance_objects(xyz: np.ndarray, result: SceneInstances, class_names: list[
                 "class_index": label,
                 "score": float(result.confidence[members].mean()),
                 "centroid": [float(v) for v in points.mean(0)],
+                "center": [float(v) for v in (points.max(0) + points.min(0)) / 2],
                 "extent": [float(v) for v in points.max(0) - points.min(0)],
                 "points": int(members.sum()),
             }
         )
     return sorted(objects, key=lambda o: -o["points"])
+
+
+def instance_colors(instance: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8: a fixed pseudo-random colour per instance id, grey for -1."""
+    rng = np.random.default_rng(12345)
+    palette = rng.integers(40, 256, (int(instance.max(initial=-1)) + 2, 3)).astype(np.uint8)
+    colors = palette[np.clip(instance, 0, None)]
+    colors[instance < 0] = 128
+    return colors
 
 
 def scene_chunks(xyz: np.ndarray, config: InstanceSegmentationConfig) -> list[np.ndarray]:
@@ -94,16 +111,29 @@ def scene_chunks(xyz: np.ndarray, config: InstanceSegmentationConfig) -> list[np
     return chunks
 
 
-def segment_instances(model: torch.nn.Module, points: PointBlock, config: InstanceSegmentationConfig | None = None) -> SceneInstances:
-    """Semantic classes and instances of every point of ``points`` (see the module docstring).
+def segment_instances(
+    model: torch.nn.Module,
+    points: PointBlock,
+    config: InstanceSegmentationConfig | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> SceneInstances:
+    """Semantic classes and instances of every point of ``points`` (xyz [m], rgb; see the
+    module docstring).
 
     model: an instance model in eval mode, forward(xyz (B, P, 3), features (B, P, 6)) ->
-    an output with ``semantic_logits`` (B, P, C) and ``embeddings`` (B, P, E). Raises
-    ValueError on an empty scene.
+    an output with ``semantic_logits`` (B, P, C) and ``embeddings`` (B, P, E). progress:
+    called with the share of chunks done (0..1) after each batch; an exception it raises
+    stops the segmentation (a cancelled job). Raises ValueError on an empty scene, points
+    without colour or with non-finite coordinates.
     """
     cfg = config or InstanceSegmentationConfig()
     if len(points) == 0:
         raise ValueError("no points to segment")
+    if points.rgb is None:
+        raise ValueError("the points have no colour: instance models take colour as input")
+    finite = np.isfinite(points.xyz).all(1)
+    if not finite.all():
+        raise ValueError(f"{int((~finite).sum())} of {len(points)} points have non-finite coordinates")
     timings = {"blocks": 0.0, "network": 0.0, "clustering": 0.0, "merging": 0.0}
     start = time.perf_counter()
     chunks = scene_chunks(points.xyz, cfg)
@@ -136,7 +166,30 @@ def segment_instances(model: torch.nn.Module, points: PointBlock, config: Instan
             clock = time.perf_counter()
             merger.add_block(rows, groups, group_classes(groups, chunk_p.argmax(-1)))
             timings["merging"] += time.perf_counter() - clock
-    merged = merger.result()
+        if progress is not None:
+            progress(min(first + cfg.batch, len(chunks)) / len(chunks))
+    clock = time.perf_counter()
     visits = np.bincount(np.concatenate(chunks), minlength=len(points))[:, None]
     mean = probabilities / np.maximum(visits, 1)
-    return SceneInstances(mean.argmax(-1).astype(np.int64), merged.instance, mean.max(-1), timings)
+    semantic = mean.argmax(-1).astype(np.int64)
+    sizes = getattr(model, "instance_sizes", None)
+    thresholds = sizes.thresholds(cfg.size_fraction) if sizes is not None else np.zeros(mean.shape[-1])
+    instance = drop_small_instances(merger.result().instance, semantic, thresholds, cfg.min_object_points)
+    timings["merging"] += time.perf_counter() - clock
+    return SceneInstances(semantic, instance, mean.max(-1), timings)
+
+
+def drop_small_instances(instance: np.ndarray, semantic: np.ndarray, thresholds: np.ndarray, min_points: int = 0) -> np.ndarray:
+    """instance (N,) ids (-1 = none) with every instance of fewer than ``min_points`` points, or
+    of at most ``thresholds[c]`` points for its class c (the mode of ``semantic`` (N,) over its
+    points, as ASIS's test script), set to -1; the others are numbered 0, 1, ... in order."""
+    out = np.full_like(instance, -1)
+    kept = 0
+    for ident in np.unique(instance[instance >= 0]):
+        members = instance == ident
+        size = int(members.sum())
+        label = int(np.bincount(semantic[members]).argmax())
+        if size >= min_points and size > thresholds[label]:
+            out[members] = kept
+            kept += 1
+    return out

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..core.config import LabelFusionConfig, MapConfig, param, section
 from ..nets.alster.config import AlsterNetConfig
+from .instance_job import InstanceJobConfig
 
 
 @dataclass
@@ -37,3 +38,4 @@ class MappingConfig:
     alster: AlsterConfig = section(AlsterConfig)
     label_fusion: LabelFusionConfig = section(LabelFusionConfig)
     model: AlsterNetConfig = section(AlsterNetConfig, "the ALSTER network built when alster.checkpoint is empty (a checkpoint brings its own)")
+    instances: InstanceJobConfig = section(InstanceJobConfig, "the node's ~/segment_instances: instance model and region (read at each request)")

@@ -133,6 +133,8 @@ class LiveMapping:
         self.heartbeat = Heartbeat(cfg.watchdog_timeout)
         self.worker_state = "running"
         self._last_stamp: int | None = None
+        # (3,) position [m] of the camera of the latest mapped frame (the centre of ~/segment_instances' region).
+        self.camera_position: np.ndarray | None = None
         self._current_item: FrameMessages | None = None
         self._last_mapped_start: float | None = None
         self._camera_info = None
@@ -305,6 +307,7 @@ class LiveMapping:
         except ValueError as exc:  # e.g. label ids outside the label space; raised before the map changes
             raise SkipFrame("rejected", str(exc)) from exc
         self._last_stamp = stamp
+        self.camera_position = T_world_camera[:3, 3].copy()
         self.map_server.mark_changed()
         for stage, seconds in result.timings.items():
             timings[f"map.{stage}"] = seconds

@@ -2,8 +2,9 @@
 
 A node for serving a saved map, and the ``main`` both nodes share. The node is a
 composition: ``NodeRuntime`` (log, guarded callbacks, exit), ``NodeParameters`` (the
-``MappingConfig`` and ``MapServerConfig`` parameters) and the ``MapServer`` component
-(``ros/map_server.py``, which documents the topics and services). ``MappingNode``
+``MappingConfig`` and ``MapServerConfig`` parameters), the ``MapServer`` component
+(``ros/map_server.py``, which documents the topics and services) and ``InstanceService``
+(``ros/instance_service.py``: ``~/segment_instances`` on the served map). ``MappingNode``
 (``ros/mapping_node.py``) composes the same parts with the live pipeline.
 """
 
@@ -17,6 +18,7 @@ from rclpy.node import Node
 
 from ..map.voxel_map import SemanticVoxelMap
 from ..pipeline.mapping_config import MappingConfig
+from .instance_service import InstanceService
 from .map_server import MapServer
 from .node_config import FIXED_AT_START, MapServerConfig
 from .node_parameters import NodeParameters
@@ -40,7 +42,8 @@ class MapServerNode(Node):
         self.parameters = NodeParameters(
             self, self.runtime, {"config": MappingConfig(), "server_config": MapServerConfig()}, lambda name: name in FIXED_AT_START
         )
-        self.map_server = MapServer(self, self.runtime, self.parameters, voxel_map)
+        self.map_server = MapServer(self, self.runtime, self.parameters, voxel_map, extra_stats=lambda: {"instances": self.instances.stats()})
+        self.instances = InstanceService(self, self.runtime, self.parameters, self.map_server)
         self.parameters.watch()
 
     @property
@@ -52,7 +55,8 @@ class MapServerNode(Node):
         return self.map_server.stats()
 
     def shutdown(self) -> None:
-        """Nothing runs in the background here (``main`` calls this before saving)."""
+        """Cancel a running instance job (``main`` calls this before saving)."""
+        self.instances.shutdown()
 
 
 def main(args: list[str] | None = None, node_class: type[Node] | None = None) -> int:

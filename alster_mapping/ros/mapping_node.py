@@ -11,7 +11,10 @@ The node is a composition of components, each given the node:
   (save, load, clear, stats), save on shutdown;
 - ``LiveMapping`` (``live_mapping.py``): images, camera info and poses in, the worker
   thread that maps the newest frame, ``~/semantic_cloud_update``, ``~/markers``,
-  ``~/label_image``, ``/diagnostics`` and the watchdog.
+  ``~/label_image``, ``/diagnostics`` and the watchdog;
+- ``InstanceService`` (``instance_service.py``): ``~/segment_instances`` (ASIS / BAN in a
+  background job around the latest camera position), ``~/instance_status``,
+  ``~/instances`` and ``~/objects``.
 
 Model services (the offline fusion models) join as further components with runtime
 parameters only. The modules of the components document their topics, services and
@@ -28,6 +31,7 @@ from rclpy.node import Node
 from ..map.voxel_map import SemanticVoxelMap
 from ..pipeline.mapping_config import MappingConfig
 from . import map_server_node
+from .instance_service import InstanceService
 from .live_mapping import LiveMapping
 from .map_server import MapServer
 from .map_server_node import NODE_NAME
@@ -68,9 +72,10 @@ class MappingNode(Node):
                 voxel_map,
                 accepts_map=lambda loaded: self.live.accepts_map(loaded),
                 on_map_replaced=lambda: self.live.on_map_replaced(),
-                extra_stats=lambda: {"pipeline": self.live.pipeline_stats()},
+                extra_stats=lambda: {"pipeline": self.live.pipeline_stats(), "instances": self.instances.stats()},
             )
             self.live = LiveMapping(self, self.runtime, self.parameters, self.map_server, model)
+            self.instances = InstanceService(self, self.runtime, self.parameters, self.map_server, lambda: self.live.camera_position)
             self.parameters.watch()
         except BaseException:
             self.destroy_node()
@@ -87,8 +92,9 @@ class MappingNode(Node):
         return self.map_server.stats()
 
     def shutdown(self) -> None:
-        """Stop the worker thread (``main`` calls this before saving)."""
+        """Stop the worker thread and a running instance job (``main`` calls this before saving)."""
         self.live.shutdown()
+        self.instances.shutdown()
 
 
 def main(args: list[str] | None = None) -> int:

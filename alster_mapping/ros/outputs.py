@@ -46,6 +46,7 @@ def arrays_of_keys(voxel_map: SemanticVoxelMap, keys: torch.Tensor) -> MapArrays
         label_index=label_index,
         confidence=data.confidence.float().cpu().numpy(),
         count=data.count.to(torch.int32).cpu().numpy(),
+        instance=data.instance.cpu().numpy(),
     )
 
 

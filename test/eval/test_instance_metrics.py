@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from alster_mapping.eval.instance_metrics import Prediction, average_precision, instance_masks, score_instances
+from alster_mapping.eval.instance_metrics import Prediction, average_precision, instance_masks, scannet_instance_classes, score_instances
 
 # Ten points. Ground truth: class 0 instances A = {0..3} and B = {4, 5}; class 1 instance
 # C = {6..9}. Prediction: class 0 instance P = {0, 1, 2} (IoU with A 3/4), Q = {4, 5, 6}
@@ -83,6 +83,16 @@ def test_average_precision_by_hand():
     # Scored below the true one it costs nothing.
     result = average_precision([ap_scene([(mask(0, 200), 0.9), (mask(300, 500), 0.5)])], num_classes=1)
     assert result["ap50"] == pytest.approx(1.0)
+
+
+def test_average_precision_over_scannets_object_classes():
+    names = ["wall", "floor", "chair"]
+    assert scannet_instance_classes(names) == [2]
+    # A missed wall instance (class 0) lowers AP over all classes, not over ScanNet's.
+    scene = ap_scene([(mask(0, 200), 0.9)])
+    assert average_precision([scene], num_classes=1)["ap50"] == 1.0
+    assert average_precision([scene], num_classes=1, classes=[])["per_class"] == {}
+    assert math.isnan(average_precision([scene], num_classes=1, classes=[])["ap50"])
 
 
 def test_average_precision_thresholds_duplicates_and_ignored_points():

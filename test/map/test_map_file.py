@@ -22,7 +22,7 @@ from alster_mapping.map.map_file import MapFileError, load_map, save_map
 from alster_mapping.map.voxel_map import SemanticVoxelMap
 
 D_F = 6
-TENSOR_NAMES = {"keys", "feature", "count", "label", "confidence", "color", "block_keys", "block_ticks"}
+TENSOR_NAMES = {"keys", "feature", "count", "label", "confidence", "color", "instance", "block_keys", "block_ticks"}
 
 
 def make_map(seed=0, n=500, label_space=None, **config):
@@ -39,6 +39,7 @@ def make_map(seed=0, n=500, label_space=None, **config):
         label=rng.integers(-1, c, keys.shape[0]),
         confidence=rng.random(keys.shape[0]),
         color=rng.integers(0, 256, (keys.shape[0], 3), dtype=np.uint8),
+        instance=rng.integers(-1, 40, keys.shape[0]),
     )
     m.feature_kind = "label_evidence"
     return m
@@ -113,6 +114,20 @@ def test_save_load_round_trip_all_columns(saved):
         np.testing.assert_array_equal(a, b)
     # The class method and the label_space check both accept the file.
     assert len(load_map(path, label_space=scannet20())) == len(m)
+
+
+def test_a_version_1_file_loads_without_instances(saved, tmp_path):
+    """Maps saved before the instance layer (version 1: no ``instance`` tensor) still load."""
+    m, path = saved
+    tensors, meta = read_raw(path)
+    tensors.pop("instance")
+    old = write_crafted(tmp_path / "v1.safetensors", tensors, {**meta, "version": "1"})
+    loaded = load_map(old)
+    assert len(loaded) == len(m) and (loaded.to_arrays().instance == -1).all()
+    np.testing.assert_array_equal(loaded.to_arrays().label_index, m.to_arrays().label_index)
+    # A version 2 file must have the layer.
+    broken = write_crafted(tmp_path / "v2_without.safetensors", tensors, meta)
+    assert_load_fails(broken)
 
 
 def test_round_trip_other_label_space_and_block_size(tmp_path):
@@ -290,7 +305,7 @@ def test_non_safetensors_files(tmp_path, kind):
     [
         ({"format": "someone.else.Map"}, "format"),
         ({"format": None}, "format"),
-        ({"version": "2"}, "version"),
+        ({"version": "3"}, "version"),
         ({"version": None}, "version"),
         ({"feature_kind": "mystery"}, "feature kind"),
         ({"label_space": "{broken json"}, "metadata"),
@@ -340,6 +355,8 @@ def test_plain_safetensors_without_metadata(tmp_path):
         (lambda t: t["label"].__setitem__(0, 20), "label"),
         (lambda t: t["confidence"].__setitem__(0, 1.5), "confidence"),
         (lambda t: t["count"].__setitem__(0, -4), "negative"),
+        (lambda t: t["instance"].__setitem__(0, -2), "instance"),
+        (lambda t: t.__setitem__("instance", t["instance"].to(torch.int32)), "instance"),
         (lambda t: t["keys"].__setitem__(1, t["keys"][0]), "duplicate"),
         (lambda t: t.__setitem__("block_ticks", t["block_ticks"][:-1].contiguous()), "block"),
     ],

@@ -176,6 +176,8 @@ def _bad_columns(n):
         "color_float": dict(color=np.zeros((n, 3), np.float32)),
         "color_int64": dict(color=np.zeros((n, 3), np.int64)),
         "color_shape": dict(color=np.zeros((n, 4), np.uint8)),
+        "instance_below_minus_one": dict(instance=np.full(n, -2)),
+        "instance_beyond_int16": dict(instance=np.full(n, 40000)),
         "unknown_column": dict(weight=np.zeros(n)),
         # A valid column next to an invalid one must not be written either.
         "valid_then_invalid": dict(count=np.full(n, 9), label=np.full(n, 99)),
@@ -552,6 +554,25 @@ def test_to_arrays_shapes_dtypes_and_values(filled):
     assert unknown.any() and (a.label[unknown] == 0).all()
 
 
+def test_assign_instances_replaces_the_layer_and_skips_voxels_gone(filled):
+    m, keys, _ = filled
+    before = snapshot(m)
+    assert (before["instance"] == -1).all()  # new voxels have no instance
+    assert m.assign_instances(keys[:5], np.arange(5)) == 5
+    arrays = m.to_arrays()
+    assert sorted(arrays.instance[arrays.instance >= 0].tolist()) == [0, 1, 2, 3, 4]
+    # A later segmentation replaces the whole layer; keys removed since are skipped.
+    m.remove(keys[5:6])
+    assert m.assign_instances(keys[5:8], np.array([7, 7, 8])) == 2
+    after = snapshot(m)
+    assert sorted(after["instance"][after["instance"] >= 0].tolist()) == [7, 8]
+    for name in ("feature", "count", "label", "confidence", "color"):
+        assert after[name].shape[0] == len(m)
+    with pytest.raises(ValueError, match="instance ids"):
+        m.assign_instances(keys[:2], np.array([3, 40000]))
+    assert_same_snapshot(snapshot(m), after)
+
+
 def test_to_arrays_empty_map():
     a = make_map().to_arrays()
     assert len(a) == 0 and a.xyz.shape == (0, 3) and a.label.shape == (0,)
@@ -562,7 +583,7 @@ def test_nbytes_follows_voxels_and_blocks():
     assert m.nbytes() == 0
     m.insert(_cube((0, 0, 0), edge=4))  # one block
     assert m.nbytes() == 64 * m.row_bytes + m.block_bytes
-    assert m.row_bytes == 2 * D_F + 9
+    assert m.row_bytes == 2 * D_F + 11
 
 
 def test_concurrent_writer_and_readers():

@@ -11,7 +11,8 @@ from alster_mapping.core.config import apply_overrides
 from alster_mapping.core.samples import PointBlock
 from alster_mapping.eval.instance_metrics import score_instances
 from alster_mapping.nets.asis import AsisConfig, AsisModel
-from alster_mapping.pipeline.instance_segmentation import InstanceSegmentationConfig, scene_chunks, segment_instances
+from alster_mapping.nets.points.branches import InstanceSizePrior
+from alster_mapping.pipeline.instance_segmentation import InstanceSegmentationConfig, drop_small_instances, scene_chunks, segment_instances
 
 
 class SideOracle(torch.nn.Module):
@@ -68,3 +69,28 @@ def test_a_real_model_runs_end_to_end(scene):
     assert result.instance.shape == (len(points),) and result.instance.min() >= -1
     with pytest.raises(ValueError, match="no points"):
         segment_instances(model, points.subset(np.zeros(len(points), bool)))
+
+
+def test_small_instances_are_dropped_by_their_class_threshold():
+    instance = np.array([5, 5, 5, 7, 7, 9, -1, 9, 9, 9])
+    semantic = np.array([1, 1, 2, 2, 2, 1, 0, 1, 1, 2])
+    # Instance 5 (class 1 by mode, 3 points) and 9 (class 1, 4 points) pass class 1's
+    # threshold of 2.5 points; 7 (class 2, 2 points) is not above class 2's 2.0.
+    kept = drop_small_instances(instance, semantic, np.array([0.0, 2.5, 2.0]))
+    assert kept.tolist() == [0, 0, 0, -1, -1, 1, -1, 1, 1, 1]
+    assert drop_small_instances(instance, semantic, np.zeros(3), min_points=4).tolist() == [-1] * 5 + [0, -1, 0, 0, 0]
+
+
+def test_the_models_class_sizes_drop_small_instances(scene):
+    points, right = scene
+    model = SideOracle()
+    model.instance_sizes = InstanceSizePrior(5)
+    model.instance_sizes.fit([(np.array([4] * 4000 + [1] * 10), np.array([0] * 4000 + [1] * 10))])
+    assert model.instance_sizes.mean_points.tolist() == [0, 10, 0, 0, 4000]
+    result = segment_instances(model, points, InstanceSegmentationConfig(points=512))
+    # The right object (class 4, about 3,000 points) is below a quarter of 4,000? No: 1,000 < 3,000, kept;
+    # with a fraction of 1 it is dropped, and its points keep their class.
+    assert len(np.unique(result.instance[right])) == 1 and (result.instance[right] >= 0).all()
+    result = segment_instances(model, points, InstanceSegmentationConfig(points=512, size_fraction=1.0))
+    assert (result.instance[right] == -1).all() and (result.semantic[right] == 4).all()
+    assert (result.instance[~right] == 0).all()

@@ -48,6 +48,7 @@ def random_arrays(n: int, seed: int = 0) -> MapArrays:
         label_index=label_index,
         confidence=rng.random(n).astype(np.float32),
         count=rng.integers(0, 100, n).astype(np.int32),
+        instance=rng.integers(-1, 50, n).astype(np.int16),
     )
 
 

@@ -52,6 +52,10 @@ def test_the_instance_models_train_through_the_loop_and_reload_from_their_cards(
     assert card["model"] == name and card["provenance"]["blocks"] > 0
     model, _ = load_checkpoint(tmp_path / MODEL_FILE, task="instance_segmentation")
     assert type(model).__name__ == {"asis": "AsisModel", "ban": "BanModel"}[name]
+    # The class sizes learnt from the training map travel with the weights and the card.
+    sizes = dict(zip(loop.recipe.label_space.names, model.instance_sizes.mean_points.tolist()))
+    assert sizes["floor"] > 0 and sum(size > 0 for size in sizes.values()) >= 3
+    assert card["provenance"]["mean_instance_voxels"] == {k: round(v, 1) for k, v in sizes.items() if v > 0}
 
 
 def test_the_model_must_take_colour_and_position(world, tmp_path):

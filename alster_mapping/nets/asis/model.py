@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..points.branches import SemanticInstanceBranches, semantic_instance_losses
+from ..points.branches import InstanceSizePrior, SemanticInstanceBranches, semantic_instance_losses
 from ..points.ops import group_points
 from ..points.pointnet2 import shared_mlp
 from ..registry import MODELS
@@ -54,6 +54,7 @@ class AsisModel(nn.Module):
         self.config, self.num_classes = config, int(num_classes)
         width = config.feature_dim
         self.branches = SemanticInstanceBranches(config)
+        self.instance_sizes = InstanceSizePrior(self.num_classes)  # set by the recipe from the training scenes
         self.adapt_semantic = shared_mlp([width, width], dims=1) if config.semantic_aware else None  # the FC of eq. 5
         self.embedding_head = nn.Conv1d(width, config.embedding_dim, 1)
         self.dropout = nn.Dropout(config.dropout)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..points.branches import SemanticInstanceBranches, semantic_instance_losses
+from ..points.branches import InstanceSizePrior, SemanticInstanceBranches, semantic_instance_losses
 from ..points.pointnet2 import shared_mlp
 from ..registry import MODELS
 from .config import BanConfig
@@ -63,6 +63,7 @@ class BanModel(nn.Module):
         self.config, self.num_classes = config, int(num_classes)
         width = config.feature_dim
         self.branches = SemanticInstanceBranches(config)
+        self.instance_sizes = InstanceSizePrior(self.num_classes)  # set by the recipe from the training scenes
         self.stoi = Attention(width, width, config.attention_dim) if config.semantic_to_instance else None
         instance_width = self.stoi.out_channels if self.stoi else width
         self.itos = Attention(instance_width, width, config.attention_dim) if config.instance_to_semantic else None

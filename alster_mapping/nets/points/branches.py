@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -54,6 +55,34 @@ class SemanticInstanceBranches(nn.Module):
         semantic = self.semantic_features(self.semantic_decoder(levels).transpose(1, 2))
         instance = self.instance_features(self.instance_decoder(levels).transpose(1, 2))
         return semantic, instance
+
+
+class InstanceSizePrior(nn.Module):
+    """How many points (map voxels) an instance of each class has in the training scenes,
+    learnt from the training data and stored with the weights (a buffer, like batch-norm
+    statistics). SGPN's and ASIS's test scripts drop a merged group smaller than a quarter
+    of its class's mean (``mean_num_pts_in_group``); ``pipeline.instance_segmentation``
+    applies the same rule to whole-scene instances. mean_points: (C,) float, 0 = class never
+    seen (no threshold)."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.register_buffer("mean_points", torch.zeros(int(num_classes), dtype=torch.float64))
+
+    def fit(self, scenes: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """scenes: (semantic (N,) class index, -1 = ignored; instance (N,) id, < 0 = none) per
+        training scene. Each instance counts once, under the most frequent class of its points."""
+        sizes: list[list[int]] = [[] for _ in range(len(self.mean_points))]
+        for semantic, instance in scenes:
+            for ident in np.unique(instance[instance >= 0]):
+                classes = semantic[(instance == ident) & (semantic >= 0)]
+                if classes.size:
+                    sizes[int(np.bincount(classes).argmax())].append(int((instance == ident).sum()))
+        self.mean_points.copy_(torch.tensor([float(np.mean(s)) if s else 0.0 for s in sizes], dtype=torch.float64))
+
+    def thresholds(self, fraction: float) -> np.ndarray:
+        """(C,) float: the smallest instance kept per class, ``fraction`` of the class's mean."""
+        return fraction * self.mean_points.cpu().numpy()
 
 
 def semantic_instance_losses(

@@ -13,6 +13,7 @@ model's ``losses`` (cross-entropy plus the discriminative loss).
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -38,9 +39,9 @@ class PointDataConfig:
     """Labelled voxels of maps fused from synthetic worlds, cut into blocks."""
 
     seeds: tuple[int, ...] = param((1000, 1015), "synthetic worlds: [first, last] seed (inclusive); evaluation uses seeds below 1000", min=0)
-    frames: int = param(60, "frames walked per world (10 Hz)", min=1, max=100000)
-    width: int = param(160, "rendered image width [px] (the map, not the image, is the model's input)", min=16, max=4096)
-    height: int = param(120, "rendered image height [px]", min=16, max=4096)
+    frames: int = param(120, "frames walked per world (10 Hz; as make demo's map)", min=1, max=100000)
+    width: int = param(320, "rendered image width [px] (the map, not the image, is the model's input)", min=16, max=4096)
+    height: int = param(240, "rendered image height [px]", min=16, max=4096)
     voxel_size: float = param(0.04, "voxel edge of the fused maps [m] (the mapper's default)", min=0.005, max=1.0)
     block_size: float = param(1.0, "edge of the block columns [m] (the paper: 1)", min=0.1, max=10.0)
     stride: float = param(0.5, "step between block columns [m]", min=0.05, max=10.0)
@@ -61,14 +62,15 @@ class InstanceTrainConfig(RecipeConfig):
 
     label_space: str = param("scannet20", "label space of the semantic head")
     data: PointDataConfig = section(PointDataConfig)
-    steps: int = param(600, "optimizer steps", min=0)
+    steps: int = param(2000, "optimizer steps", min=0)
     batch: int = param(8, "blocks per step", min=1, max=256)
     max_lr: float = param(1e-3, "OneCycle peak learning rate (ASIS: Adam at 1e-3)", min=0.0, max=1.0)
     grad_clip: float = param(0.0, "clip the gradient norm at this value; 0 = off", min=0.0)
 
 
 def fused_map_points(sequence: SyntheticSequence, voxel_size: float) -> PointBlock:
-    """The sequence fused into a voxel map (centres, mean colours), labelled from its ground truth."""
+    """The sequence fused into a voxel map (centres, mean colours), labelled from its ground
+    truth. Deterministic, so fused worlds are kept per process (``fused_world``)."""
     space = nyu40()
     voxel_map = SemanticVoxelMap(MapConfig(voxel_size=voxel_size, feature_dim=space.num_classes), space)
     fusion = LabelFusion(voxel_map)
@@ -77,11 +79,19 @@ def fused_map_points(sequence: SyntheticSequence, voxel_size: float) -> PointBlo
     return labelled_voxels(voxel_map, sequence.ground_truth())
 
 
+@functools.lru_cache(maxsize=256)
+def fused_world(seed: int, frames: int, width: int, height: int, voxel_size: float) -> PointBlock:
+    """``fused_map_points`` of synthetic world ``seed``, computed once per process (ablations
+    train many models on the same worlds; callers must not modify the result)."""
+    return fused_map_points(SyntheticSequence(seed, frames, width, height), voxel_size)
+
+
 class InstanceBlockRecipe(Recipe):
     """An instance model trained on blocks (see the module docstring). Subclasses set
     ``config_class`` (an ``InstanceTrainConfig`` with a ``model`` section) and
-    ``model_name`` (the registry name). sequences: synthetic sequences to use instead of
-    ``config.data.seeds``."""
+    ``model_name`` (the registry name). sequences: training data instead of
+    ``config.data.seeds``: synthetic sequences (fused here) or ``PointBlock`` scenes with
+    raw labels, instance ids and colours (cut into blocks as they are)."""
 
     model_name = ""
 
@@ -95,22 +105,27 @@ class InstanceBlockRecipe(Recipe):
         data = config.data
         setup = time.perf_counter()
         if sequences is None:
-            sequences = [SyntheticSequence(seed, data.frames, data.width, data.height) for seed in parse_seed_range(data.seeds)]
-        self.sequences = sequences
+            scenes = [fused_world(seed, data.frames, data.width, data.height, data.voxel_size) for seed in parse_seed_range(data.seeds)]
+        else:
+            scenes = [item if isinstance(item, PointBlock) else fused_map_points(item, data.voxel_size) for item in sequences]
+        self.scene_names = [scene.name for scene in scenes]
         rng = np.random.default_rng(config.seed)
         self.blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        for sequence in sequences:
-            points = fused_map_points(sequence, data.voxel_size)
+        self.model.instance_sizes.fit([self.scene_targets(points) for points in scenes])
+        for points in scenes:
             low = points.xyz.min(0)
             extent = points.xyz.max(0) - low
             for block in cut_blocks(points, rng, data.block_size, data.stride, data.points, data.min_points):
                 xyz, features = block_inputs(block, low, extent)
-                semantic = self.label_space.encode(block.labels, "block labels").numpy()
-                instances = np.where(block.instances > 0, block.instances, -1)
-                self.blocks.append((xyz, features, semantic, instances))
+                self.blocks.append((xyz, features, *self.scene_targets(block)))
         self.setup_seconds = time.perf_counter() - setup
         if not self.blocks:
             raise ValueError("no training blocks (worlds too small for the block size?)")
+
+    def scene_targets(self, points: PointBlock) -> tuple[np.ndarray, np.ndarray]:
+        """(semantic (N,) class index, -1 = ignored; instance (N,) id, -1 = none) of labelled points."""
+        semantic = self.label_space.encode(points.labels, "block labels").numpy()
+        return semantic, np.where(points.instances > 0, points.instances, -1)
 
     def phases(self) -> list[str]:
         return ["train"]
@@ -131,4 +146,10 @@ class InstanceBlockRecipe(Recipe):
 
     def provenance(self) -> dict:
         data = self.config.data
-        return {"data_seeds": parse_seed_range(data.seeds), "sequences": [s.name for s in self.sequences], "blocks": len(self.blocks)}
+        sizes = self.model.instance_sizes.mean_points.tolist()
+        return {
+            "data_seeds": parse_seed_range(data.seeds),
+            "sequences": self.scene_names,
+            "blocks": len(self.blocks),
+            "mean_instance_voxels": {name: round(size, 1) for name, size in zip(self.label_space.names, sizes) if size > 0},
+        }
