@@ -345,7 +345,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """Print a map file's geometry, label space and label histogram."""
+    """Print a map file's geometry, label space, label histogram and instance layer."""
     voxel_map = load_map(args.map)
     arrays = voxel_map.to_arrays()
     counts, unlabelled = voxel_map.label_counts()
@@ -360,6 +360,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         "bounds_m": [arrays.xyz.min(0).tolist(), arrays.xyz.max(0).tolist()] if len(arrays) else None,
         "labels": dict(zip(voxel_map.label_space.names, counts.tolist())),
         "unlabelled": unlabelled,
+        "instances": int(np.unique(arrays.instance[arrays.instance >= 0]).size),
+        "voxels_in_instances": int((arrays.instance >= 0).sum()),
     }
     print(json.dumps(info, indent=2))
     return 0

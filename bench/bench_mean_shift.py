@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark of the instance clustering: torch mean-shift against scikit-learn's MeanShift.
 
-    python bench/bench_mean_shift.py [--out build/bench] [--runs 3] [--quick]
+    python bench/bench_mean_shift.py [--out build/bench] [--runs 3] [--quick] [--model CKPT --map MAP [--chunks 20]]
 
 Embeddings like those of the discriminative loss (ASIS: 5 dimensions, instances pulled
 within delta_v = 0.5 of their mean, means pushed 2 delta_d = 3 apart): Gaussian blobs of
@@ -9,7 +9,11 @@ random sizes in 5-d, for one 4,096-point block and for a merged region of four b
 tight (sd 0.15) and loose (sd 0.3, closer means). Both clusterers use bandwidth 0.6 with
 bin seeding. Reported per case: median time of --runs runs each, the speed-up, the
 number of clusters and the adjusted Rand index of the two labellings (goal: >= 0.99 and
-at least 10x faster). Prints a table and writes ``bench_mean_shift.json`` into --out.
+at least 10x faster). With ``--model`` and ``--map``, one more case: the embeddings a
+trained instance checkpoint gives for the first ``--chunks`` chunks of a map (as
+``alster segment`` cuts it), each chunk clustered on its own as the pipeline does; the
+times are summed over the chunks and the smallest ARI of any chunk is reported. Prints a
+table and writes ``bench_mean_shift.json`` into --out.
 """
 
 from __future__ import annotations
@@ -51,6 +55,51 @@ def embeddings(seed: int, points: int, instances: int, spread: float, separation
     return np.concatenate([m + rng.normal(0.0, spread, (s, dims)) for m, s in zip(means, sizes)])
 
 
+def model_chunk_embeddings(checkpoint: Path, map_path: Path, chunks: int) -> list[np.ndarray]:
+    """(1024, N_E) float64 embeddings of the first ``chunks`` chunks of a map, from a trained model."""
+    from alster_mapping.data.map_samples import voxel_points
+    from alster_mapping.map.map_file import load_map
+    from alster_mapping.nets.checkpoint import load_checkpoint
+    from alster_mapping.nets.points.inputs import block_inputs
+    from alster_mapping.pipeline.instance_segmentation import InstanceSegmentationConfig, scene_chunks
+
+    voxel_map = load_map(map_path)
+    model, _ = load_checkpoint(checkpoint, voxel_map.label_space, task="instance_segmentation")
+    points = voxel_points(voxel_map)
+    low, extent = points.xyz.min(0), np.ptp(points.xyz, 0)
+    out = []
+    for rows in scene_chunks(points.xyz, InstanceSegmentationConfig())[:chunks]:
+        xyz, features = block_inputs(points.subset(rows), low, extent)
+        with torch.no_grad():
+            embedding = model.eval()(torch.from_numpy(xyz)[None], torch.from_numpy(features)[None]).embeddings[0]
+        out.append(embedding.double().numpy())
+    return out
+
+
+def compare_chunks(chunks: list[np.ndarray], runs: int) -> dict:
+    """Both clusterers on each chunk; times summed, the smallest ARI."""
+    reference_total = ours_total = 0.0
+    aris, clusters = [], [0, 0]
+    for x in chunks:
+        reference_seconds, reference = timed(lambda x=x: MeanShift(bandwidth=BANDWIDTH, bin_seeding=True).fit(x), runs)
+        ours_seconds, (labels, centres) = timed(lambda x=x: mean_shift(torch.from_numpy(x), BANDWIDTH), runs)
+        reference_total += reference_seconds
+        ours_total += ours_seconds
+        aris.append(float(adjusted_rand_score(reference.labels_, labels.numpy())))
+        clusters[0] += len(reference.cluster_centers_)
+        clusters[1] += int(centres.shape[0])
+    return {
+        "case": f"trained model, {len(chunks)} chunks",
+        "points": int(sum(len(x) for x in chunks)),
+        "scikit_learn_s": reference_total,
+        "torch_s": ours_total,
+        "speedup": reference_total / ours_total,
+        "clusters_scikit_learn": clusters[0],
+        "clusters_torch": clusters[1],
+        "adjusted_rand_index": min(aris),
+    }
+
+
 def timed(function, runs: int) -> tuple[float, object]:
     times, result = [], None
     for _ in range(runs):
@@ -65,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("build/bench"))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="only the smallest case, one run (for the tests)")
+    parser.add_argument("--model", type=Path, help="an instance checkpoint whose embeddings of --map are clustered too")
+    parser.add_argument("--map", type=Path, help="a map file (with --model)")
+    parser.add_argument("--chunks", type=int, default=20, help="chunks of the map to cluster (with --model)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     cases = dict(list(CASES.items())[:1]) if args.quick else CASES
@@ -86,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
                 "adjusted_rand_index": float(adjusted_rand_score(reference.labels_, labels.numpy())),
             }
         )
+    if args.model is not None:
+        if args.map is None:
+            parser.error("--model needs --map")
+        rows.append(compare_chunks(model_chunk_embeddings(args.model, args.map, args.chunks), runs))
     print(f"{'case':24s} {'points':>7s} {'sklearn':>9s} {'torch':>9s} {'speed-up':>9s} {'clusters':>10s} {'ARI':>7s}")
     for r in rows:
         clusters = f"{r['clusters_scikit_learn']}/{r['clusters_torch']}"

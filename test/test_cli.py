@@ -83,6 +83,7 @@ def test_info(demo_out, capsys):
     assert info["label_space"] == "label_fusion"
     assert info["voxel_size_m"] == 0.01
     assert info["feature_kind"] == "label_evidence"
+    assert info["instances"] == 0 and info["voxels_in_instances"] == 0  # no segmentation has run
     assert sum(info["labels"].values()) + info["unlabelled"] == info["voxels"]
     lo, hi = np.array(info["bounds_m"])
     assert (lo <= hi).all()

@@ -3,6 +3,7 @@
 Reads a map file, runs an ``instance_segmentation`` checkpoint (ASIS or BAN) over its
 voxels (``pipeline.instance_segmentation``) and writes into the output folder:
 
+* ``map.safetensors``: the map with its instance layer filled (per-voxel instance ids);
 * ``instances.ply``: the voxel centres coloured by instance (unassigned voxels grey), with
   the vertex properties ``label`` (class index) and ``instance``;
 * ``objects.json``: the object list (id, class, score, centroid, box center and extent,
@@ -22,14 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.spatial import cKDTree
 
 from ..core.atomic_file import write_text_atomic
+from ..core.geometry import voxel_keys
 from ..core.labels import LabelSpace
 from ..core.samples import PointBlock
 from ..data.map_samples import voxel_points
 from ..map.export import render_points_png, write_point_ply
-from ..map.map_file import load_map
+from ..map.map_file import load_map, save_map
+from ..map.voxel_map import INSTANCE_LIMIT
 from ..nets.checkpoint import load_checkpoint
 from ..pipeline.instance_job import INSTANCE_TASK
 from ..pipeline.instance_segmentation import InstanceSegmentationConfig, SceneInstances, instance_colors, instance_objects, segment_instances
@@ -135,6 +139,10 @@ def segment_map(
     objects = instance_objects(voxels.xyz, result, list(voxel_map.label_space.names))
     write_instances_ply(out / "instances.ply", voxels.xyz, result)
     write_text_atomic(out / "objects.json", json.dumps(objects, indent=2))
+    # The map with its instance layer filled (a sequence's map is replaced by it).
+    keys = voxel_keys(torch.from_numpy(voxels.xyz), voxel_map.voxel_size)
+    voxel_map.assign_instances(keys, np.where(result.instance < INSTANCE_LIMIT, result.instance, -1))
+    save_map(voxel_map, out / "map.safetensors")
     rendered = render_instances(out / "instances.png", voxels.xyz, result, voxel_map.voxel_size)
     summary = {
         "map": str(map_path),
@@ -144,7 +152,7 @@ def segment_map(
         "objects": len(objects),
         "seconds": round(time.perf_counter() - start, 2),
         "stage_seconds": {k: round(v, 3) for k, v in result.timings.items()},
-        "outputs": ["instances.ply", "objects.json"] + (["instances.png"] if rendered is None else []),
+        "outputs": ["map.safetensors", "instances.ply", "objects.json"] + (["instances.png"] if rendered is None else []),
     }
     if rendered is not None:
         summary["render_skipped"] = rendered

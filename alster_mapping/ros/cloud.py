@@ -115,8 +115,17 @@ def arrays_to_cloud(arrays: MapArrays, frame_id: str = "map", stamp=None, color_
     n = len(arrays)
     # The points are written straight into the message's byte buffer (a numpy view of
     # it): no copy of 24 bytes x N after packing.
-    data = array.array("B", [0]) * (n * POINT_STEP)  # zeroed, without a temporary bytes object
-    arrays_to_points(arrays, color_by, out=np.frombuffer(data, dtype=CLOUD_DTYPE))
+    msg, points = new_cloud(n, CLOUD_DTYPE, CLOUD_FIELDS, frame_id, stamp)
+    arrays_to_points(arrays, color_by, out=points)
+    return msg
+
+
+def new_cloud(n: int, dtype: np.dtype, fields, frame_id: str = "map", stamp=None) -> tuple[PointCloud2, np.ndarray]:
+    """An unorganised PointCloud2 (height 1, is_dense) of n zeroed points laid out as
+    ``dtype`` and declared as ``fields`` ((name, offset, PointField type) triples), and an
+    (n,) structured view of its buffer to fill: the points are written straight into the
+    message, with no copy of the whole cloud after packing."""
+    data = array.array("B", [0]) * (n * dtype.itemsize)  # zeroed (padding too), without a temporary bytes object
     header = Header(frame_id=frame_id)
     if stamp is not None:
         header.stamp = stamp
@@ -124,17 +133,17 @@ def arrays_to_cloud(arrays: MapArrays, frame_id: str = "map", stamp=None, color_
         header=header,
         height=1,
         width=n,
-        fields=[PointField(name=name, offset=offset, datatype=kind, count=1) for name, offset, kind in CLOUD_FIELDS],
+        fields=[PointField(name=name, offset=offset, datatype=kind, count=1) for name, offset, kind in fields],
         is_bigendian=False,
-        point_step=POINT_STEP,
-        row_step=POINT_STEP * n,
+        point_step=dtype.itemsize,
+        row_step=dtype.itemsize * n,
         is_dense=True,
         check_fields=True,
     )
     # With field checks on, the setter keeps an array.array('B') as it is; the
     # constructor's data argument and the unchecked setter would copy it once more.
     msg.data = data
-    return msg
+    return msg, np.frombuffer(data, dtype=dtype)
 
 
 @dataclass

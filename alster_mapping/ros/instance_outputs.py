@@ -18,8 +18,6 @@ The markers: DELETEALL, then per object a translucent box in its class colour (n
 
 from __future__ import annotations
 
-import array
-
 import numpy as np
 from geometry_msgs.msg import Point, Vector3
 from sensor_msgs.msg import PointCloud2, PointField
@@ -29,7 +27,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from ..core.labels import LabelSpace
 from ..pipeline.instance_job import JobResult
 from ..pipeline.instance_segmentation import instance_colors
-from .cloud import pack_rgb
+from .cloud import new_cloud, pack_rgb
 
 INSTANCE_POINT_STEP = 28
 INSTANCE_DTYPE = np.dtype(
@@ -53,42 +51,23 @@ LABEL_TEXT_HEIGHT = 0.15
 """Height of the object labels' text [m]."""
 
 
-def _header(frame_id: str, stamp) -> Header:
-    header = Header(frame_id=frame_id)
-    if stamp is not None:
-        header.stamp = stamp
-    return header
-
-
 def instances_to_cloud(result: JobResult, label_space: LabelSpace, frame_id: str = "map", stamp=None) -> PointCloud2:
     """The segmented voxels as an unorganised PointCloud2 (layout: the module docstring)."""
-    n = len(result.xyz)
-    data = array.array("B", [0]) * (n * INSTANCE_POINT_STEP)
-    points = np.frombuffer(data, dtype=INSTANCE_DTYPE)
+    msg, points = new_cloud(len(result.xyz), INSTANCE_DTYPE, INSTANCE_FIELDS, frame_id, stamp)
     xyz = np.asarray(result.xyz, np.float32)
     points["x"], points["y"], points["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
     points["rgb"] = pack_rgb(instance_colors(result.instances.instance))
     points["label"] = label_space.decode(result.instances.semantic)
     points["instance"] = result.instances.instance
     points["confidence"] = result.instances.confidence
-    msg = PointCloud2(
-        header=_header(frame_id, stamp),
-        height=1,
-        width=n,
-        fields=[PointField(name=name, offset=offset, datatype=kind, count=1) for name, offset, kind in INSTANCE_FIELDS],
-        is_bigendian=False,
-        point_step=INSTANCE_POINT_STEP,
-        row_step=INSTANCE_POINT_STEP * n,
-        is_dense=True,
-        check_fields=True,
-    )
-    msg.data = data  # kept as it is (see ros/cloud.py)
     return msg
 
 
 def object_markers(objects: list[dict], label_space: LabelSpace, frame_id: str = "map", stamp=None) -> MarkerArray:
     """One box and one text label per object of an object list (``instance_objects``)."""
-    header = _header(frame_id, stamp)
+    header = Header(frame_id=frame_id)
+    if stamp is not None:
+        header.stamp = stamp
     out = MarkerArray()
     out.markers.append(Marker(header=header, action=Marker.DELETEALL))
     for obj in objects:
