@@ -77,8 +77,9 @@ class ShadowLabels:
         """rows: (V,) int64 map rows; labels: (V,) int64 expert argmax; confidence: (V,) float32."""
         self._grow(int(rows.max()) + 1)
         old = VoxelData(
-            torch.zeros(len(rows), 1), self.count[rows], self.label[rows], self.confidence[rows],
-            torch.zeros(len(rows), 3, dtype=torch.uint8), torch.ones(len(rows), dtype=torch.bool),
+            feature=torch.zeros(len(rows), 1), count=self.count[rows], label=self.label[rows], confidence=self.confidence[rows],
+            color=torch.zeros(len(rows), 3, dtype=torch.uint8), instance=torch.full((len(rows),), -1, dtype=torch.int16),
+            found=torch.ones(len(rows), dtype=torch.bool),
         )  # fmt: skip
         voted, voted_conf = vote_labels(old, labels, confidence)
         self.label[rows] = voted.to(torch.int16)

@@ -540,7 +540,8 @@ def test_flatten_lists_every_leaf_with_help():
     expected |= {f"map.{f.name}" for f in dataclasses.fields(MapConfig)}
     expected |= {f"label_fusion.{f.name}" for f in dataclasses.fields(LabelFusionConfig)}
     assert expected <= set(flat)
-    assert {k for k in flat if not k.startswith(("model.", "alster."))} == expected | {"mode"}
+    assert {k for k in flat if not k.startswith(("model.", "alster.", "instances."))} == expected | {"mode"}
+    assert {"instances.model", "instances.region_radius", "instances.segmentation.bandwidth"} <= set(flat)
     assert {"model.focal_gamma", "model.unet3d.channels", "model.expert.layers", "model.encoder2d.backbone"} <= set(flat)
     assert "map.voxel_size" in flat and "label_fusion.max_range" in flat
     for key, (value, f) in flat.items():

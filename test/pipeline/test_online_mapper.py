@@ -55,8 +55,9 @@ def _voted(observations: list[tuple[int, float]]) -> tuple[int, float]:
     label, conf, count = torch.tensor([-1], dtype=torch.int16), torch.zeros(1, dtype=torch.float16), torch.zeros(1, dtype=torch.int16)
     for lab, c in observations:
         old = VoxelData(
-            torch.zeros(1, 4, dtype=torch.float16), count, label, conf, torch.zeros(1, 3, dtype=torch.uint8), torch.ones(1, dtype=torch.bool)
-        )
+            feature=torch.zeros(1, 4, dtype=torch.float16), count=count, label=label, confidence=conf,
+            color=torch.zeros(1, 3, dtype=torch.uint8), instance=torch.full((1,), -1, dtype=torch.int16), found=torch.ones(1, dtype=torch.bool),
+        )  # fmt: skip
         new_label, new_conf = vote_labels(old, torch.tensor([lab]), torch.tensor([c]))
         label, conf, count = new_label.to(torch.int16), new_conf.to(torch.float16), count + 1
     return int(label), float(conf)
