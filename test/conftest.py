@@ -117,3 +117,22 @@ def tiny_instance_model(tmp_path_factory):
         fusion.integrate(frame)
     save_map(voxel_map, root / 'map.safetensors')
     return root / 'train' / MODEL_FILE, root / 'map.safetensors', world_args
+
+
+@pytest.fixture
+def held_instance_jobs(monkeypatch):
+    """Instance jobs wait in ``segment_instances`` until the returned event is set (at most 30 s)."""
+    import threading
+
+    from alster_mapping.pipeline import instance_job
+
+    release = threading.Event()
+    real = instance_job.segment_instances
+
+    def held(*args, **kwargs):
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(instance_job, 'segment_instances', held)
+    yield release
+    release.set()

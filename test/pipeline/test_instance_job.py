@@ -1,6 +1,5 @@
 """Background instance segmentation of a live map (alster_mapping.pipeline.instance_job)."""
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -40,16 +39,9 @@ def test_a_job_segments_the_map_and_fills_its_instance_layer(setup):
     jobs.wait(60)
 
 
-def test_a_second_request_while_a_job_runs_is_busy(setup, monkeypatch):
+def test_a_second_request_while_a_job_runs_is_busy(setup, held_instance_jobs):
     voxel_map, config = setup
-    release = threading.Event()
-    real = instance_job.segment_instances
-
-    def slow(*args, **kwargs):
-        release.wait(30)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(instance_job, "segment_instances", slow)
+    release = held_instance_jobs
     jobs = InstanceJobs()
     jobs.start(voxel_map, config)
     with pytest.raises(JobBusy, match="busy: job 1 is running"):

@@ -2,7 +2,6 @@
 calling the service and listening to its status, instance cloud and object markers over DDS."""
 
 import json
-import threading
 import time
 
 import numpy as np
@@ -21,7 +20,6 @@ from std_srvs.srv import Trigger  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from alster_mapping.map.map_file import load_map  # noqa: E402
-from alster_mapping.pipeline import instance_job  # noqa: E402
 from alster_mapping.ros.cloud import cloud_to_arrays  # noqa: E402
 from alster_mapping.ros.map_server import CLOUD_QOS  # noqa: E402
 from alster_mapping.ros.map_server_node import MapServerNode  # noqa: E402
@@ -111,15 +109,8 @@ def test_the_service_replies_at_once_and_publishes_status_cloud_and_objects(serv
     assert p.node.stats()["instances"]["state"] == "done"
 
 
-def test_busy_and_a_map_cleared_during_the_job(served, monkeypatch):
-    release = threading.Event()
-    real = instance_job.segment_instances
-
-    def held(*args, **kwargs):
-        release.wait(30)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(instance_job, "segment_instances", held)
+def test_busy_and_a_map_cleared_during_the_job(served, held_instance_jobs):
+    release = held_instance_jobs
     p = served()
     assert p.call().success
     busy = p.call()
