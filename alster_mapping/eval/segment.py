@@ -1,7 +1,8 @@
 """``alster segment``: instances of a saved map with an instance model, written for people and tools.
 
 Reads a map file, runs an ``instance_segmentation`` checkpoint (ASIS or BAN) over its
-voxels (``pipeline.instance_segmentation``) and writes into the output folder:
+voxels (``pipeline.instance_segmentation``; the voxels keep the map's own classes where
+it has one unless ``semantics = model``) and writes into the output folder:
 
 * ``map.safetensors``: the map with its instance layer filled (per-voxel instance ids);
 * ``instances.ply``: the voxel centres coloured by instance (unassigned voxels grey), with
@@ -30,7 +31,6 @@ from ..core.atomic_file import write_text_atomic
 from ..core.geometry import voxel_keys
 from ..core.labels import LabelSpace
 from ..core.samples import PointBlock
-from ..data.map_samples import voxel_points
 from ..map.export import render_points_png, write_point_ply
 from ..map.map_file import load_map, save_map
 from ..map.voxel_map import INSTANCE_LIMIT
@@ -132,10 +132,11 @@ def segment_map(
     start = time.perf_counter()
     voxel_map = load_map(map_path)
     model, card = load_checkpoint(checkpoint, voxel_map.label_space, task=INSTANCE_TASK)
-    voxels = voxel_points(voxel_map, str(map_path))
-    if len(voxels) == 0:
+    arrays = voxel_map.to_arrays()
+    if len(arrays) == 0:
         raise ValueError(f"{map_path}: the map is empty, nothing to segment")
-    result = segment_instances(model, voxels, config)
+    voxels = PointBlock(arrays.xyz, np.zeros(len(arrays), np.int64), rgb=arrays.color, name=str(map_path))
+    result = segment_instances(model, voxels, config, map_labels=(arrays.label_index.astype(np.int64), arrays.confidence))
     objects = instance_objects(voxels.xyz, result, list(voxel_map.label_space.names))
     write_instances_ply(out / "instances.ply", voxels.xyz, result)
     write_text_atomic(out / "objects.json", json.dumps(objects, indent=2))

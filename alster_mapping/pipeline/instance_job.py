@@ -8,7 +8,8 @@ map is never touched. One worker thread then runs the job:
 
 1. load the instance model (ASIS or BAN; kept between jobs while the model, checkpoint
    and device stay the same), refusing a checkpoint of another model, task or label space;
-2. segment the snapshot (``pipeline.instance_segmentation``), reporting progress;
+2. segment the snapshot (``pipeline.instance_segmentation``), reporting progress; the
+   voxels keep the map's own classes where it has one (``segmentation.semantics``);
 3. build the object list (id, class, score, centroid, extent, voxels);
 4. if the map's contents were replaced meanwhile (``~/clear_map``, ``~/load_map``:
    ``SemanticVoxelMap.generation``) the result is dropped and the status says why;
@@ -102,6 +103,8 @@ class _Snapshot:
     keys: torch.Tensor
     xyz: np.ndarray
     color: np.ndarray
+    label: np.ndarray  # (N,) the map's class index, -1 unknown
+    confidence: np.ndarray
     generation: int
 
 
@@ -110,8 +113,10 @@ def snapshot_region(voxel_map: SemanticVoxelMap, center: np.ndarray | None, radi
     Raises ValueError when fewer than ``min_voxels`` remain or none has a colour."""
     with voxel_map.lock:
         keys, rows = voxel_map.items()
-        color = voxel_map.read(rows).color.cpu().numpy()
+        data = voxel_map.read(rows)
         generation = voxel_map.generation
+    color, label = data.color.cpu().numpy(), data.label.to(torch.int64).cpu().numpy()
+    confidence = data.confidence.float().cpu().numpy()
     xyz = voxel_centers(keys, voxel_map.voxel_size).cpu().numpy()
     where = "the map"
     if radius > 0:
@@ -122,12 +127,13 @@ def snapshot_region(voxel_map: SemanticVoxelMap, center: np.ndarray | None, radi
             raise ValueError(f"the region's centre must be 3 finite coordinates, got {center!r}")
         inside = np.linalg.norm(xyz[:, :2] - center[:2], axis=1) <= radius
         keys, xyz, color = keys[torch.from_numpy(inside)], xyz[inside], color[inside]
+        label, confidence = label[inside], confidence[inside]
         where = f"the region within {radius:g} m of ({center[0]:.2f}, {center[1]:.2f})"
     if len(xyz) < min_voxels:
         raise ValueError(f"{where} has {len(xyz)} voxels; at least {min_voxels} are needed (instances.min_voxels)")
     if not color.any():
         raise ValueError(f"the {len(xyz)} voxels of {where} carry no colour (all black): instance models need colour")
-    return _Snapshot(keys, xyz, color, generation)
+    return _Snapshot(keys, xyz, color, label, confidence, generation)
 
 
 class InstanceJobs:
@@ -217,7 +223,8 @@ class InstanceJobs:
             model = self.model(config, voxel_map)
             stages["model"] = time.perf_counter() - start
             points = PointBlock(snapshot.xyz, np.zeros(len(snapshot.xyz), np.int64), rgb=snapshot.color, name=f"job {job}")
-            instances = segment_instances(model, points, config.segmentation, self._progress)
+            map_labels = (snapshot.label, snapshot.confidence)
+            instances = segment_instances(model, points, config.segmentation, self._progress, map_labels)
             stages.update(instances.timings)
             objects = instance_objects(snapshot.xyz, instances, list(voxel_map.label_space.names))
             ids = np.where(instances.instance < INSTANCE_LIMIT, instances.instance, -1)

@@ -10,7 +10,8 @@
        0.6) groups the points; a group's class is the mode of its points' predicted classes;
     4. BlockMerging (``pipeline.block_merging``) joins the chunks' groups into scene
        instances; a point's semantic class is the argmax of its class probabilities summed
-       over every chunk that saw it;
+       over every chunk that saw it — or, with ``semantics = "map"``, the map's own label
+       where it has one (a live map's labels come from a model that saw the images);
     5. instances smaller than ``size_fraction`` of their class's mean size in the training
        scenes (the model's ``instance_sizes``, learnt by its recipe; SGPN and ASIS use a
        quarter) or than ``min_object_points`` are dropped, their points keep their class.
@@ -47,6 +48,12 @@ class InstanceSegmentationConfig:
     seed: int = param(0, "seed of the chunk shuffling", min=0)
     size_fraction: float = param(0.25, "drop instances below this share of their class's mean training size (ASIS: 0.25); 0 = off", min=0.0, max=10.0)
     min_object_points: int = param(0, "drop instances with fewer points (voxels) than this", min=0)
+    semantics: str = param(
+        "map",
+        "classes of the voxels: map = the map's own labels where it has one (the live mapper's, given as map_labels), "
+        "model = the instance model's semantic head (the papers' protocol, and where the map has no label)",
+        choices=("map", "model"),
+    )
 
 
 @dataclass
@@ -116,6 +123,7 @@ def segment_instances(
     points: PointBlock,
     config: InstanceSegmentationConfig | None = None,
     progress: Callable[[float], None] | None = None,
+    map_labels: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> SceneInstances:
     """Semantic classes and instances of every point of ``points`` (xyz [m], rgb; see the
     module docstring).
@@ -123,8 +131,11 @@ def segment_instances(
     model: an instance model in eval mode, forward(xyz (B, P, 3), features (B, P, 6)) ->
     an output with ``semantic_logits`` (B, P, C) and ``embeddings`` (B, P, E). progress:
     called with the share of chunks done (0..1) after each batch; an exception it raises
-    stops the segmentation (a cancelled job). Raises ValueError on an empty scene, points
-    without colour or with non-finite coordinates.
+    stops the segmentation (a cancelled job). map_labels: the map's own (class index (N,),
+    -1 = unknown; confidence (N,)) per point; with ``semantics = "map"`` they replace the
+    model's class and confidence where known, before the size rule and the object list.
+    Raises ValueError on an empty scene, points without colour or with non-finite
+    coordinates.
     """
     cfg = config or InstanceSegmentationConfig()
     if len(points) == 0:
@@ -172,11 +183,16 @@ def segment_instances(
     visits = np.bincount(np.concatenate(chunks), minlength=len(points))[:, None]
     mean = probabilities / np.maximum(visits, 1)
     semantic = mean.argmax(-1).astype(np.int64)
+    confidence = mean.max(-1)
+    if map_labels is not None and cfg.semantics == "map":
+        known = map_labels[0] >= 0
+        semantic = np.where(known, map_labels[0], semantic).astype(np.int64)
+        confidence = np.where(known, map_labels[1], confidence)
     sizes = getattr(model, "instance_sizes", None)
     thresholds = sizes.thresholds(cfg.size_fraction) if sizes is not None else np.zeros(mean.shape[-1])
     instance = drop_small_instances(merger.result().instance, semantic, thresholds, cfg.min_object_points)
     timings["merging"] += time.perf_counter() - clock
-    return SceneInstances(semantic, instance, mean.max(-1), timings)
+    return SceneInstances(semantic, instance, confidence, timings)
 
 
 def drop_small_instances(instance: np.ndarray, semantic: np.ndarray, thresholds: np.ndarray, min_points: int = 0) -> np.ndarray:

@@ -94,3 +94,16 @@ def test_the_models_class_sizes_drop_small_instances(scene):
     result = segment_instances(model, points, InstanceSegmentationConfig(points=512, size_fraction=1.0))
     assert (result.instance[right] == -1).all() and (result.semantic[right] == 4).all()
     assert (result.instance[~right] == 0).all()
+
+
+def test_the_maps_own_labels_replace_the_models_classes_where_known(scene):
+    points, right = scene
+    known = np.where(np.arange(len(points)) % 2 == 0, 3, -1)  # every other point labelled 3 by the map
+    confidence = np.full(len(points), 0.6)
+    result = segment_instances(SideOracle(), points, InstanceSegmentationConfig(points=512), map_labels=(known, confidence))
+    assert (result.semantic[known == 3] == 3).all() and np.allclose(result.confidence[known == 3], 0.6)
+    assert (result.semantic[known < 0] == np.where(right, 4, 1)[known < 0]).all()
+    model_only = segment_instances(SideOracle(), points, InstanceSegmentationConfig(points=512, semantics="model"), map_labels=(known, confidence))
+    assert model_only.semantic.tolist() == np.where(right, 4, 1).tolist()
+    # The grouping is the model's either way.
+    assert np.array_equal(result.instance >= 0, model_only.instance >= 0)
