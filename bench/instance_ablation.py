@@ -58,24 +58,53 @@ VARIANTS = {
 COLUMNS = (("semantic", "miou"), ("instance", "mcov"), ("instance", "mwcov"), ("instance", "mprec"), ("instance", "mrec"), ("ap", "ap50"))
 
 
-def held_out_scenes(worlds: list[int], data) -> list[tuple]:
-    """(voxels, ground truth) of each held-out world, fused like the training worlds."""
-    scenes = []
+def check_held_out(worlds: list[int]) -> None:
     for seed in worlds:
         if seed >= 1000:
             raise ValueError(f"world {seed} is a training world (held-out worlds are below 1000)")
-        voxels = fused_world(seed, data.frames, data.width, data.height, data.voxel_size)
-        scenes.append((voxels, SyntheticSequence(seed, data.frames, data.width, data.height).ground_truth()))
+
+
+def held_out_scenes(worlds: list[int], data) -> list[tuple]:
+    """(voxels, ground truth, None) of each held-out world, fused like the training worlds."""
+    check_held_out(worlds)
+    scenes = []
+    for seed in worlds:
+        truth = SyntheticSequence(seed, data.frames, data.width, data.height).ground_truth()
+        scenes.append((fused_world(seed, data.frames, data.width, data.height, data.voxel_size), truth, None))
+    return scenes
+
+
+def alster_scenes(worlds: list[int], frames: int, width: int, height: int) -> list[tuple]:
+    """(voxels, ground truth, the map's (class index, confidence)) of each held-out world
+    mapped by the shipped ALSTER model, as the node maps it (what ``~/segment_instances`` sees)."""
+    from alster_mapping.cli import shipped_model
+    from alster_mapping.core.config import apply_overrides as overrides
+    from alster_mapping.core.samples import PointBlock
+    from alster_mapping.pipeline.mapping_config import MappingConfig
+    from alster_mapping.pipeline.online_mapper import OnlineMapper
+
+    check_held_out(worlds)
+    config = overrides(MappingConfig(), {"alster.checkpoint": str(shipped_model())})
+    scenes = []
+    for seed in worlds:
+        sequence = SyntheticSequence(seed, frames, width, height)
+        mapper = OnlineMapper(config)
+        for frame in sequence:
+            mapper.step(frame)
+        arrays = mapper.map.to_arrays()
+        voxels = PointBlock(arrays.xyz, np.zeros(len(arrays), np.int64), rgb=arrays.color, name=f"ALSTER map of {sequence.name}")
+        scenes.append((voxels, sequence.ground_truth(), (arrays.label_index.astype(np.int64), arrays.confidence)))
     return scenes
 
 
 def evaluate(model, scenes: list[tuple], label_space: LabelSpace, voxel_size: float) -> dict:
-    """Scores of the model and of the connected-components baseline on its semantics."""
+    """Scores of the model and of the connected-components baseline on the same classes
+    (the map's where a scene brings them, else the model's)."""
     model.eval()
     learned, baseline, seconds = [], [], 0.0
-    for voxels, truth in scenes:
+    for voxels, truth, map_labels in scenes:
         start = time.perf_counter()
-        result = segment_instances(model, voxels)
+        result = segment_instances(model, voxels, map_labels=map_labels)
         seconds += time.perf_counter() - start
         learned.append(transfer_to_truth(truth, voxels, result, label_space, voxel_size))
         components = semantic_components(voxels.xyz, result.semantic, voxel_size, min_points=30)

@@ -2,13 +2,16 @@
 """Score an instance checkpoint (ASIS / BAN) on held-out synthetic worlds, as the ablation does.
 
     python bench/instance_eval.py --model build/train_asis/model.safetensors [--eval-worlds 0,1,2,3,4]
-        [--record held_out_synthetic] [--out build/instance_eval]
+        [--maps fused|alster] [--record held_out_synthetic] [--out build/instance_eval]
 
 The held-out worlds (seeds below 1000) are fused into maps exactly like the checkpoint's
 training worlds (its card's ``data`` settings); each is segmented by the whole-scene
 pipeline and scored on the ground-truth points the map covers (semantic mIoU, instance
 mCov / mWCov / mPrec / mRec, ScanNet AP), together with the connected-components
-baseline on the model's own classes. ``--record NAME`` stores the scores in the card
+baseline on the same classes. ``--maps alster`` scores what the node's service sees
+instead: each world mapped by the shipped ALSTER model (320x240, 120 frames), the voxels
+keeping the map's classes (``semantics = map``), and again with the instance model's
+own classes (``model_semantics``). ``--record NAME`` stores the scores in the card
 (``metrics.NAME``). Writes ``OUT/instance_eval.json``.
 """
 
@@ -23,7 +26,7 @@ from types import SimpleNamespace
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from instance_ablation import evaluate, held_out_scenes
+from instance_ablation import alster_scenes, evaluate, held_out_scenes
 
 from alster_mapping.core.atomic_file import write_text_atomic
 from alster_mapping.core.labels import LabelSpace
@@ -34,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="an instance_segmentation checkpoint")
     parser.add_argument("--eval-worlds", default="0,1,2,3,4", help="held-out synthetic worlds (seeds < 1000)")
+    parser.add_argument("--maps", choices=("fused", "alster"), default="fused", help="fused like the training worlds, or mapped by ALSTER")
     parser.add_argument("--record", help="store the scores in the checkpoint's card under metrics.RECORD")
     parser.add_argument("--out", type=Path, default=Path("build/instance_eval"))
     args = parser.parse_args(argv)
@@ -41,9 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     data = SimpleNamespace(**card["provenance"]["train_config"]["data"])
     worlds = [int(w) for w in args.eval_worlds.split(",")]
     label_space = LabelSpace.from_json(json.dumps(card["label_space"]))
-    scores = evaluate(model, held_out_scenes(worlds, data), label_space, data.voxel_size)
+    if args.maps == "fused":
+        scores = evaluate(model, held_out_scenes(worlds, data), label_space, data.voxel_size)
+    else:
+        scenes = alster_scenes(worlds, 120, 320, 240)
+        scores = evaluate(model, scenes, label_space, data.voxel_size)
+        scores["model_semantics"] = evaluate(model, [(v, t, None) for v, t, _ in scenes], label_space, data.voxel_size)["model"]
     command = "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
-    report = {"command": command, "checkpoint": str(args.model), "eval_worlds": worlds, **scores}
+    report = {"command": command, "checkpoint": str(args.model), "eval_worlds": worlds, "maps": args.maps, **scores}
     args.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out / "instance_eval.json", json.dumps(report, indent=2))
     m = scores["model"]
@@ -52,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         f"mWCov {m['instance']['mwcov']:.3f}  AP50 {m['ap']['ap50']:.3f}  (components mCov {scores['components']['instance']['mcov']:.3f})"
     )
     if args.record:
-        update_card(args.model, metrics={args.record: {"worlds": worlds, "command": command, **scores}})
+        update_card(args.model, metrics={args.record: {"worlds": worlds, "maps": args.maps, "command": command, **scores}})
         print(f"recorded under metrics.{args.record} in the card of {args.model}")
     return 0
 

@@ -19,3 +19,16 @@ def test_instance_eval_scores_held_out_worlds_and_records_them(tmp_path, bench_s
         assert 0 < scores["coverage"] <= 1 and 0 <= scores["semantic"]["miou"] <= 1 and 0 <= scores["instance"]["mcov"] <= 1
     recorded = read_card(copy)["metrics"]["held_out"]
     assert recorded["worlds"] == [3] and recorded["model"] == report["model"]
+
+
+def test_instance_eval_on_maps_of_the_alster_mapper(tmp_path, bench_script, tiny_instance_model, monkeypatch):
+    checkpoint, _, _ = tiny_instance_model
+    bench = bench_script("instance_eval")
+    ablation = bench_script("instance_ablation")
+    real = ablation.alster_scenes
+    # A short walk keeps the test fast; the bench maps 120 frames.
+    monkeypatch.setattr(bench, "alster_scenes", lambda worlds, frames, width, height: real(worlds, 4, 96, 72))
+    assert bench.main(["--model", str(checkpoint), "--eval-worlds", "3", "--maps", "alster", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "instance_eval.json").read_text())
+    assert report["maps"] == "alster" and 0 < report["model"]["coverage"] <= 1
+    assert set(report["model_semantics"]) == set(report["model"])
