@@ -74,12 +74,14 @@ def held_out_scenes(worlds: list[int], data) -> list[tuple]:
     return scenes
 
 
-def alster_scenes(worlds: list[int], frames: int, width: int, height: int) -> list[tuple]:
+def alster_scenes(worlds: list[int], frames: int, width: int, height: int, cache: Path | None = None) -> list[tuple]:
     """(voxels, ground truth, the map's (class index, confidence)) of each held-out world
-    mapped by the shipped ALSTER model, as the node maps it (what ``~/segment_instances`` sees)."""
+    mapped by the shipped ALSTER model, as the node maps it (what ``~/segment_instances``
+    sees). cache: a folder where the maps are kept (and read again when present)."""
     from alster_mapping.cli import shipped_model
     from alster_mapping.core.config import apply_overrides as overrides
     from alster_mapping.core.samples import PointBlock
+    from alster_mapping.map.map_file import load_map, save_map
     from alster_mapping.pipeline.mapping_config import MappingConfig
     from alster_mapping.pipeline.online_mapper import OnlineMapper
 
@@ -88,10 +90,18 @@ def alster_scenes(worlds: list[int], frames: int, width: int, height: int) -> li
     scenes = []
     for seed in worlds:
         sequence = SyntheticSequence(seed, frames, width, height)
-        mapper = OnlineMapper(config)
-        for frame in sequence:
-            mapper.step(frame)
-        arrays = mapper.map.to_arrays()
+        path = cache / f"alster_world{seed}_{frames}_{width}x{height}.safetensors" if cache is not None else None
+        if path is not None and path.exists():
+            voxel_map = load_map(path)
+        else:
+            mapper = OnlineMapper(config)
+            for frame in sequence:
+                mapper.step(frame)
+            voxel_map = mapper.map
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_map(voxel_map, path)
+        arrays = voxel_map.to_arrays()
         voxels = PointBlock(arrays.xyz, np.zeros(len(arrays), np.int64), rgb=arrays.color, name=f"ALSTER map of {sequence.name}")
         scenes.append((voxels, sequence.ground_truth(), (arrays.label_index.astype(np.int64), arrays.confidence)))
     return scenes

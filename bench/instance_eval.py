@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.maps == "fused":
         scores = evaluate(model, held_out_scenes(worlds, data), label_space, data.voxel_size)
     else:
-        scenes = alster_scenes(worlds, 120, 320, 240)
+        scenes = alster_scenes(worlds, 120, 320, 240, cache=Path("build/alster_maps"))
         scores = evaluate(model, scenes, label_space, data.voxel_size)
         scores["model_semantics"] = evaluate(model, [(v, t, None) for v, t, _ in scenes], label_space, data.voxel_size)["model"]
     command = "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])

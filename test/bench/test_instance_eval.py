@@ -27,8 +27,9 @@ def test_instance_eval_on_maps_of_the_alster_mapper(tmp_path, bench_script, tiny
     ablation = bench_script("instance_ablation")
     real = ablation.alster_scenes
     # A short walk keeps the test fast; the bench maps 120 frames.
-    monkeypatch.setattr(bench, "alster_scenes", lambda worlds, frames, width, height: real(worlds, 4, 96, 72))
+    monkeypatch.setattr(bench, "alster_scenes", lambda worlds, frames, width, height, cache: real(worlds, 4, 96, 72, tmp_path / "maps"))
     assert bench.main(["--model", str(checkpoint), "--eval-worlds", "3", "--maps", "alster", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "instance_eval.json").read_text())
     assert report["maps"] == "alster" and 0 < report["model"]["coverage"] <= 1
     assert set(report["model_semantics"]) == set(report["model"])
+    assert list((tmp_path / "maps").iterdir())  # the maps are kept for the next run
