@@ -11,7 +11,8 @@
     4. BlockMerging (``pipeline.block_merging``) joins the chunks' groups into scene
        instances; a point's semantic class is the argmax of its class probabilities summed
        over every chunk that saw it — or, with ``semantics = "map"``, the map's own label
-       where it has one (a live map's labels come from a model that saw the images);
+       where it has one (a live map's labels come from a model that saw the images), and a
+       group that spans the map's classes is split into one instance per class;
     5. instances smaller than ``size_fraction`` of their class's mean size in the training
        scenes (the model's ``instance_sizes``, learnt by its recipe; SGPN and ASIS use a
        quarter) or than ``min_object_points`` are dropped, their points keep their class.
@@ -184,15 +185,29 @@ def segment_instances(
     mean = probabilities / np.maximum(visits, 1)
     semantic = mean.argmax(-1).astype(np.int64)
     confidence = mean.max(-1)
+    instance = merger.result().instance
     if map_labels is not None and cfg.semantics == "map":
         known = map_labels[0] >= 0
         semantic = np.where(known, map_labels[0], semantic).astype(np.int64)
         confidence = np.where(known, map_labels[1], confidence)
+        # An object has one class: a group spanning the map's classes becomes one instance per class.
+        instance = split_by_class(instance, semantic)
     sizes = getattr(model, "instance_sizes", None)
     thresholds = sizes.thresholds(cfg.size_fraction) if sizes is not None else np.zeros(mean.shape[-1])
-    instance = drop_small_instances(merger.result().instance, semantic, thresholds, cfg.min_object_points)
+    instance = drop_small_instances(instance, semantic, thresholds, cfg.min_object_points)
     timings["merging"] += time.perf_counter() - clock
     return SceneInstances(semantic, instance, confidence, timings)
+
+
+def split_by_class(instance: np.ndarray, semantic: np.ndarray) -> np.ndarray:
+    """instance (N,) ids (-1 = none) made unique per (instance, class of ``semantic`` (N,)) pair:
+    0, 1, ... in the pairs' order; -1 stays -1."""
+    out = np.full_like(instance, -1)
+    valid = instance >= 0
+    if valid.any():
+        _, inverse = np.unique(np.stack([instance[valid], semantic[valid]], 1), axis=0, return_inverse=True)
+        out[valid] = inverse.reshape(-1)
+    return out
 
 
 def drop_small_instances(instance: np.ndarray, semantic: np.ndarray, thresholds: np.ndarray, min_points: int = 0) -> np.ndarray:

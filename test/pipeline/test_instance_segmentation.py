@@ -12,7 +12,13 @@ from alster_mapping.core.samples import PointBlock
 from alster_mapping.eval.instance_metrics import score_instances
 from alster_mapping.nets.asis import AsisConfig, AsisModel
 from alster_mapping.nets.points.branches import InstanceSizePrior
-from alster_mapping.pipeline.instance_segmentation import InstanceSegmentationConfig, drop_small_instances, scene_chunks, segment_instances
+from alster_mapping.pipeline.instance_segmentation import (
+    InstanceSegmentationConfig,
+    drop_small_instances,
+    scene_chunks,
+    segment_instances,
+    split_by_class,
+)
 
 
 class SideOracle(torch.nn.Module):
@@ -107,3 +113,10 @@ def test_the_maps_own_labels_replace_the_models_classes_where_known(scene):
     assert model_only.semantic.tolist() == np.where(right, 4, 1).tolist()
     # The grouping is the model's either way.
     assert np.array_equal(result.instance >= 0, model_only.instance >= 0)
+
+
+def test_split_by_class_gives_each_class_of_a_group_its_own_instance():
+    instance = np.array([0, 0, 0, 1, 1, -1, 2])
+    semantic = np.array([4, 4, 6, 4, 4, 4, 6])
+    assert split_by_class(instance, semantic).tolist() == [0, 0, 1, 2, 2, -1, 3]
+    assert split_by_class(np.array([-1, -1]), np.array([1, 2])).tolist() == [-1, -1]
