@@ -107,14 +107,15 @@ def alster_scenes(worlds: list[int], frames: int, width: int, height: int, cache
     return scenes
 
 
-def evaluate(model, scenes: list[tuple], label_space: LabelSpace, voxel_size: float) -> dict:
+def evaluate(model, scenes: list[tuple], label_space: LabelSpace, voxel_size: float, config=None) -> dict:
     """Scores of the model and of the connected-components baseline on the same classes
-    (the map's where a scene brings them, else the model's)."""
+    (the map's where a scene brings them, else the model's). config: an
+    ``InstanceSegmentationConfig`` (default: the defaults)."""
     model.eval()
     learned, baseline, seconds = [], [], 0.0
     for voxels, truth, map_labels in scenes:
         start = time.perf_counter()
-        result = segment_instances(model, voxels, map_labels=map_labels)
+        result = segment_instances(model, voxels, config, map_labels=map_labels)
         seconds += time.perf_counter() - start
         learned.append(transfer_to_truth(truth, voxels, result, label_space, voxel_size))
         components = semantic_components(voxels.xyz, result.semantic, voxel_size, min_points=30)

@@ -29,8 +29,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from instance_ablation import alster_scenes, evaluate, held_out_scenes
 
 from alster_mapping.core.atomic_file import write_text_atomic
+from alster_mapping.core.config import apply_overrides
 from alster_mapping.core.labels import LabelSpace
 from alster_mapping.nets.checkpoint import load_checkpoint, update_card
+from alster_mapping.pipeline.instance_segmentation import InstanceSegmentationConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, required=True, help="an instance_segmentation checkpoint")
     parser.add_argument("--eval-worlds", default="0,1,2,3,4", help="held-out synthetic worlds (seeds < 1000)")
     parser.add_argument("--maps", choices=("fused", "alster"), default="fused", help="fused like the training worlds, or mapped by ALSTER")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override InstanceSegmentationConfig, e.g. chunk_overlap=0")
     parser.add_argument("--record", help="store the scores in the checkpoint's card under metrics.RECORD")
     parser.add_argument("--out", type=Path, default=Path("build/instance_eval"))
     args = parser.parse_args(argv)
@@ -45,14 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     data = SimpleNamespace(**card["provenance"]["train_config"]["data"])
     worlds = [int(w) for w in args.eval_worlds.split(",")]
     label_space = LabelSpace.from_json(json.dumps(card["label_space"]))
+    config = apply_overrides(InstanceSegmentationConfig(), args.set or [])
     if args.maps == "fused":
-        scores = evaluate(model, held_out_scenes(worlds, data), label_space, data.voxel_size)
+        scores = evaluate(model, held_out_scenes(worlds, data), label_space, data.voxel_size, config)
     else:
         scenes = alster_scenes(worlds, 120, 320, 240, cache=Path("build/alster_maps"))
-        scores = evaluate(model, scenes, label_space, data.voxel_size)
-        scores["model_semantics"] = evaluate(model, [(v, t, None) for v, t, _ in scenes], label_space, data.voxel_size)["model"]
+        scores = evaluate(model, scenes, label_space, data.voxel_size, config)
+        scores["model_semantics"] = evaluate(model, [(v, t, None) for v, t, _ in scenes], label_space, data.voxel_size, config)["model"]
     command = "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
-    report = {"command": command, "checkpoint": str(args.model), "eval_worlds": worlds, "maps": args.maps, **scores}
+    report = {"command": command, "checkpoint": str(args.model), "eval_worlds": worlds, "maps": args.maps, "set": args.set or [], **scores}
     args.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out / "instance_eval.json", json.dumps(report, indent=2))
     m = scores["model"]

@@ -2,8 +2,8 @@
 
     1. the floor plan is tiled with ``block_size`` columns every ``stride`` m, as in training;
        each column's points are shuffled and cut into chunks of ``points`` that overlap by
-       half (a column with fewer points is padded by repeating them), so every point is
-       seen at least once and the chunks of one column share points to merge on;
+       ``chunk_overlap`` (a column with fewer points is padded by repeating them), so every
+       point is seen at least once and the chunks of one column share points to merge on;
     2. the model (ASIS or BAN, any ``instance_segmentation`` model returning semantic logits
        and embeddings) runs on batches of chunks;
     3. per chunk, mean-shift in the embedding space (``nets.points.mean_shift``, bandwidth
@@ -42,6 +42,9 @@ class InstanceSegmentationConfig:
     block_size: float = param(1.0, "edge of the block columns [m] (as in training)", min=0.1, max=10.0)
     stride: float = param(0.5, "step between block columns [m]", min=0.05, max=10.0)
     points: int = param(1024, "points per chunk (as in training)", min=16, max=65536)
+    chunk_overlap: float = param(
+        0.5, "share of a chunk that the next chunk of the same column repeats (columns overlap anyway by the stride)", min=0.0, max=0.9
+    )
     batch: int = param(8, "chunks per forward", min=1, max=256)
     bandwidth: float = param(0.6, "mean-shift bandwidth in the embedding space (ASIS: 0.6)", min=0.01, max=10.0)
     min_overlap: int = param(7, "BlockMerging: shared points for a group to join an instance", min=1)
@@ -112,8 +115,8 @@ def scene_chunks(xyz: np.ndarray, config: InstanceSegmentationConfig) -> list[np
         if rows.size <= config.points:
             chunks.append(np.concatenate([rows, rng.choice(rows, config.points - rows.size)]))
             continue
-        # Chunks of one column overlap by half, so that BlockMerging can join their groups.
-        step = max(config.points // 2, 1)
+        # Chunks of one column overlap (by half by default), so that BlockMerging can join their groups.
+        step = max(int(round(config.points * (1.0 - config.chunk_overlap))), 1)
         starts = list(range(0, rows.size - config.points, step)) + [rows.size - config.points]
         chunks += [rows[start : start + config.points] for start in starts]
     return chunks
