@@ -298,6 +298,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     config = apply_overrides(InstanceSegmentationConfig(), args.set or [])
     map_path, sequence = Path(args.source), None
+    if map_path.suffix == ".safetensors" and not map_path.is_file():
+        raise ValueError(f"map file not found: {map_path}")
     if not map_path.is_file():
         # A sequence: map it first as the node would (the shipped ALSTER model by default).
         (sequence,) = _sequences(args, [args.source])

@@ -41,3 +41,8 @@ def test_segment_maps_a_sequence_first_and_scores_it_against_its_ground_truth(ti
     assert (tmp_path / "map.safetensors").exists()
     metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
     assert 0 < metrics["coverage"] <= 1
+
+
+def test_a_missing_map_file_is_a_clear_error(tmp_path, capsys):
+    assert main(["segment", str(tmp_path / "absent.safetensors"), "--out", str(tmp_path)]) == 1
+    assert "map file not found" in capsys.readouterr().err
