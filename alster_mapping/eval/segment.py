@@ -109,6 +109,7 @@ def score_scenes(scenes: list[ScoredScene], label_space: LabelSpace) -> dict:
         "semantic": {k: semantic[k] for k in ("miou", "miou_present", "macc", "oacc")},
         "instance": {k: instances[k] for k in ("mcov", "mwcov", "mprec", "mrec")},
         "ap": {k: ap[k] for k in ("ap", "ap50", "ap25")},
+        "instance_per_class": instances["per_class"],
     }
 
 
