@@ -37,7 +37,7 @@ from alster_mapping.core.labels import LabelSpace
 from alster_mapping.data.sequences import SyntheticSequence
 from alster_mapping.eval.segment import score_scenes, transfer_to_truth
 from alster_mapping.pipeline.connected_components import semantic_components
-from alster_mapping.pipeline.instance_segmentation import SceneInstances, segment_instances
+from alster_mapping.pipeline.instance_segmentation import SceneInstances, map_voxels, segment_instances
 from alster_mapping.train.loop import TrainingLoop
 from alster_mapping.train.recipe import RECIPES
 from alster_mapping.train.recipes.instance_blocks import fused_world
@@ -80,7 +80,6 @@ def alster_scenes(worlds: list[int], frames: int, width: int, height: int, cache
     sees). cache: a folder where the maps are kept (and read again when present)."""
     from alster_mapping.cli import shipped_model
     from alster_mapping.core.config import apply_overrides as overrides
-    from alster_mapping.core.samples import PointBlock
     from alster_mapping.map.map_file import load_map, save_map
     from alster_mapping.pipeline.mapping_config import MappingConfig
     from alster_mapping.pipeline.online_mapper import OnlineMapper
@@ -102,8 +101,8 @@ def alster_scenes(worlds: list[int], frames: int, width: int, height: int, cache
                 path.parent.mkdir(parents=True, exist_ok=True)
                 save_map(voxel_map, path)
         arrays = voxel_map.to_arrays()
-        voxels = PointBlock(arrays.xyz, np.zeros(len(arrays), np.int64), rgb=arrays.color, name=f"ALSTER map of {sequence.name}")
-        scenes.append((voxels, sequence.ground_truth(), (arrays.label_index.astype(np.int64), arrays.confidence)))
+        voxels, map_labels = map_voxels(arrays.xyz, arrays.color, arrays.label_index, arrays.confidence, f"ALSTER map of {sequence.name}")
+        scenes.append((voxels, sequence.ground_truth(), map_labels))
     return scenes
 
 

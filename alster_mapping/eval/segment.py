@@ -33,10 +33,17 @@ from ..core.labels import LabelSpace
 from ..core.samples import PointBlock
 from ..map.export import render_points_png, write_point_ply
 from ..map.map_file import load_map, save_map
-from ..map.voxel_map import INSTANCE_LIMIT
+from ..map.voxel_map import storable_instance_ids
 from ..nets.checkpoint import load_checkpoint
 from ..pipeline.instance_job import INSTANCE_TASK
-from ..pipeline.instance_segmentation import InstanceSegmentationConfig, SceneInstances, instance_colors, instance_objects, segment_instances
+from ..pipeline.instance_segmentation import (
+    InstanceSegmentationConfig,
+    SceneInstances,
+    instance_colors,
+    instance_objects,
+    map_voxels,
+    segment_instances,
+)
 from .instance_metrics import Prediction, average_precision, scannet_instance_classes, score_instances
 from .metrics import SemanticScores, map_raw_labels
 
@@ -136,14 +143,14 @@ def segment_map(
     arrays = voxel_map.to_arrays()
     if len(arrays) == 0:
         raise ValueError(f"{map_path}: the map is empty, nothing to segment")
-    voxels = PointBlock(arrays.xyz, np.zeros(len(arrays), np.int64), rgb=arrays.color, name=str(map_path))
-    result = segment_instances(model, voxels, config, map_labels=(arrays.label_index.astype(np.int64), arrays.confidence))
+    voxels, map_labels = map_voxels(arrays.xyz, arrays.color, arrays.label_index, arrays.confidence, str(map_path))
+    result = segment_instances(model, voxels, config, map_labels=map_labels)
     objects = instance_objects(voxels.xyz, result, list(voxel_map.label_space.names))
     write_instances_ply(out / "instances.ply", voxels.xyz, result)
     write_text_atomic(out / "objects.json", json.dumps(objects, indent=2))
     # The map with its instance layer filled (a sequence's map is replaced by it).
     keys = voxel_keys(torch.from_numpy(voxels.xyz), voxel_map.voxel_size)
-    voxel_map.assign_instances(keys, np.where(result.instance < INSTANCE_LIMIT, result.instance, -1))
+    voxel_map.assign_instances(keys, storable_instance_ids(result.instance))
     save_map(voxel_map, out / "map.safetensors")
     rendered = render_instances(out / "instances.png", voxels.xyz, result, voxel_map.voxel_size)
     summary = {

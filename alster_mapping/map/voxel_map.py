@@ -32,6 +32,11 @@ from .voxel_index import HASH_ENTRY_OVERHEAD_BYTES, VoxelBlockIndex
 COUNT_MAX = torch.iinfo(torch.int16).max
 INSTANCE_LIMIT = torch.iinfo(torch.int16).max  # instance ids are int16: 0 .. 32766
 
+
+def storable_instance_ids(instance: np.ndarray) -> np.ndarray:
+    """Instance ids (N,) as the map can hold them: ids beyond the int16 range become -1."""
+    return np.where(instance < INSTANCE_LIMIT, instance, -1)
+
 # What the feature columns hold; recorded in map files so a map is never read with the
 # wrong meaning (learned ALSTER features vs. per-class label evidence).
 FEATURE_KINDS = ("none", "learned", "label_evidence")

@@ -34,11 +34,10 @@ import torch
 
 from ..core.config import param, section
 from ..core.geometry import voxel_centers
-from ..core.samples import PointBlock
-from ..map.voxel_map import INSTANCE_LIMIT, SemanticVoxelMap
+from ..map.voxel_map import SemanticVoxelMap, storable_instance_ids
 from ..nets.checkpoint import load_checkpoint
 from ..nets.shipped import shipped_instance_checkpoint
-from .instance_segmentation import InstanceSegmentationConfig, SceneInstances, instance_objects, segment_instances
+from .instance_segmentation import InstanceSegmentationConfig, SceneInstances, instance_objects, map_voxels, segment_instances
 
 INSTANCE_MODELS = ("asis", "ban")
 INSTANCE_TASK = "instance_segmentation"
@@ -88,12 +87,11 @@ class JobStatus:
 
 @dataclass
 class JobResult:
-    """A finished job's output. xyz: (N, 3) float32 voxel centres [m]. color: (N, 3) uint8.
-    instances: per voxel class, instance id (-1 none) and confidence."""
+    """A finished job's output. xyz: (N, 3) float32 voxel centres [m]. instances: per voxel
+    class, instance id (-1 none) and confidence."""
 
     job: int
     xyz: np.ndarray
-    color: np.ndarray
     instances: SceneInstances
     objects: list[dict]
 
@@ -147,7 +145,7 @@ class InstanceJobs:
         self._result: JobResult | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._models: dict[tuple, tuple[torch.nn.Module, dict]] = {}
+        self._model: tuple[tuple, torch.nn.Module] | None = None  # (key, model) of the last request
         self._next_job = 1
 
     # -- requests ---------------------------------------------------------------------------
@@ -209,12 +207,12 @@ class InstanceJobs:
         model, task or label space."""
         path = Path(config.checkpoint).expanduser() if config.checkpoint else shipped_instance_checkpoint(config.model)
         key = (config.model, str(path), config.device, voxel_map.label_space.name)
-        if key not in self._models:
+        if self._model is None or self._model[0] != key:
             model, card = load_checkpoint(path, voxel_map.label_space, task=INSTANCE_TASK, device=config.device)
             if card["model"] != config.model:
                 raise ValueError(f"{path} holds a {card['model']!r} model, but instances.model is {config.model!r}")
-            self._models = {key: (model.eval(), card)}  # keep one: a changed parameter frees the old model
-        return self._models[key][0]
+            self._model = (key, model.eval())  # one model: a changed parameter frees the old one
+        return self._model[1]
 
     def _run(self, job: int, voxel_map: SemanticVoxelMap, config: InstanceJobConfig, snapshot: _Snapshot) -> None:
         start = time.perf_counter()
@@ -222,18 +220,16 @@ class InstanceJobs:
         try:
             model = self.model(config, voxel_map)
             stages["model"] = time.perf_counter() - start
-            points = PointBlock(snapshot.xyz, np.zeros(len(snapshot.xyz), np.int64), rgb=snapshot.color, name=f"job {job}")
-            map_labels = (snapshot.label, snapshot.confidence)
+            points, map_labels = map_voxels(snapshot.xyz, snapshot.color, snapshot.label, snapshot.confidence, f"job {job}")
             instances = segment_instances(model, points, config.segmentation, self._progress, map_labels)
             stages.update(instances.timings)
             objects = instance_objects(snapshot.xyz, instances, list(voxel_map.label_space.names))
-            ids = np.where(instances.instance < INSTANCE_LIMIT, instances.instance, -1)
             with voxel_map.lock:
                 if voxel_map.generation != snapshot.generation:
                     self._finish("dropped", "the map was cleared or replaced while the job ran; the result was dropped", start, stages)
                     return
-                voxel_map.assign_instances(snapshot.keys, ids)
-            result = JobResult(job, snapshot.xyz, snapshot.color, instances, objects)
+                voxel_map.assign_instances(snapshot.keys, storable_instance_ids(instances.instance))
+            result = JobResult(job, snapshot.xyz, instances, objects)
             with self._lock:
                 self._result = result
                 self._status.objects = objects

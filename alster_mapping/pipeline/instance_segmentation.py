@@ -122,6 +122,15 @@ def scene_chunks(xyz: np.ndarray, config: InstanceSegmentationConfig) -> list[np
     return chunks
 
 
+def map_voxels(
+    xyz: np.ndarray, color: np.ndarray, label: np.ndarray, confidence: np.ndarray, name: str = "map"
+) -> tuple[PointBlock, tuple[np.ndarray, np.ndarray]]:
+    """A map's voxels as ``segment_instances``' input: the points (centres (N, 3) [m], mean
+    colours (N, 3) uint8) and ``map_labels`` (class index (N,) int64, -1 unknown; confidence (N,))."""
+    points = PointBlock(xyz, np.zeros(len(xyz), np.int64), rgb=color, name=name)
+    return points, (np.asarray(label, np.int64), np.asarray(confidence))
+
+
 def segment_instances(
     model: torch.nn.Module,
     points: PointBlock,
