@@ -129,9 +129,12 @@ def cmd_label_fusion_demo(args: argparse.Namespace) -> int:
     save_png(out / "projection.png", panel)
 
     accuracies = [p["accuracy"] for p in per_frame]
+    projected = [f.pose_correction for f in frames if f.pose_correction > 0.0]
     summary = {
         "data": str(args.data),
         "frames": len(frames),
+        "poses_projected": len(projected),
+        "max_pose_correction": max(projected, default=0.0),
         "config": to_dict(cfg),
         "voxels": len(voxel_map),
         "blocks": voxel_map.num_blocks,
@@ -143,7 +146,8 @@ def cmd_label_fusion_demo(args: argparse.Namespace) -> int:
     }
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
     print(
-        f"fused {len(frames)} frames into {len(voxel_map)} voxels of {cfg.map.voxel_size * 100:g} cm; "
+        f"fused {len(frames)} frames ({len(projected)} poses projected onto SO(3)) into {len(voxel_map)} voxels of "
+        f"{cfg.map.voxel_size * 100:g} cm; "
         f"labels reprojected into each frame agree on {min(accuracies):.1%} (worst frame) / "
         f"{np.mean(accuracies):.1%} (mean) of labelled pixels; median {summary['frame_time_s']['total'] * 1000:.0f} ms/frame"
     )
@@ -153,6 +157,7 @@ def cmd_label_fusion_demo(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train the model ``--model`` names with its recipe into ``--out`` (resuming a previous run there)."""
+    from .data.sequences import describe_frames
     from .train.loop import MODEL_FILE, TrainingLoop
     from .train.recipe import RECIPES
 
@@ -164,6 +169,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     card = TrainingLoop(recipe, cfg, args.out, provenance=provenance, progress=not args.no_progress).run()
     if card:
         print(f"trained in {card['provenance']['train_seconds'] / 60:.1f} min; model: {args.out / MODEL_FILE} (+ .json card)")
+        # Recipes that read recorded sequences count their frames (e.g. ALSTER's training_frames).
+        for name, counts in card["provenance"].get("training_frames", {}).items():
+            print(f"  {name}: {describe_frames(counts, used='trained on')}")
         print(json.dumps(card["metrics"], indent=2))
     return 0
 
@@ -219,6 +227,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     (sequence,) = _sequences(args, [args.sequence])
     mapper = OnlineMapper(cfg)
     result = replay(sequence, mapper, stages=False, progress=True)
+    print(f"{sequence.name}: {result.describe()}")
+    result.require_voxels()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     save_map(mapper.map, out / "map.safetensors")
@@ -236,17 +246,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "command": args.command_line,
         "mode": cfg.mode,
         "checkpoint": cfg.alster.checkpoint if cfg.mode == "alster" else None,
-        "frames": result.frames,
-        "skipped": result.skipped,
+        **result.counts(),
         "voxels": len(mapper.map),
         "labels": dict(zip(mapper.map.label_space.names, mapper.map.label_counts()[0].tolist())),
         "step_ms": {"median": float(np.median(steps)) if steps.size else None, "p90": float(np.percentile(steps, 90)) if steps.size else None},
         "outputs": outputs,
     }
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
-    skipped = sum(result.skipped.values())
     median = f"{summary['step_ms']['median']:.0f} ms" if steps.size else "n/a"
-    print(f"{sequence.name}: {result.frames} frames mapped, {skipped} skipped; {len(mapper.map)} voxels; median {median} per frame")
+    print(f"{len(mapper.map)} voxels; median {median} per frame")
     print(f"outputs in {out}/: {', '.join(outputs)}, summary.json")
     return 0
 
@@ -262,6 +270,7 @@ def _print_summary(results: dict) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Replay sequences and score the maps (metrics.json + plots in ``--out``)."""
+    from .data.sequences import describe_frames
     from .eval.evaluate import evaluate
 
     cfg = _with_model(_load_config(args), args.model)
@@ -270,6 +279,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         plots=not args.no_plots, provenance={"command": args.command_line},
     )
     print(f"evaluated {', '.join(s['name'] for s in results['sequences'])}: median step {results['step_ms']['median']:.0f} ms")
+    for counts in results["sequences"]:
+        print(f"  {counts['name']}: {describe_frames(counts)}")
     _print_summary(results)
     if args.record:
         from .nets.checkpoint import update_card
@@ -306,8 +317,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
         mapping = _with_model(load_yaml(MappingConfig, args.config) if args.config else MappingConfig(), None)
         mapper = OnlineMapper(mapping)
         result = replay(sequence, mapper, stages=False, progress=True)
-        skipped = sum(result.skipped.values())
-        print(f"{sequence.name}: {result.frames} frames mapped" + (f", {skipped} skipped: {result.skipped}" if skipped else ""))
+        print(f"{sequence.name}: {result.describe()}")
+        result.require_voxels()
         args.out.mkdir(parents=True, exist_ok=True)
         map_path = save_map(mapper.map, args.out / "map.safetensors")
     truth = None
@@ -343,7 +354,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"{results['sequences'][0]['voxels']} voxels of {cfg.map.voxel_size * 100:g} cm; median {results['step_ms']['median']:.0f} ms per frame")
     _print_summary(results)
     print(f"outputs in {args.out}/: {', '.join(results['files'].values())}")
+    _print_recorded_robustness(args.model)
     return 0
+
+
+def _print_recorded_robustness(model: Path) -> None:
+    """What the model's card records beyond this one world: the style-shift benchmark and
+    label consistency on real frames (``bench/style_shift.py``, ``bench/label_consistency.py``)."""
+    from .nets.checkpoint import read_card
+
+    metrics = read_card(model).get("metrics") or {}
+    shift, real = metrics.get("style_shift"), metrics.get("label_consistency")
+    if shift:
+        print(
+            f"recorded style shift (held-out worlds): mIoU {shift['in_style']:.3f} in its training style, "
+            f"{shift['shifted']:.3f} in unseen styles (drop {100 * (shift['in_style'] - shift['shifted']):.1f} points)"
+        )
+    for name, summary in ((real or {}).get("sequences") or {}).items():
+        print(f"recorded on real frames ({name}, no labels): per-frame labels agree on {summary['agreement']:.1%} of observations")
 
 
 def cmd_info(args: argparse.Namespace) -> int:

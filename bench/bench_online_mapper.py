@@ -19,7 +19,9 @@ p90, min and max over the timed frames, and the voxels per frame. At the first s
 same model on the MinkowskiEngine U-Net backend (same weights) runs too, when
 MinkowskiEngine imports; the two mappers are interleaved frame by frame (order alternating)
 so both see the same machine load. Goal (the issue): median total <= 250 ms at 320x240 in
-the default configuration.
+the default configuration. --compare-inputs adds the paper's camera-only input layout
+(``model.inputs = camera``, the first shipped model's) at the first size, interleaved the
+same way: the cost of the gravity channels (issue 16: at most +10 %).
 
 Threads: torch.set_num_threads(--threads), OMP_WAIT_POLICY=PASSIVE and
 OPENBLAS_NUM_THREADS=2 (MinkowskiEngine's CPU products use OpenBLAS) unless set.
@@ -134,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N most expensive operators")
     parser.add_argument("--no-minkowski", action="store_true", help="skip the MinkowskiEngine comparison")
+    parser.add_argument(
+        "--compare-inputs", action="store_true", help="at the first size also run the paper's camera-only input layout (model.inputs=camera)"
+    )
     parser.add_argument("--quick", action="store_true", help="80x64, 3 timed frames (a smoke run)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -168,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
             me_mapper = OnlineMapper(me_config)
             me_mapper.model.load_state_dict(reference.model.state_dict())  # same weights, other U-Net backend
             runs.append(Run("minkowski", me_mapper))
+        if index == 0 and args.compare_inputs and config.model.inputs != "camera":
+            torch.manual_seed(0)
+            runs.append(Run("camera_inputs", OnlineMapper(apply_overrides(config, {"model.inputs": "camera"}))))
         for i, frame in enumerate(frames):
             for run in runs if i % 2 == 0 else runs[::-1]:
                 run.step(frame, timed=i >= args.warmup)
@@ -178,9 +186,14 @@ def main(argv: list[str] | None = None) -> int:
             "valid_depth_fraction": summarize(valid),
             "runs": {run.name: run.report() for run in runs},
         }
-        if len(runs) == 2:
-            same = [float((a == b).float().mean()) for a, b in zip(runs[0].labels, runs[1].labels)]
+        named = {run.name: run for run in runs}
+        if "minkowski" in named:
+            same = [float((a == b).float().mean()) for a, b in zip(runs[0].labels, named["minkowski"].labels)]
             entry["labels_equal_fraction_torch_vs_minkowski"] = min(same)
+        if "camera_inputs" in named:
+            # The gravity channels' cost: the same frames, interleaved, against the paper's inputs.
+            medians = {name: entry["runs"][name]["ms"]["total"]["median"] for name in ("default", "camera_inputs")}
+            entry["gravity_inputs_over_camera_inputs"] = medians["default"] / medians["camera_inputs"]
         if (width, height) == GOAL_SIZE:
             total = entry["runs"]["default"]["ms"]["total"]
             entry["goal"] = {"total_ms_max": GOAL_TOTAL_MS, "median_met": total["median"] <= GOAL_TOTAL_MS, "p90_met": total["p90"] <= GOAL_TOTAL_MS}
@@ -244,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "labels_equal_fraction_torch_vs_minkowski" in e:
             print(f"labels equal torch vs minkowski (worst frame): {e['labels_equal_fraction_torch_vs_minkowski']:.4f}")
+        if "gravity_inputs_over_camera_inputs" in e:
+            ratio = e["gravity_inputs_over_camera_inputs"]
+            print(f"gravity inputs / camera inputs, median total: {ratio:.3f} (goal <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'})")
     print("parameters: " + ", ".join(f"{k} {v:,}" for k, v in parameters.items()))
     if minkowski_skipped:
         print(f"minkowski skipped: {minkowski_skipped}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .camera import CameraIntrinsics
-from .geometry import check_rigid
+from .geometry import make_rigid
 
 
 @dataclass
@@ -21,7 +21,9 @@ class RGBDFrame:
     acquisition time in nanoseconds. frame_id: the camera's optical frame name.
 
     Construction validates shapes, dtypes and the pose and raises ValueError naming
-    the problem; ``depth`` is converted to float32 and the pose to float64.
+    the problem; ``depth`` is converted to float32 and the pose to float64. A nearly
+    rigid pose (a tracker's, or one written with a few digits) is projected onto SO(3)
+    (``geometry.make_rigid``) and ``pose_correction`` records it.
     """
 
     color: np.ndarray
@@ -34,6 +36,11 @@ class RGBDFrame:
     """Optional (H, W) integer label image (raw label ids, e.g. NYU40) aligned with colour."""
     instances: np.ndarray | None = field(default=None)
     """Optional (H, W) integer instance ids aligned with colour (0 = no instance)."""
+    pose_correction: float = 0.0
+    """Orthonormality error max |R R^T - I| of the given pose's rotation that was projected
+    away onto SO(3); 0.0 when the pose was rigid. The larger of this and the error found
+    on construction is kept, so a frame rebuilt from a projected one (``dataclasses.replace``)
+    still counts as projected."""
 
     def __post_init__(self) -> None:
         color = np.asarray(self.color)
@@ -63,7 +70,8 @@ class RGBDFrame:
         self.instances = _id_image(self.instances, "instance", depth.shape)
         self.color = color
         self.depth = depth
-        self.T_world_camera = check_rigid(self.T_world_camera, "T_world_camera")
+        self.T_world_camera, correction = make_rigid(self.T_world_camera, "T_world_camera")
+        self.pose_correction = max(float(self.pose_correction), correction)
         self.stamp_ns = int(self.stamp_ns)
 
     @property

@@ -2,7 +2,9 @@
 
 Image-space and point functions work on torch tensors so that the same code runs on
 CPU and CUDA; SE(3) helpers work on float64 numpy matrices through scipy's
-``Rotation`` (no hand-written quaternion algebra).
+``Rotation`` (no hand-written quaternion algebra). Poses from real trackers and text files
+are rigid only to a few digits: ``make_rigid`` projects such nearly rigid transforms onto
+SO(3) and rejects only the clearly broken ones.
 """
 
 from __future__ import annotations
@@ -252,27 +254,80 @@ def frustum_corners(intrinsics: CameraIntrinsics, T_world_camera: np.ndarray, ma
 _BOTTOM_ROW = np.array([0.0, 0.0, 0.0, 1.0])
 _EYE3 = np.eye(3)
 
+# Products of float64 rotations stay orthonormal to ~1e-15, and a matrix written with 9
+# significant digits to ~1e-9: rigid for every purpose here (1e-8 of 100 m is 1 um), so
+# they pass untouched and without the SVD (poses pass here at sensor rates). A larger
+# error came from coarser storage (float32 ~1e-7, text with 4-6 decimals ~1e-6..1e-4)
+# and is projected away, so composing many such poses cannot accumulate scale or shear.
+ROTATION_PROJECTION_THRESHOLD = 1e-8
+# A pose written with 4-6 decimal digits, or a tracker's drifting matrix, is orthonormal
+# only to ~1e-6..1e-4 and is projected onto SO(3). A rotation block off by 1e-2 (a 1 %
+# scale or a skew of half a degree) is not a rotation any more but a bug: it is rejected.
+ROTATION_TOLERANCE = 1e-2
+# The bottom row is a constant [0 0 0 1]; written with 4 decimal digits it is exact to
+# 5e-5, so anything further off is not a rigid transform.
+BOTTOM_ROW_TOLERANCE = 1e-4
 
-def check_rigid(T: np.ndarray, what: str = "pose", tol: float = 1e-4) -> np.ndarray:
-    """Validate a 4x4 rigid transform and return it as float64.
 
-    Raises ValueError naming ``what`` for a wrong shape, non-finite entries, a bottom
-    row other than [0 0 0 1], or a rotation block that is not orthonormal with det +1
-    (within ``tol``).
+class NotRigidError(ValueError):
+    """A 4x4 matrix that is not (close enough to) a rigid transform; the message names it."""
+
+
+def orthonormality_error(R: np.ndarray) -> float:
+    """max |R R^T - I| of a (3, 3) matrix: 0 for a rotation or reflection, about 2x the
+    largest entry error for a slightly perturbed one."""
+    return float(np.abs(R @ R.T - _EYE3).max())
+
+
+def nearest_rotation(R: np.ndarray) -> np.ndarray:
+    """The rotation (3, 3) float64 closest to ``R`` (3, 3) in the Frobenius norm.
+
+    With the SVD R = U S V^T the answer is U diag(1, 1, det(U V^T)) V^T: the orthogonal
+    polar factor, with its last axis flipped when R is a reflection, so det is always +1.
     """
-    T = np.asarray(T, dtype=np.float64)
+    U, _, Vt = np.linalg.svd(np.asarray(R, dtype=np.float64))
+    sign = 1.0 if np.linalg.det(U @ Vt) > 0 else -1.0
+    return (U * np.array([1.0, 1.0, sign])) @ Vt
+
+
+def make_rigid(T: np.ndarray, what: str = "pose", tol: float = ROTATION_TOLERANCE) -> tuple[np.ndarray, float]:
+    """A nearly rigid 4x4 transform made exactly rigid: (T (4, 4) float64, correction).
+
+    The rotation block is projected onto SO(3) (``nearest_rotation``) when its
+    orthonormality error exceeds ``ROTATION_PROJECTION_THRESHOLD``; ``correction`` is that
+    error (max |R R^T - I|), 0.0 when nothing was projected. Translation is kept and the
+    bottom row set to exactly [0 0 0 1]. Raises NotRigidError (a ValueError) naming
+    ``what`` for a wrong shape, non-finite entries, a bottom row off by more than
+    ``BOTTOM_ROW_TOLERANCE``, a rotation error above ``tol`` or a reflection (det < 0).
+    """
+    T = np.array(T, dtype=np.float64)  # a copy: the input is never changed
     if T.shape != (4, 4):
-        raise ValueError(f"{what} must be a 4x4 matrix, got shape {T.shape}")
+        raise NotRigidError(f"{what} must be a 4x4 matrix, got shape {T.shape}")
     if not np.isfinite(T).all():
-        raise ValueError(f"{what} has non-finite entries")
-    if np.abs(T[3] - _BOTTOM_ROW).max() > tol:
-        raise ValueError(f"{what} bottom row must be [0 0 0 1], got {T[3].tolist()}")
+        raise NotRigidError(f"{what} has non-finite entries")
+    if np.abs(T[3] - _BOTTOM_ROW).max() > BOTTOM_ROW_TOLERANCE:
+        raise NotRigidError(f"{what} bottom row must be [0 0 0 1], got {T[3].tolist()}")
     R = T[:3, :3]
-    err = np.abs(R @ R.T - _EYE3).max()
-    # det(R) as the triple product: cheaper than np.linalg.det, and poses pass here at sensor rates.
-    if err > tol or float(np.cross(R[0], R[1]) @ R[2]) < 0:
-        raise ValueError(f"{what} is not rigid: rotation block is not orthonormal (error {err:.2e}) or is a reflection")
-    return T
+    error = orthonormality_error(R)
+    if error > tol:
+        raise NotRigidError(
+            f"{what} is not rigid: its rotation block is not orthonormal (error {error:.2e} > {tol:.0e}; "
+            "a scaled, sheared or garbled matrix)"
+        )
+    # det(R) as the triple product: cheaper than np.linalg.det, and exact enough this close to SO(3).
+    if float(np.cross(R[0], R[1]) @ R[2]) < 0:
+        raise NotRigidError(f"{what} is not rigid: its rotation block is a reflection (det -1), not a rotation")
+    T[3] = _BOTTOM_ROW
+    if error <= ROTATION_PROJECTION_THRESHOLD:
+        return T, 0.0
+    T[:3, :3] = nearest_rotation(R)
+    return T, error
+
+
+def check_rigid(T: np.ndarray, what: str = "pose", tol: float = ROTATION_TOLERANCE) -> np.ndarray:
+    """``make_rigid`` without the correction: the (4, 4) float64 transform, projected onto
+    SO(3) when nearly rigid; NotRigidError (a ValueError) naming ``what`` when not."""
+    return make_rigid(T, what, tol)[0]
 
 
 def invert_se3(T: np.ndarray) -> np.ndarray:

@@ -94,8 +94,9 @@ class TransformBuffer:
     ) -> None:
         """Store T_parent_child ((4, 4) rigid, metres) valid at ``stamp_ns`` (ns; ignored for static edges).
 
-        Samples may arrive in any order; a sample at an existing stamp replaces it.
-        Raises TransformError for a non-rigid matrix, a self-loop or a cycle.
+        Samples may arrive in any order; a sample at an existing stamp replaces it. A nearly
+        rigid matrix is stored projected onto SO(3) (``geometry.make_rigid``). Raises
+        TransformError for a clearly non-rigid matrix, a self-loop or a cycle.
         """
         parent, child = _normalise(parent), _normalise(child)
         if parent == child:

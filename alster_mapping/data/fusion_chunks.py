@@ -47,7 +47,7 @@ def image_point_chunks(
                 frame = sequence.frame(index)
                 views[index] = (frame, observed_points(frame, truth.xyz, max_range))
             except ValueError as exc:
-                sequence.skipped[f"{type(exc).__name__}: {str(exc).split(':')[0]}"] += 1
+                sequence.count_skip(exc)
                 views[index] = None
         return views[index]
 

@@ -32,6 +32,7 @@ from PIL import Image
 from ..core.atomic_file import atomic_path, write_text_atomic
 from ..core.camera import CameraIntrinsics
 from ..core.frame import RGBDFrame
+from ..core.geometry import NotRigidError
 from ..core.image_codec import read_image_file, write_image_file
 from ..core.labels import NYU40_COLORS
 from ..core.samples import PointBlock
@@ -41,10 +42,21 @@ FRAME_PERIOD_NS = 33_333_333
 MAX_DEPTH_MM = 65535
 FRAME_ID = "camera"
 GT_SUFFIX = "_vh_clean_2.labels.ply"
+# Skip reasons of frames whose pose is unusable; ``ScanNetScene.frames`` skips these frames.
+POSE_PROBLEMS = ("missing pose", "invalid pose")
 
 
 class ScanNetError(ValueError):
-    """A ScanNet scene is missing files or holds malformed data (the message names the file)."""
+    """A ScanNet scene is missing files or holds malformed data (the message names the file).
+
+    ``reason``: what a reader that skips the frame counts it under ("missing pose",
+    "invalid pose", "missing depth", "invalid depth", "missing colour", "invalid colour",
+    "invalid labels", "invalid frame"); "invalid scene" for problems of the scene as a whole.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid scene"):
+        super().__init__(message)
+        self.reason = reason
 
 
 def _read_matrix(path: Path, shape: tuple[int, int] = (4, 4)) -> np.ndarray:
@@ -69,7 +81,8 @@ class ScanNetScene:
 
     ``frame_ids``: sorted numeric ids of the frames with a depth image. ``skipped``:
     Counter of reasons for frames ``frames`` left out; ``problems``: the first message
-    seen for each reason.
+    seen for each reason; ``poses_projected`` / ``max_pose_correction``: how many of the
+    poses ``frames`` read were projected onto SO(3), and the largest error corrected.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -86,6 +99,8 @@ class ScanNetScene:
         self._K_depth = K_depth[:3, :3]
         self.skipped: collections.Counter[str] = collections.Counter()
         self.problems: dict[str, str] = {}
+        self.poses_projected = 0
+        self.max_pose_correction = 0.0
         self._intrinsics: CameraIntrinsics | None = None
 
     @property
@@ -101,26 +116,34 @@ class ScanNetScene:
             path = self.path / "color" / f"{frame_id}{suffix}"
             if path.is_file():
                 return path
-        raise ScanNetError(f"missing colour image {self.path / 'color' / f'{frame_id}.jpg'} (or .png)")
+        raise ScanNetError(f"missing colour image {self.path / 'color' / f'{frame_id}.jpg'} (or .png)", "missing colour")
 
     def read_depth(self, frame_id: int) -> np.ndarray:
         """Depth of frame ``frame_id`` as (H, W) float32 metres (0 = no return)."""
         path = self.path / "depth" / f"{frame_id}.png"
         if not path.is_file():
-            raise ScanNetError(f"missing depth image {path}")
+            raise ScanNetError(f"missing depth image {path}", "missing depth")
         array, mode = read_image_file(path)
         if array.dtype != np.uint16 or array.ndim != 2:
             raise ScanNetError(
-                f"depth image {path} must be 16-bit greyscale millimetres, got PIL mode {mode} ({array.dtype} {array.shape})"
+                f"depth image {path} must be 16-bit greyscale millimetres, got PIL mode {mode} ({array.dtype} {array.shape})",
+                "invalid depth",
             )
         return array.astype(np.float32) / np.float32(1000.0)
 
     def read_pose(self, frame_id: int) -> np.ndarray:
-        """T_world_camera (4, 4) float64 of frame ``frame_id``; ScanNetError if missing or non-finite (lost tracking)."""
+        """T_world_camera (4, 4) float64 of frame ``frame_id`` as written (not yet checked for
+        rigidity); ScanNetError (reason "missing pose" / "invalid pose") if missing,
+        unreadable or non-finite (lost tracking)."""
         path = self.path / "pose" / f"{frame_id}.txt"
-        pose = _read_matrix(path)
+        if not path.is_file():
+            raise ScanNetError(f"missing file {path}", "missing pose")
+        try:
+            pose = _read_matrix(path)
+        except ScanNetError as exc:
+            raise ScanNetError(str(exc), "invalid pose") from exc
         if not np.isfinite(pose).all():
-            raise ScanNetError(f"pose {path} is not finite (tracking lost)")
+            raise ScanNetError(f"pose {path} is not finite (tracking lost)", "invalid pose")
         return pose
 
     def intrinsics(self) -> CameraIntrinsics:
@@ -138,20 +161,24 @@ class ScanNetScene:
 
         Colour is resized to the depth size (PIL bilinear); labels, when
         ``label/<i>.png`` exists, are resized nearest-neighbour and returned as uint16.
-        Raises ScanNetError naming the file for missing or malformed data.
+        A nearly rigid pose is projected onto SO(3) (``RGBDFrame.pose_correction``).
+        Raises ScanNetError naming the file (and its ``reason``) for missing or malformed data.
         """
+        # The pose first: frames of lost tracking are common and are refused before any image is decoded.
+        pose = self.read_pose(frame_id)
         depth = self.read_depth(frame_id)
         height, width = depth.shape
         intrinsics = self.intrinsics()
         if intrinsics.shape != depth.shape:
             raise ScanNetError(
                 f"depth image {self.path / 'depth' / f'{frame_id}.png'} is {width}x{height}, "
-                f"but the first frame's is {intrinsics.width}x{intrinsics.height}"
+                f"but the first frame's is {intrinsics.width}x{intrinsics.height}",
+                "invalid depth",
             )
         color_path = self._color_path(frame_id)
         color, mode = read_image_file(color_path)
         if color.dtype != np.uint8 or color.ndim != 3 or color.shape[2] not in (3, 4):
-            raise ScanNetError(f"colour image {color_path} must be 8-bit RGB, got PIL mode {mode}")
+            raise ScanNetError(f"colour image {color_path} must be 8-bit RGB, got PIL mode {mode}", "invalid colour")
         color = color[:, :, :3]
         if color.shape[:2] != depth.shape:
             color = np.asarray(Image.fromarray(np.ascontiguousarray(color)).resize((width, height), Image.Resampling.BILINEAR))
@@ -160,11 +187,12 @@ class ScanNetScene:
         if label_path.is_file():
             raw, mode = read_image_file(label_path)
             if raw.ndim != 2 or raw.dtype not in (np.uint8, np.uint16):
-                raise ScanNetError(f"label image {label_path} must be 8- or 16-bit greyscale ids, got PIL mode {mode}")
+                raise ScanNetError(
+                    f"label image {label_path} must be 8- or 16-bit greyscale ids, got PIL mode {mode}", "invalid labels"
+                )
             labels = raw.astype(np.uint16)
             if labels.shape != depth.shape:
                 labels = np.asarray(Image.fromarray(labels).resize((width, height), Image.Resampling.NEAREST)).astype(np.uint16)
-        pose = self.read_pose(frame_id)
         try:
             return RGBDFrame(
                 color=np.ascontiguousarray(color),
@@ -175,34 +203,38 @@ class ScanNetScene:
                 frame_id=FRAME_ID,
                 labels=labels,
             )
+        except NotRigidError as exc:
+            raise ScanNetError(f"frame {frame_id} of {self.path}: {exc}", "invalid pose") from exc
         except ValueError as exc:
-            raise ScanNetError(f"frame {frame_id} of {self.path}: {exc}") from exc
+            raise ScanNetError(f"frame {frame_id} of {self.path}: {exc}", "invalid frame") from exc
 
     def frames(self, stride: int = 1) -> Iterator[RGBDFrame]:
-        """Every ``stride``-th frame in id order; frames with a missing or non-finite pose are skipped.
+        """Every ``stride``-th frame in id order; frames whose pose is missing, not finite
+        (lost tracking) or not rigid are skipped.
 
         Skips are counted in ``skipped`` (reasons "missing pose", "invalid pose") with
         the first message of each in ``problems``; other errors raise ScanNetError.
+        Frames whose nearly rigid pose was projected onto SO(3) are counted in
+        ``poses_projected``, the largest error corrected in ``max_pose_correction``.
         """
         if stride < 1:
             raise ValueError(f"stride must be at least 1, got {stride}")
         self.skipped.clear()
         self.problems.clear()
+        self.poses_projected, self.max_pose_correction = 0, 0.0
         for frame_id in self.frame_ids[::stride]:
-            pose_path = self.path / "pose" / f"{frame_id}.txt"
-            reason = None
-            if not pose_path.is_file():
-                reason, message = "missing pose", f"missing file {pose_path}"
-            else:
-                try:
-                    self.read_pose(frame_id)
-                except ScanNetError as exc:
-                    reason, message = "invalid pose", str(exc)
-            if reason is not None:
-                self.skipped[reason] += 1
-                self.problems.setdefault(reason, message)
+            try:
+                frame = self.read_frame(frame_id)
+            except ScanNetError as exc:
+                if exc.reason not in POSE_PROBLEMS:
+                    raise
+                self.skipped[exc.reason] += 1
+                self.problems.setdefault(exc.reason, str(exc))
                 continue
-            yield self.read_frame(frame_id)
+            if frame.pose_correction > 0.0:
+                self.poses_projected += 1
+                self.max_pose_correction = max(self.max_pose_correction, frame.pose_correction)
+            yield frame
 
     def ground_truth(self) -> PointBlock:
         """Labelled mesh vertices (NYU40 ids) with ScanNet's instance ids where the scene

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..core.atomic_file import write_text_atomic
 from ..core.config import MapConfig
 from ..core.samples import PointBlock
-from ..data.sequences import Sequence
+from ..data.sequences import Sequence, describe_frames
 from ..map.export import export_ply
 from ..map.map_file import save_map
 from ..map.voxel_map import SemanticVoxelMap
@@ -43,13 +43,48 @@ EXPERT, HEAD_2D, HEAD_3D = "expert", "2d_voting", "3d_voting"
 
 @dataclass
 class SequenceReplay:
-    """One replayed sequence: its maps (per method), frame count, skips and timings [s]."""
+    """One replayed sequence: its maps (per method), frames mapped, frames skipped by
+    reason (with the first message of each in ``problems``), the poses projected onto SO(3)
+    (``RGBDFrame.pose_correction``: how many, the largest error corrected) and step timings [s]."""
 
     name: str
     maps: dict[str, SemanticVoxelMap]
     frames: int
     skipped: dict[str, int] = field(default_factory=dict)
     step_seconds: list[float] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)
+    poses_projected: int = 0
+    max_pose_correction: float = 0.0
+
+    @property
+    def frames_read(self) -> int:
+        """Frames mapped plus frames skipped (by the reader or the mapper)."""
+        return self.frames + sum(self.skipped.values())
+
+    def counts(self) -> dict:
+        """The frame counts for a JSON summary (the keys ``describe_frames`` reads)."""
+        return {
+            "frames": self.frames,
+            "skipped": dict(self.skipped),
+            "poses_projected": self.poses_projected,
+            "max_pose_correction": self.max_pose_correction,
+        }
+
+    def describe(self) -> str:
+        """One line of the frame counts (``describe_frames``)."""
+        return describe_frames(self.counts())
+
+    def require_voxels(self) -> None:
+        """ValueError when the main map is empty, saying how many frames were read and
+        skipped and why (with the first message of each reason), instead of the bare
+        "nothing to export" a later export would give."""
+        if len(next(iter(self.maps.values()))):
+            return
+        examples = "".join(f"\n  {reason}: {message}" for reason, message in self.problems.items())
+        raise ValueError(
+            f"{self.name}: the map is empty: {self.frames_read} frames read, {self.describe()}"
+            + (f"; first problem of each kind:{examples}" if examples else "")
+        )
 
 
 def replay(sequence: Sequence, mapper: OnlineMapper, stages: bool = True, progress: bool = False) -> SequenceReplay:
@@ -57,7 +92,9 @@ def replay(sequence: Sequence, mapper: OnlineMapper, stages: bool = True, progre
     also vote the 2D and 3D heads' labels into maps of their own.
 
     Frames the mapper rejects (ValueError: no valid depth, bad pose...) are counted in
-    ``skipped`` by reason and leave the maps unchanged.
+    ``skipped`` by reason and leave the maps unchanged; the sequence's own skips (frames
+    it could not read) are added after the last frame. Frames whose pose was projected
+    onto SO(3) are counted in ``poses_projected``.
     """
     stages = stages and mapper.model is not None
     space = mapper.map.label_space
@@ -67,14 +104,20 @@ def replay(sequence: Sequence, mapper: OnlineMapper, stages: bool = True, progre
         for name in (HEAD_2D, HEAD_3D):
             voters[name] = LabelFusion(SemanticVoxelMap(vote_config, space), mapper.config.label_fusion)
     skipped: dict[str, int] = {}
+    problems: dict[str, str] = {}
     seconds = []
-    frames = 0
+    frames = projected = 0
+    max_correction = 0.0
     for frame in tqdm(sequence, desc=sequence.name, disable=not progress, dynamic_ncols=True, leave=False):
+        if frame.pose_correction > 0.0:
+            projected += 1
+            max_correction = max(max_correction, frame.pose_correction)
         try:
             result = mapper.step(frame, stages=stages)
         except ValueError as exc:
             reason = str(exc).split(":")[-1].strip()[:80]
             skipped[reason] = skipped.get(reason, 0) + 1
+            problems.setdefault(reason, f"frame at {frame.stamp_ns / 1e9:.3f} s: {exc}")
             continue
         frames += 1
         seconds.append(result.timings["total"])
@@ -86,9 +129,11 @@ def replay(sequence: Sequence, mapper: OnlineMapper, stages: bool = True, progre
             voters[HEAD_3D].fuse(lifted, F.one_hot(heads.labels_3d, C).float(), heads.inputs.color)
     for reason, count in sequence.skipped.items():
         skipped[reason] = skipped.get(reason, 0) + count
+    for reason, message in sequence.problems.items():
+        problems.setdefault(reason, message)
     maps = {(EXPERT if mapper.model is not None else "label_fusion"): mapper.map}
     maps.update({name: voter.map for name, voter in voters.items()})
-    return SequenceReplay(sequence.name, maps, frames, skipped, seconds)
+    return SequenceReplay(sequence.name, maps, frames, skipped, seconds, problems, projected, max_correction)
 
 
 def score_maps(
@@ -143,6 +188,7 @@ def evaluate(
         if i:  # a map of its own per sequence, the same (already loaded) model
             mapper = OnlineMapper(mapper.config, model=mapper.model)
         replays.append(replay(sequence, mapper, stages, progress))
+        replays[-1].require_voxels()
         ground_truth.append(gt)
     metrics, predictions = score_maps(replays, ground_truth, radius)
     step = np.concatenate([r.step_seconds for r in replays]) if any(r.step_seconds for r in replays) else np.zeros(0)
@@ -152,7 +198,7 @@ def evaluate(
         "radius_m": radius,
         "voxel_size_m": mapper.map.voxel_size,
         "sequences": [
-            {"name": r.name, "frames": r.frames, "skipped": r.skipped, "voxels": len(next(iter(r.maps.values())))} for r in replays
+            {"name": r.name, **r.counts(), "voxels": len(next(iter(r.maps.values())))} for r in replays
         ],
         "step_ms": {
             "median": float(np.median(step) * 1e3) if step.size else None,

@@ -152,7 +152,7 @@ def load_checkpoint(
     try:
         stored_space = LabelSpace.from_dict(card["label_space"])
         entry = MODELS.entry(card["model"])
-        config = from_dict(entry.config, card["config"])
+        config = from_dict(entry.config, {**entry.legacy_config, **card["config"]})
         stored_arguments = dict(card["arguments"])
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"checkpoint {path}: bad model card: {exc}") from exc

@@ -47,6 +47,9 @@ __all__ = ['Encoder2D', 'ASPP', 'DeepLabV3PlusDecoder', 'SeparableConvBNReLU']
 
 ArrayLike = np.ndarray | torch.Tensor
 
+# Metres of height above the floor mapped to 1.0 in the gravity channels (rooms are ~0-3 m).
+HEIGHT_SCALE = 3.0
+
 
 class SeparableConvBNReLU(nn.Sequential):
     """Depthwise kxk (dilated) conv + BN + ReLU, then pointwise 1x1 conv + BN + ReLU.
@@ -330,7 +333,8 @@ class Encoder2D(nn.Module):
 
     @staticmethod
     def prepare_input(color: ArrayLike, depth: ArrayLike, normals: ArrayLike | None = None,
-                      depth_scale: float = 3.0) -> torch.Tensor:
+                      depth_scale: float = 3.0, gravity: tuple[ArrayLike, ArrayLike] | None = None,
+                      height_scale: float = HEIGHT_SCALE) -> torch.Tensor:
         """Stack one RGB-D-N frame into the network input [I_t, D_t, N_t] of eq. (1).
 
         Args:
@@ -339,11 +343,16 @@ class Encoder2D(nn.Module):
             normals: (H, W, 3) float32 unit normals in the camera frame (e.g.
                 ``core.geometry.normals_from_depth``); None means all zero.
             depth_scale: metres mapped to 1.0; 3 m is the range ALSTER keeps.
+            gravity: (height (H, W) float32 metres above the floor, normal_up (H, W)
+                float32) from ``pipeline.gravity.GravityReference.channels``, for a
+                network with ``inputs = gravity``; None gives the paper's 7 channels.
+            height_scale: metres of height mapped to 1.0.
 
         Returns:
-            (1, 7, H, W) float32 on the CPU: channels 0-2 RGB as the pretrained weights
-            expect (``(rgb - 127) / 128``), 3 depth / depth_scale (0 where invalid),
-            4-6 normals (0 where non-finite or where depth is invalid).
+            (1, 7 or 9, H, W) float32 on the CPU: channels 0-2 RGB as the pretrained
+            weights expect (``(rgb - 127) / 128``), 3 depth / depth_scale (0 where
+            invalid), 4-6 normals (0 where non-finite or where depth is invalid), with
+            ``gravity`` 7 height / height_scale and 8 normal . up (0 where depth is invalid).
         """
         color_t = torch.as_tensor(np.asarray(color) if not torch.is_tensor(color) else color)
         depth_t = torch.as_tensor(depth).to(torch.float32)
@@ -364,4 +373,12 @@ class Encoder2D(nn.Module):
                 raise ValueError(f'normals must be ({h}, {w}, 3), got {tuple(n.shape)}')
             ok = torch.isfinite(n).all(dim=-1) & valid
             n = torch.where(ok.unsqueeze(-1), n, torch.zeros_like(n)).permute(2, 0, 1)
-        return torch.cat([rgb, d.unsqueeze(0), n], dim=0).unsqueeze(0).contiguous()
+        channels = [rgb, d.unsqueeze(0), n]
+        if gravity is not None:
+            g = torch.stack([torch.as_tensor(c).to(torch.float32).cpu() for c in gravity])
+            if g.shape != (2, h, w):
+                raise ValueError(f'gravity channels must be two ({h}, {w}) images, got {tuple(g.shape)}')
+            g[0] /= height_scale
+            ok = torch.isfinite(g).all(dim=0) & valid
+            channels.append(torch.where(ok, g, torch.zeros_like(g)))
+        return torch.cat(channels, dim=0).unsqueeze(0).contiguous()

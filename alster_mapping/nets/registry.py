@@ -20,7 +20,7 @@ the model.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,8 @@ class ModelEntry:
     "point_block", "rgbd_frame"). before_loading: maps a card's config to the one to
     build before a checkpoint's weights are loaded (e.g. without fetching pretrained
     weights the checkpoint replaces anyway); None = the card's config as it is.
+    legacy_config: config values that cards written before those keys existed meant
+    (a key added with a new default must not change what an old checkpoint builds).
     """
 
     name: str
@@ -47,6 +49,7 @@ class ModelEntry:
     task: str
     inputs: str
     before_loading: Callable[[Any], Any] | None = None
+    legacy_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class ModelRegistry(Registry[ModelEntry]):
@@ -60,6 +63,7 @@ class ModelRegistry(Registry[ModelEntry]):
         task: str,
         inputs: str,
         before_loading: Callable[[Any], Any] | None = None,
+        legacy_config: Mapping[str, Any] | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator registering ``name`` with its config dataclass; a second registration of
         the same name is an error."""
@@ -67,7 +71,7 @@ class ModelRegistry(Registry[ModelEntry]):
             raise TypeError(f"{self.kind} {name!r}: config must be a dataclass, got {config!r}")
 
         def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
-            self.add(name, ModelEntry(name, builder, config, task, inputs, before_loading))
+            self.add(name, ModelEntry(name, builder, config, task, inputs, before_loading, dict(legacy_config or {})))
             return builder
 
         return decorate

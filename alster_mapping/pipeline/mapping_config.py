@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..core.config import LabelFusionConfig, MapConfig, param, section
 from ..nets.alster.config import AlsterNetConfig
+from .gravity import GravityConfig
 from .instance_job import InstanceJobConfig
 
 
@@ -36,6 +37,7 @@ class MappingConfig:
     label_space: str = param("scannet20", "label space: built-in name (scannet20, nyu40) or YAML file")
     map: MapConfig = section(MapConfig)
     alster: AlsterConfig = section(AlsterConfig)
+    gravity: GravityConfig = section(GravityConfig)
     label_fusion: LabelFusionConfig = section(LabelFusionConfig)
     model: AlsterNetConfig = section(AlsterNetConfig, "the ALSTER network built when alster.checkpoint is empty (a checkpoint brings its own)")
     instances: InstanceJobConfig = section(InstanceJobConfig, "the node's ~/segment_instances: instance model and region (read at each request)")

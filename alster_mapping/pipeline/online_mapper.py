@@ -26,8 +26,9 @@ from ..core.scatter import scatter_mean
 from ..map.voxel_map import SemanticVoxelMap, VoxelData
 from ..nets.alster import AlsterModel, AlsterOutput
 from ..nets.checkpoint import load_checkpoint
-from ..nets.encoder2d import Encoder2D
+from ..nets.encoder2d import HEIGHT_SCALE, Encoder2D
 from ..nets.registry import MODELS
+from .gravity import GravityReference
 from .label_fusion import LabelFusion
 from .lifting import LiftedFrame, lift_frame
 from .mapping_config import MappingConfig
@@ -40,15 +41,37 @@ MAPPING_TASK = "semantic_mapping"
 class FrameInputs:
     """A frame prepared for the network.
 
-    lifted: its voxels (keys (V, 3), pixel -> voxel ``inverse``). image: (1, 7, H, W)
-    RGB-D-N input. pixels: (P,) int64 flat indices of the lifted pixels. color: (V, 3)
-    float32 mean colour per voxel.
+    lifted: its voxels (keys (V, 3), pixel -> voxel ``inverse``). image: (1, 7 or 9, H, W)
+    network input (``Encoder2D.prepare_input``). pixels: (P,) int64 flat indices of the
+    lifted pixels. color: (V, 3) float32 mean colour per voxel. geometry: (V, 2) float32
+    per-voxel mean height / HEIGHT_SCALE and normal . up for a network with ``inputs =
+    gravity``, else None.
     """
 
     lifted: LiftedFrame
     image: torch.Tensor
     pixels: torch.Tensor
     color: torch.Tensor
+    geometry: torch.Tensor | None = None
+
+
+def network_image(
+    frame: RGBDFrame, inputs: str, gravity: GravityReference, max_range: float, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The 2D network input of a frame and its per-pixel gravity values.
+
+    inputs: the model's input layout ("camera" or "gravity", ``AlsterNetConfig.inputs``).
+    gravity: the run's up and floor (updated with this frame). Returns (image (1, 7 or 9,
+    H, W) float32 on ``device``, gravity (H, W, 2) float32 = height / HEIGHT_SCALE and
+    normal . up, or None for the camera layout).
+    """
+    depth = torch.from_numpy(frame.depth).to(device)
+    normals = normals_from_depth(depth, frame.intrinsics, max_range)
+    if inputs != "gravity":
+        return Encoder2D.prepare_input(frame.color, frame.depth, normals.cpu().numpy()).to(device), None
+    height, normal_up = gravity.channels(depth, frame.intrinsics, frame.T_world_camera, normals, max_range)
+    image = Encoder2D.prepare_input(frame.color, frame.depth, normals.cpu().numpy(), gravity=(height, normal_up)).to(device)
+    return image, torch.stack([height / HEIGHT_SCALE, normal_up], -1)
 
 
 @dataclass
@@ -101,6 +124,8 @@ class OnlineMapper:
         self.mode = self.config.mode
         self.model = None
         self.fusion = None
+        self.gravity = GravityReference(self.config.gravity)
+        self._gravity_generation = self.map.generation
         if self.mode == "label_fusion":
             self.fusion = LabelFusion(self.map, self.config.label_fusion)
             return
@@ -126,12 +151,14 @@ class OnlineMapper:
         """Lift ``frame`` and build the network input. Raises ValueError without valid depth."""
         cfg = self.config.alster
         lifted = lift_frame(frame, self.map.voxel_size, cfg.max_range, cfg.min_range, self.device)
-        depth = torch.from_numpy(frame.depth).to(self.device)
-        normals = normals_from_depth(depth, frame.intrinsics, cfg.max_range)
-        image = Encoder2D.prepare_input(frame.color, frame.depth, normals.cpu().numpy()).to(self.device)
+        if self.map.generation != self._gravity_generation:  # the map was cleared or replaced: a new floor
+            self.gravity.reset()
+            self._gravity_generation = self.map.generation
+        image, gravity = network_image(frame, self.model.config.inputs, self.gravity, cfg.max_range, self.device)
         pixels = lifted.pixel_mask.reshape(-1).nonzero().squeeze(1)
         color = lifted.voxel_mean(lifted.pixel_values(torch.from_numpy(frame.color).to(self.device)))
-        return FrameInputs(lifted, image, pixels, color)
+        geometry = None if gravity is None else lifted.voxel_mean(lifted.pixel_values(gravity))
+        return FrameInputs(lifted, image, pixels, color, geometry)
 
     def crop(self, inputs: FrameInputs) -> tuple[torch.Tensor, VoxelData]:
         """Rows of the frame's voxels (created if new) and their current values.
@@ -192,7 +219,7 @@ class OnlineMapper:
             lifted = inputs.lifted
             f2d = scatter_mean(f2d_pixels, lifted.inverse, lifted.num_voxels)
             lap("lift")
-            f3d, logits_3d = model.unet3d(lifted.keys, f2d)
+            f3d, logits_3d = model.unet3d(lifted.keys, model.input_3d(f2d, inputs.geometry))
             lap("3d")
             with self.map.lock:
                 rows, old = self.crop(inputs)

@@ -216,6 +216,7 @@ class LiveMapping:
     def _on_parameters_changed(self, old: dict) -> None:
         # Ranges apply from the next frame on (the mapper reads its config per frame).
         self.mapper.config = self.parameters.config
+        self.mapper.gravity.configure(self.parameters.config.gravity)
         if self.mapper.fusion is not None:
             self.mapper.fusion.config = self.parameters.config.label_fusion
 
@@ -464,6 +465,7 @@ class LiveMapping:
                 self.map_server.map.lock.release()
         else:
             stats["map"] = {"state": "locked"}
+        stats["gravity"] = self.mapper.gravity.state()
         stats["process"] = {"memory_bytes": process_memory_bytes()}
         stats["backends"] = {"sync": self.sync_backend, "images": self.converter.backend, "poses": self.poses.backend or "none"}
         return diagnostic_status(f"{self.node.get_fully_qualified_name()}: mapping", level, message, stats, self.node.get_fully_qualified_name())

@@ -7,12 +7,15 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from tracker_poses import with_orthonormality_error
 
 from alster_mapping.core import config as cfgmod
 from alster_mapping.core.camera import CameraIntrinsics
 from alster_mapping.core.config import LabelFusionConfig, MapConfig
 from alster_mapping.core.frame import RGBDFrame
+from alster_mapping.core.geometry import orthonormality_error
 from alster_mapping.core.labels import SCANNET20_IDS, LabelSpace, nyu40, scannet20
+from alster_mapping.pipeline.gravity import GravityConfig
 from alster_mapping.pipeline.mapping_config import MappingConfig
 from alster_mapping.train.recipes.alster import AlsterTrainConfig
 
@@ -179,6 +182,18 @@ def test_frame_rejects_invalid_inputs_naming_the_problem(overrides, fragment):
 def test_frame_pose_errors_name_the_pose():
     with pytest.raises(ValueError, match="T_world_camera"):
         make_frame(T_world_camera=_reflection())
+
+
+def test_frame_projects_a_nearly_rigid_pose_and_records_the_correction():
+    noisy = with_orthonormality_error(np.eye(4), 1.1e-4)
+    frame = make_frame(T_world_camera=noisy)
+    assert frame.pose_correction == pytest.approx(1.1e-4, rel=0.02)
+    assert orthonormality_error(frame.T_world_camera[:3, :3]) < 1e-12
+    assert make_frame().pose_correction == 0.0
+    # A frame rebuilt from the projected one (its pose now rigid) still counts as projected.
+    rebuilt = dataclasses.replace(frame, stamp_ns=5)
+    assert rebuilt.pose_correction == frame.pose_correction
+    np.testing.assert_array_equal(rebuilt.T_world_camera, frame.T_world_camera)
 
 
 # ---------------------------------------------------------------------------
@@ -539,10 +554,11 @@ def test_flatten_lists_every_leaf_with_help():
     expected = {"label_space"}
     expected |= {f"map.{f.name}" for f in dataclasses.fields(MapConfig)}
     expected |= {f"label_fusion.{f.name}" for f in dataclasses.fields(LabelFusionConfig)}
+    expected |= {f"gravity.{f.name}" for f in dataclasses.fields(GravityConfig)}
     assert expected <= set(flat)
     assert {k for k in flat if not k.startswith(("model.", "alster.", "instances."))} == expected | {"mode"}
     assert {"instances.model", "instances.region_radius", "instances.segmentation.bandwidth"} <= set(flat)
-    assert {"model.focal_gamma", "model.unet3d.channels", "model.expert.layers", "model.encoder2d.backbone"} <= set(flat)
+    assert {"model.inputs", "model.focal_gamma", "model.unet3d.channels", "model.expert.layers", "model.encoder2d.backbone"} <= set(flat)
     assert "map.voxel_size" in flat and "label_fusion.max_range" in flat
     for key, (value, f) in flat.items():
         assert isinstance(f, dataclasses.Field)

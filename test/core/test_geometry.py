@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.linalg import polar
 from scipy.spatial.transform import Rotation
+from tracker_poses import with_orthonormality_error, written_with_decimals
 
 from alster_mapping.core import geometry as geo
 from alster_mapping.core.camera import CameraIntrinsics
@@ -358,8 +360,9 @@ def test_invert_se3():
     "mutate, fragment",
     [
         (lambda T: T[:3, :3].__imul__(2.0), "not rigid"),
-        (lambda T: T[:, 0].__imul__(-1.0), "not rigid"),
-        (lambda T: T.__setitem__((0, 1), T[0, 1] + 0.01), "not rigid"),
+        (lambda T: T[:, 0].__imul__(-1.0), "reflection"),
+        # A skew of 0.05 is no rounding error (nearly rigid poses are projected, see below).
+        (lambda T: T.__setitem__((0, 1), T[0, 1] + 0.05), "not orthonormal"),
         (lambda T: T.__setitem__((3, 0), 0.2), "bottom row"),
         (lambda T: T.__setitem__((3, 3), 2.0), "bottom row"),
         (lambda T: T.__setitem__((2, 3), np.inf), "non-finite"),
@@ -380,6 +383,84 @@ def test_check_rigid_shape_and_tolerance():
     T[0, 0] += 1e-6  # within tolerance
     out = geo.check_rigid(T.astype(np.float32))
     assert out.dtype == np.float64
+
+
+@pytest.mark.parametrize("error", [1.1e-4, 3e-3])
+def test_nearly_rigid_pose_is_projected_onto_so3(error):
+    """A tracker's rotation orthonormal to only ~1e-4 is accepted and replaced by the
+    nearest rotation (the orthogonal polar factor, scipy's as the reference)."""
+    T = random_pose(np.random.default_rng(14), 50.0)
+    noisy = with_orthonormality_error(T, error, seed=1)
+    assert geo.orthonormality_error(noisy[:3, :3]) == pytest.approx(error, rel=0.02)
+    out, correction = geo.make_rigid(noisy, "tracker pose")
+    assert correction == geo.orthonormality_error(noisy[:3, :3])
+    R = out[:3, :3]
+    assert geo.orthonormality_error(R) < 1e-12
+    assert np.linalg.det(R) == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(R, polar(noisy[:3, :3])[0], atol=1e-12)
+    assert np.abs(R - noisy[:3, :3]).max() < error  # close to what the tracker said
+    np.testing.assert_array_equal(out[:3, 3], noisy[:3, 3])
+    np.testing.assert_array_equal(out[3], [0, 0, 0, 1])
+    np.testing.assert_array_equal(geo.check_rigid(noisy), out)
+    assert geo.orthonormality_error(noisy[:3, :3]) > 1e-5, "the input must not be changed"
+
+
+def test_pose_written_with_four_decimals_is_projected():
+    T = random_pose(np.random.default_rng(15), 5.0)
+    written = written_with_decimals(T, 4)
+    out, correction = geo.make_rigid(written)
+    assert 1e-6 < correction < 1e-3
+    assert geo.orthonormality_error(out[:3, :3]) < 1e-12
+    np.testing.assert_allclose(out, T, atol=2e-4)
+
+
+def test_rigid_pose_passes_untouched_without_projection():
+    T = geo.pose_from_quaternion(np.array([1.0, -2.0, 3.0]), np.array([0.1, -0.3, 0.2, 0.9]))
+    out, correction = geo.make_rigid(T)
+    assert correction == 0.0
+    np.testing.assert_array_equal(out, T)
+    # Below the projection threshold (a pose written with 9 significant digits) nothing changes either.
+    nearly = with_orthonormality_error(T, geo.ROTATION_PROJECTION_THRESHOLD / 10)
+    out, correction = geo.make_rigid(nearly)
+    assert correction == 0.0
+    np.testing.assert_array_equal(out, nearly)
+
+
+@pytest.mark.parametrize(
+    "broken, fragment",
+    [
+        (lambda T: with_orthonormality_error(T, 0.05), "not orthonormal"),
+        (lambda T: T @ np.diag([1.1, 1.1, 1.1, 1.0]), "not orthonormal"),
+        (lambda T: T @ np.diag([1.0, 1.0, -1.0, 1.0]), "reflection"),
+        (lambda T: written_with_decimals(T, 4) @ np.diag([-1.0, 1.0, 1.0, 1.0]), "reflection"),
+    ],
+)
+def test_clearly_broken_rotation_is_rejected(broken, fragment):
+    T = broken(random_pose(np.random.default_rng(16)))
+    with pytest.raises(geo.NotRigidError, match=fragment) as info:
+        geo.make_rigid(T, "camera pose")
+    assert isinstance(info.value, ValueError)
+    assert "camera pose is not rigid" in str(info.value)
+
+
+def test_bottom_row_rounding_is_accepted_and_made_exact():
+    T = random_pose(np.random.default_rng(17))
+    T[3] = [2e-5, 0.0, -3e-5, 1.00004]
+    out, _ = geo.make_rigid(T)
+    np.testing.assert_array_equal(out[3], [0, 0, 0, 1])
+    T[3, 0] = 10 * geo.BOTTOM_ROW_TOLERANCE
+    with pytest.raises(geo.NotRigidError, match="bottom row"):
+        geo.make_rigid(T)
+
+
+def test_nearest_rotation_never_returns_a_reflection():
+    R = geo.nearest_rotation(np.diag([-1.0, 1.0, 1.0]) + 1e-3)
+    assert np.linalg.det(R) == pytest.approx(1.0)
+    assert geo.orthonormality_error(R) < 1e-12
+
+
+def test_tolerances_are_ordered():
+    assert 0 < geo.ROTATION_PROJECTION_THRESHOLD < 1e-6 < 1.1e-4 < geo.ROTATION_TOLERANCE <= 1e-2
 
 
 def test_interpolate_pose_endpoints_and_midpoint():

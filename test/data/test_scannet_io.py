@@ -3,8 +3,10 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from tracker_poses import with_orthonormality_error
 
 from alster_mapping.core.frame import RGBDFrame
+from alster_mapping.core.geometry import orthonormality_error
 from alster_mapping.data.procedural_room import ProceduralRoom
 from alster_mapping.data.scannet import (
     ScanNetError,
@@ -13,6 +15,7 @@ from alster_mapping.data.scannet import (
     write_labels_ply,
     write_scannet_scene,
 )
+from alster_mapping.data.sequences import ScanNetSequence
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +98,64 @@ def test_lost_and_missing_poses_are_counted_skips(tmp_path, frames):
     assert "1.txt" in scene.problems["invalid pose"] and "2.txt" in scene.problems["missing pose"]
     with pytest.raises(ScanNetError, match="tracking lost"):
         scene.read_frame(1)
+
+
+def write_poses(path, poses, decimals=6):
+    """Replace the scene's pose files as a tracker's export writes them: a few fixed decimals."""
+    for i, T in enumerate(poses):
+        (path / "pose" / f"{i}.txt").write_text("".join(" ".join(f"{v:.{decimals}f}" for v in row) + "\n" for row in T))
+
+
+@pytest.mark.parametrize("decimals", [6, 4])
+def test_tracker_poses_rigid_to_1e4_are_projected_and_counted(tmp_path, frames, decimals):
+    """Issue 16: a tracker's rotations orthonormal to ~1.1e-4 (or poses written with 4
+    decimals) must not cost the frames; they are projected onto SO(3) and counted."""
+    path = write(tmp_path, frames)
+    tracked = [with_orthonormality_error(f.T_world_camera, 1.1e-4, seed=i) for i, f in enumerate(frames)]
+    write_poses(path, tracked if decimals == 6 else [f.T_world_camera for f in frames], decimals)
+    scene = ScanNetScene(path)
+    out = list(scene.frames())
+    assert len(out) == len(frames) and not scene.skipped, scene.problems
+    assert scene.poses_projected == len(frames)
+    assert scene.max_pose_correction == max(f.pose_correction for f in out)
+    if decimals == 6:
+        assert scene.max_pose_correction == pytest.approx(1.1e-4, rel=0.05)
+    for read, original in zip(out, frames):
+        assert orthonormality_error(read.T_world_camera[:3, :3]) < 1e-12
+        np.testing.assert_allclose(read.T_world_camera, original.T_world_camera, atol=2e-4)
+
+
+def test_broken_pose_is_an_invalid_pose_skip_counted_once_per_reason(tmp_path, frames):
+    path = write(tmp_path, frames)
+    scaled = frames[1].T_world_camera @ np.diag([1.1, 1.1, 1.1, 1.0])
+    write_poses(path, [frames[0].T_world_camera, scaled])
+    scene = ScanNetScene(path)
+    assert len(list(scene.frames())) == 3
+    assert scene.skipped == {"invalid pose": 1}
+    assert "frame 1" in scene.problems["invalid pose"] and "not orthonormal" in scene.problems["invalid pose"]
+    # The sequence behind alster replay / eval / train counts it under the same short reason.
+    sequence = ScanNetSequence(path)
+    assert len(list(sequence)) == 3
+    assert sequence.skipped == {"invalid pose": 1}
+    assert "not rigid" in sequence.problems["invalid pose"]
+
+
+def test_random_access_for_training_counts_each_frame_once(tmp_path, frames):
+    path = write(tmp_path, frames)
+    tracked = [with_orthonormality_error(f.T_world_camera, 1.1e-4, seed=i) for i, f in enumerate(frames)]
+    tracked[2] = tracked[2] @ np.diag([1.0, 1.0, -1.0, 1.0])  # a reflection: refused
+    write_poses(path, tracked)
+    sequence = ScanNetSequence(path)
+    for _ in range(3):  # training draws frames again and again
+        for index in range(len(frames)):
+            if index == 2:
+                with pytest.raises(ScanNetError, match="reflection"):
+                    sequence.tallied_frame(index)
+            else:
+                assert sequence.tallied_frame(index).pose_correction > 0
+    counts = sequence.tallied_counts()
+    assert counts["frames"] == 3 and counts["skipped"] == {"invalid pose": 1} and counts["poses_projected"] == 3
+    assert counts["max_pose_correction"] == pytest.approx(1.1e-4, rel=0.05)
 
 
 def test_numeric_frame_order(tmp_path, frames):

@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 from tiny_configs import as_set_arguments, tiny_alster_net
+from tracker_poses import with_orthonormality_error
 
 from alster_mapping.cli import main
 from alster_mapping.core.config import apply_overrides
 from alster_mapping.data.rosbag_io import write_bag
 from alster_mapping.data.scannet import write_labels_ply, write_scannet_scene
-from alster_mapping.data.sequences import FrameList, SyntheticSequence, open_sequence
+from alster_mapping.data.sequences import FrameList, SyntheticSequence, describe_frames, open_sequence
 from alster_mapping.eval.evaluate import EXPERT, HEAD_2D, HEAD_3D, evaluate
 from alster_mapping.pipeline.mapping_config import MappingConfig
 
@@ -141,3 +142,53 @@ def test_cli_replay_of_a_bag_is_deterministic(world, tmp_path):
         arrays.append((a.xyz[order], a.label[order], a.confidence[order]))
     for x, y in zip(*arrays):
         np.testing.assert_array_equal(x, y)
+
+
+def tracker_scene(tmp_path, frames, pose_of, name="scene0000_00"):
+    """``frames`` as a ScanNet-layout scene whose pose files hold ``pose_of(i, T)``, 6 decimals."""
+    scene = tmp_path / name
+    write_scannet_scene(scene, frames, color_format="png")
+    for i, frame in enumerate(frames):
+        T = pose_of(i, frame.T_world_camera)
+        (scene / "pose" / f"{i}.txt").write_text("".join(" ".join(f"{v:.6f}" for v in row) + "\n" for row in T))
+    return scene
+
+
+def test_cli_replay_maps_every_frame_of_a_tracker_and_counts_the_projected_poses(world, tmp_path, capsys):
+    """Issue 16: poses orthonormal to only ~1.1e-4 once cost every frame ("the map is empty")."""
+    frames = list(world)[:5]
+    scene = tracker_scene(tmp_path, frames, lambda i, T: with_orthonormality_error(T, 1.1e-4, seed=i))
+    out = tmp_path / "out"
+    assert main(["replay", str(scene), "--out", str(out), "--set", "mode=label_fusion"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 5 and summary["skipped"] == {} and summary["voxels"] > 0
+    assert summary["poses_projected"] == 5 and summary["max_pose_correction"] == pytest.approx(1.1e-4, rel=0.05)
+    printed = capsys.readouterr().out
+    assert "scene0000_00: 5 frames mapped, 0 skipped, 5 poses projected onto SO(3) (max error 1.1e-04)" in printed
+
+
+def test_cli_replay_of_unusable_poses_says_what_was_read_and_skipped(world, tmp_path, capsys):
+    frames = list(world)[:3]
+    scene = tracker_scene(tmp_path, frames, lambda i, T: T @ np.diag([1.1, 1.1, 1.1, 1.0]))
+    assert main(["replay", str(scene), "--out", str(tmp_path / "out"), "--set", "mode=label_fusion"]) == 1
+    captured = capsys.readouterr()
+    assert "0 frames mapped, 3 skipped (invalid pose: 3)" in captured.out
+    error = captured.err
+    assert "the map is empty: 3 frames read, 0 frames mapped, 3 skipped (invalid pose: 3)" in error
+    assert "T_world_camera is not rigid" in error and "Traceback" not in error
+
+
+def test_eval_reports_frames_skipped_and_poses_projected(world, tmp_path):
+    frames = list(world)[:4]
+    truth = world.ground_truth()
+
+    def pose_of(i, T):
+        return T @ np.diag([1.1, 1.1, 1.1, 1.0]) if i == 3 else with_orthonormality_error(T, 1e-4, seed=i)
+
+    scene = tracker_scene(tmp_path, frames, pose_of)
+    write_labels_ply(scene / "scene0000_00_vh_clean_2.labels.ply", truth.xyz, truth.labels)
+    results = evaluate([open_sequence(str(scene))], label_fusion_config(), progress=False, plots=False)
+    counts = results["sequences"][0]
+    assert counts["frames"] == 3 and counts["skipped"] == {"invalid pose": 1} and counts["poses_projected"] == 3
+    assert describe_frames(counts).startswith("3 frames mapped, 1 skipped (invalid pose: 1), 3 poses projected onto SO(3) (max error")
+

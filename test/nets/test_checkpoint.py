@@ -59,6 +59,21 @@ def test_a_version_1_card_is_upgraded_and_loads_the_same_weights(saved, tmp_path
         assert torch.equal(loaded.state_dict()[name], tensor)
 
 
+def test_a_card_from_before_the_gravity_inputs_builds_the_papers_layout(tmp_path):
+    """Cards written before ``inputs`` existed meant RGB-D-N (the first shipped model's)."""
+    torch.manual_seed(0)
+    model = AlsterModel(apply_overrides(AlsterNetConfig(), {**SMALL, "inputs": "camera"}))
+    card = save_checkpoint(model, tmp_path / "new.safetensors", scannet20())
+    del card["config"]["inputs"]
+    from alster_mapping.core.tensor_file import write_tensor_file
+
+    path = tmp_path / "old.safetensors"
+    write_tensor_file(path, model.state_dict(), {"card": json.dumps(card)})
+    loaded, _ = load_checkpoint(path, scannet20(), feature_dim=40)
+    assert loaded.config.inputs == "camera" and loaded.encoder2d.in_channels == 7
+    assert AlsterNetConfig().inputs == "gravity"
+
+
 def test_label_space_or_feature_size_mismatch_is_refused(saved):
     _, path, _ = saved
     with pytest.raises(CheckpointError, match="label space 'scannet20'.*'nyu40'"):

@@ -153,7 +153,7 @@ def test_overfit_a_small_scene_lowers_the_loss_10x_and_labels_95_percent(frames)
     def run(index: int) -> torch.Tensor:
         inputs = prepared[index]
         rows, old = mapper.crop(inputs)
-        out = model(inputs.image, inputs.pixels, inputs.lifted.inverse, inputs.lifted.keys, old.feature.float(), old.count)
+        out = model(inputs.image, inputs.pixels, inputs.lifted.inverse, inputs.lifted.keys, old.feature.float(), old.count, inputs.geometry)
         losses = model.losses(out, *targets[index])
         mapper.commit(rows, old, inputs, out)
         return losses["total"]

@@ -19,10 +19,36 @@ distance, dropouts at depth edges, grazing angles and at random, a min/max range
 noise-free per-pixel NYU40 labels and instance ids. ``ground_truth_points`` samples the
 visible surfaces of all objects (the analogue of ScanNet's labelled mesh vertices).
 
+Styles (``SyntheticConfig.style``, or ``style=`` of ``SyntheticWorld``; see ``style``):
+
+    classic     the look above, bit for bit (the default; the held-out evaluations
+                ``synthetic:0..4`` use it)
+    randomized  domain randomization for training: a model trained on the classic look
+                alone learns that look and fails on real scans, so each world draws its
+                materials (6 palette and 9 texture families), lighting (5 families: RGB
+                ambient, sun and lamps), colour camera (3 families: exposure with auto
+                exposure, white balance, gamma, vignetting, defocus / motion blur, read and
+                shot noise, JPEG) and depth sensor (Kinect v1, Structure Sensor, RealSense
+                D415 / D435: their focal lengths, axial noise, disparity quantisation
+                k z^2, projector shadow bands, flying pixels, holes on dark, shiny and
+                glass surfaces); per-frame effects are seeded by (seed, index). The room
+                also gets shape variants (aprons, stretchers, footboards, desk panels) and
+                clutter on its surfaces (NYU40 "otherprop", 40: ignored by ScanNet-20)
+    shifted     the held-out look of the robustness benchmark: the same rooms as
+                randomized, drawn from families randomized never uses (dots, chevron and
+                marble patterns; saturated, very dark and very bright palettes; a warm light
+                near the floor or strongly coloured lights; noise, blur or JPEG levels beyond
+                the training ranges; the time-of-flight Kinect v2 and Azure Kinect)
+
+The split is ``style.RANDOMIZED_FAMILIES`` / ``style.SHIFTED_FAMILIES``; a non-classic
+world records what it drew in ``style_families``. The image size is the caller's in every
+style; the non-classic styles vary the focal length (fx / width 0.76-0.99 randomized,
+0.63-0.73 shifted). Sequences name a style as ``synthetic:SEED[:FRAMES][@STYLE]``.
+
 Frames: world z up, metres; cameras are optical frames (x right, y down, z forward),
-T_world_camera (4, 4) float64. Everything is reproducible from the seed: the layout,
-the trajectory and the ground-truth points come from their own generators seeded by the
-world seed, and the noise of frame i from a generator seeded by (seed, i), so frames can be
+T_world_camera (4, 4) float64. Everything is reproducible from the seed (and style): the
+layout, the trajectory and the ground-truth points come from their own generators seeded by
+the world seed, and the noise of frame i from a generator seeded by (seed, i), so frames can be
 rendered in any order.
 
 Modules (one concept each; the package re-exports the public names of the former module):
@@ -40,6 +66,14 @@ Modules (one concept each; the package re-exports the public names of the former
     trajectory   camera paths through the free space and the posed trajectory
     groundtruth  labelled ground-truth points on the visible surfaces
     world        ``SyntheticWorld``, which combines the layout, renderer, trajectory and ground truth
+    style        the styles, the split of training / held-out families, the per-world family draw
+    materials    palette and texture families, restyling a world's materials
+    patterns     the procedural patterns of the non-classic styles (stripes ... marble)
+    lighting     lighting families and RGB shading
+    imaging      colour camera families and the image pipeline (exposure ... JPEG)
+    sensor       depth sensor models: intrinsics and depth artefacts
+    clutter      shape variants of the furniture and clutter on its surfaces
+    styled       applying a style to a built world and rendering it
 """
 
 from .classes import (
@@ -55,6 +89,7 @@ from .classes import (
     DOOR,
     FLOOR,
     OTHERFURNITURE,
+    OTHERPROP,
     PICTURE,
     REFRIGERATOR,
     SHOWER_CURTAIN,
@@ -67,6 +102,7 @@ from .classes import (
 )
 from .config import SyntheticConfig
 from .records import SyntheticView, WorldObject
+from .style import RANDOMIZED_FAMILIES, SHIFTED_FAMILIES, STYLES
 from .textures import ART, BOOKS, FABRIC, GLASS, PALETTES, PLAIN, SPECKLE, TILES, WOOD
 from .world import SyntheticWorld
 
@@ -87,14 +123,18 @@ __all__ = [
     "FLOOR",
     "GLASS",
     "OTHERFURNITURE",
+    "OTHERPROP",
     "PALETTES",
     "PICTURE",
     "PLAIN",
+    "RANDOMIZED_FAMILIES",
     "REFRIGERATOR",
+    "SHIFTED_FAMILIES",
     "SHOWER_CURTAIN",
     "SINK",
     "SOFA",
     "SPECKLE",
+    "STYLES",
     "SyntheticConfig",
     "SyntheticView",
     "SyntheticWorld",

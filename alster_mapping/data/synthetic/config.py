@@ -32,7 +32,8 @@ class SyntheticConfig:
     min_depth: float = 0.3
     """Closest measurable depth [m]: noisy depth is 0 below it."""
     noise: bool = True
-    """False: depth equals depth_clean (still cut to the range) and colour has no pixel noise."""
+    """False: depth equals depth_clean (still cut to the range) and colour has no pixel noise
+    (nor, in the non-classic styles, blur or JPEG artefacts)."""
     color_noise: float = 3.0
     """Standard deviation of the Gaussian colour noise [uint8 units]."""
     grazing_angle_deg: tuple[float, float] = (75.0, 88.0)
@@ -48,4 +49,14 @@ class SyntheticConfig:
     hidden_tolerance: float = 0.004
     """Ground-truth points within this distance [m] inside another part or the room shell are dropped."""
     focal_per_width: float = 577.870605 / 640.0
-    """fx = fy = focal_per_width * width [px] (ScanNet's depth camera: about 58 deg horizontal FoV)."""
+    """fx = fy = focal_per_width * width [px] (ScanNet's depth camera: about 58 deg horizontal FoV).
+    Classic style only: the other styles take the focal length of their drawn sensor."""
+    style: str = "classic"
+    """How the world looks (``style.STYLES``): "classic" (the default) is the original look, bit
+    for bit; "randomized" is the training style of domain randomization (each world draws
+    materials, textures, lights, colour camera and depth sensor from the training families,
+    and gets shape variants and clutter); "shifted" draws the same kinds of things from
+    held-out families only (the robustness benchmark's unseen look, same rooms as
+    "randomized"). ``color_noise``, ``grazing_angle_deg``, ``edge_dropout``,
+    ``random_dropout``, ``depth_quantum`` and ``focal_per_width`` apply to "classic" only; the
+    other styles take these from their sensor and imaging families."""

@@ -1,8 +1,9 @@
 """Rendering of a synthetic world with Open3D ray casting: the scene of all primitives with
-per-part tables (labels, instances, albedo, texture, emissive) and this world's lighting, and
-``render``: RGB = albedo x texture x shading + pixel noise, depth with a Kinect-like noise
-model (axial noise, dropouts at edges, grazing angles and at random), noise-free labels and
-instance ids.
+per-part tables (labels, instances, albedo, texture, emissive) and this world's lighting,
+``_cast`` (the camera rays of a pose into the scene) and ``render``: RGB = albedo x texture x
+shading + pixel noise, depth with a Kinect-like noise model (axial noise, dropouts at edges,
+grazing angles and at random), noise-free labels and instance ids. That is the classic style;
+worlds of the other styles share the scene and ``_cast`` and render in ``styled``.
 
 ``_RenderMixin`` is a base of ``SyntheticWorld``; ``_build_scene`` reads ``objects`` and
 ``size``, ``render`` reads ``config``, ``intrinsics``, ``seed`` and the camera rays
@@ -65,14 +66,13 @@ class _RenderMixin:
 
     # -- rendering -----------------------------------------------------------------------
 
-    def render(self, T_world_camera: np.ndarray, stamp_ns: int = 0, index: int = 0) -> SyntheticView:
-        """One frame seen from ``T_world_camera`` (4, 4) float64 (optical frame), stamped ``stamp_ns``.
+    def _cast(self, T_world_camera: np.ndarray):
+        """Cast the camera rays of pose ``T_world_camera`` (4, 4) into the scene.
 
-        index: seeds the frame's noise together with the world seed (same index, same noise).
-        Returns a ``SyntheticView``; see its docstring for the images.
+        Returns T (4, 4) float64, the camera position t (3,) and ray directions dirs (N, 3)
+        float32 (world; z = 1 in the camera), the depth z (N,) float32 (0 where nothing is
+        hit), the part index (N,) (``_P`` where nothing is hit) and the hit normals (N, 3).
         """
-        cfg, K = self.config, self.intrinsics
-        Hh, Ww = K.height, K.width
         T = np.asarray(T_world_camera, dtype=np.float64)
         R, t = T[:3, :3].astype(np.float32), T[:3, 3].astype(np.float32)
         dirs = _matmul_rows(self._rays_cam, R.T)
@@ -91,15 +91,35 @@ class _RenderMixin:
             part[hitmask] = self._tri_part[prim[hitmask]]
             z = np.where(hitmask, z, np.float32(0))
         n = hit["primitive_normals"].numpy()
-        rng = np.random.default_rng([self.seed, int(index), 7])
+        return T, t, dirs, z, part, n
 
-        # Colour: albedo x texture x shading.
+    def _hit_surface(self, t, dirs, z, part, n):
+        """What shading needs of the ray hits: world points (N, 3), ray . normal (N,), the
+        normals turned towards the camera (N, 3) and the texture coordinates u, v (N,)."""
         pts = dirs * z[:, None]
         pts += t
         ndotd = np.einsum("ij,ij->i", n, dirs)
         n = n * np.where(ndotd > 0, np.float32(-1), np.float32(1))[:, None]  # shade the side the camera sees
         u = np.einsum("ij,ij->i", pts, self._part_u[part])
         v = np.einsum("ij,ij->i", pts, self._part_v[part])
+        return pts, ndotd, n, u, v
+
+    def render(self, T_world_camera: np.ndarray, stamp_ns: int = 0, index: int = 0) -> SyntheticView:
+        """One frame seen from ``T_world_camera`` (4, 4) float64 (optical frame), stamped ``stamp_ns``.
+
+        index: seeds the frame's noise together with the world seed (same index, same noise).
+        Returns a ``SyntheticView``; see its docstring for the images. Worlds of a non-classic
+        style render with ``_render_styled`` (see ``styled``).
+        """
+        if self.style != "classic":
+            return self._render_styled(T_world_camera, stamp_ns, index)
+        cfg, K = self.config, self.intrinsics
+        Hh, Ww = K.height, K.width
+        T, t, dirs, z, part, n = self._cast(T_world_camera)
+        rng = np.random.default_rng([self.seed, int(index), 7])
+
+        # Colour: albedo x texture x shading.
+        pts, ndotd, n, u, v = self._hit_surface(t, dirs, z, part, n)
         albedo = self._part_rgb[part] * _texture(self._part_tex[part], self._part_params[part], u, v, self._part_phase[part])
         to_lamp = self._lamp - pts
         r2 = np.einsum("ij,ij->i", to_lamp, to_lamp)

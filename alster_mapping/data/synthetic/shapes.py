@@ -71,6 +71,7 @@ class _Part:
     box (or, for "cyl", R[:, 2] is the axis, half = (r, r, h/2)) used to hide ground-truth
     points buried inside it. rgb (3,) albedo 0..1. tex, params (4,): texture. u, v: texture
     axes. emissive: not shaded (window panes, lamp shades). occluder: hides points inside it.
+    shiny: glossy finish (specular highlights, depth dropouts); set by the non-classic styles.
     """
 
     kind: str
@@ -86,12 +87,13 @@ class _Part:
     v: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 1.0]))
     emissive: bool = False
     occluder: bool = True
+    shiny: bool = False
 
     def moved(self, R: np.ndarray, t: np.ndarray) -> _Part:
         """This part after the rigid motion x -> R x + t."""
         return _Part(
             self.kind, _matmul_rows(self.verts, R.T) + t, self.tris, R @ self.center + t, R @ self.R, self.half, self.rgb,
-            self.tex, self.params, R @ self.u, R @ self.v, self.emissive, self.occluder,
+            self.tex, self.params, R @ self.u, R @ self.v, self.emissive, self.occluder, self.shiny,
         )  # fmt: skip
 
 

@@ -1,7 +1,7 @@
 """``SyntheticWorld``: one seeded furnished room that renders posed RGB-D frames with ground
 truth. It builds its room on construction (layout, then the ray-casting scene) and combines
 the layout, renderer, trajectory and ground-truth parts (``layout``, ``render``,
-``trajectory``, ``groundtruth``)."""
+``trajectory``, ``groundtruth``) with the non-classic render styles (``styled``)."""
 
 from __future__ import annotations
 
@@ -15,20 +15,31 @@ from .groundtruth import _GroundTruthMixin
 from .layout import _LayoutMixin
 from .records import SyntheticView, WorldObject
 from .render import _RenderMixin
+from .style import CLASSIC, WorldStyle, check_style
+from .styled import _StyledMixin
 from .trajectory import _TrajectoryMixin
 
 
-class SyntheticWorld(_LayoutMixin, _RenderMixin, _TrajectoryMixin, _GroundTruthMixin):
+class SyntheticWorld(_LayoutMixin, _RenderMixin, _StyledMixin, _TrajectoryMixin, _GroundTruthMixin):
     """A seeded furnished room that renders posed RGB-D frames with ground truth.
 
-    seed: any non-negative int; the same seed gives bitwise-identical objects,
-    trajectories, frames and ground-truth points. width, height: image size [px].
-    config: generator knobs (``SyntheticConfig()`` by default).
+    seed: any non-negative int; the same seed (and style) gives bitwise-identical objects,
+    trajectories, frames and ground-truth points. width, height: image size [px] (kept by
+    every style; the non-classic styles vary the focal length). config: generator knobs
+    (``SyntheticConfig()`` by default). style: "classic", "randomized" or "shifted" (see
+    ``style``); None takes ``config.style``.
+
+    Attributes of a non-classic world: ``style_draw`` (the ``style.WorldStyle`` it drew) and
+    ``style_families`` (category -> the family names it uses); None for classic worlds.
     """
 
-    def __init__(self, seed: int, width: int = 320, height: int = 240, config: SyntheticConfig | None = None):
+    style_draw: WorldStyle | None = None
+    style_families: dict[str, tuple[str, ...]] | None = None
+
+    def __init__(self, seed: int, width: int = 320, height: int = 240, config: SyntheticConfig | None = None, style: str | None = None):
         self.seed = int(seed)
         self.config = config or SyntheticConfig()
+        self.style = check_style(self.config.style if style is None else style)
         f = self.config.focal_per_width * width
         self.intrinsics = CameraIntrinsics(f, f, (width - 1) / 2, (height - 1) / 2, width, height)
         rng = np.random.default_rng([self.seed, 1])
@@ -39,7 +50,11 @@ class SyntheticWorld(_LayoutMixin, _RenderMixin, _TrajectoryMixin, _GroundTruthM
         self._footprints: list[tuple[np.ndarray, np.ndarray]] = []  # 2D AABBs the camera must avoid
         self._build_shell(rng)
         self._furnish(rng)
+        if self.style != CLASSIC:
+            self._apply_style(width, height)  # its own random streams: the classic draws stay as they are
         self._build_scene(rng)
+        if self.style != CLASSIC:
+            self._prepare_styled()
         self._gt: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._trajectory_attempts = 0  # of the last trajectory() call (for diagnostics)
         K = self.intrinsics

@@ -11,6 +11,15 @@ from dataclasses import dataclass
 
 from ...core.config import param, section
 
+# What the network sees per pixel (Encoder2D.prepare_input): the paper's RGB-D-N, or that
+# and the two gravity channels (issue 16).
+INPUT_LAYOUTS = ("camera", "gravity")
+INPUT_CHANNELS = {"camera": 7, "gravity": 9}
+# Per-voxel values the 3D network takes beside the 2D features.
+GEOMETRY_CHANNELS_3D = {"camera": 0, "gravity": 2}
+# Cards written before ``inputs`` existed describe the paper's layout.
+LEGACY_CONFIG = {"inputs": "camera"}
+
 
 @dataclass
 class Encoder2DConfig:
@@ -47,6 +56,12 @@ class ExpertConfig:
 class AlsterNetConfig:
     """The ALSTER network: 2D encoder, 3D U-Net, temporal expert and their heads (D_F = map.feature_dim)."""
 
+    inputs: str = param(
+        "gravity",
+        "camera: RGB, depth and camera-frame normals (the paper); gravity: also height above the floor and the "
+        "normal's up component, for the 2D and the 3D network (pipeline/gravity.py)",
+        choices=INPUT_LAYOUTS,
+    )
     focal_gamma: float = param(1.0, "gamma of the focal loss (ALSTER eq. 5)", min=0.0, max=10.0)
     weight_2d: float = param(1.0, "lambda_2D of the total loss (eq. 4)", min=0.0, max=100.0)
     weight_3d: float = param(1.0, "lambda_3D of the total loss (eq. 4)", min=0.0, max=100.0)

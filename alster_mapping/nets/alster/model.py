@@ -25,7 +25,7 @@ from ..encoder2d import Encoder2D
 from ..losses import alster_loss, focal_loss
 from ..registry import MODELS
 from ..unet3d import UNet3D
-from .config import AlsterNetConfig
+from .config import GEOMETRY_CHANNELS_3D, INPUT_CHANNELS, LEGACY_CONFIG, AlsterNetConfig
 from .expert import TemporalExpert
 
 
@@ -67,7 +67,12 @@ def _without_pretrained_weights(config: AlsterNetConfig) -> AlsterNetConfig:
 
 
 @MODELS.register(
-    "alster", config=AlsterNetConfig, task="semantic_mapping", inputs="posed_rgbd_frames", before_loading=_without_pretrained_weights
+    "alster",
+    config=AlsterNetConfig,
+    task="semantic_mapping",
+    inputs="posed_rgbd_frames",
+    before_loading=_without_pretrained_weights,
+    legacy_config=LEGACY_CONFIG,
 )
 class AlsterModel(nn.Module):
     """F^2D + F^3D + F^{Delta T} with auxiliary 2D and 3D heads and the expert head.
@@ -84,14 +89,16 @@ class AlsterModel(nn.Module):
         e2d, u3d, ex = config.encoder2d, config.unet3d, config.expert
         self.encoder2d = Encoder2D(
             backbone=e2d.backbone,
+            in_channels=INPUT_CHANNELS[config.inputs],
             feature_dim=feature_dim,
             num_classes=num_classes,
             pretrained=e2d.pretrained,
             aspp_channels=e2d.aspp_channels,
             decoder_channels=e2d.decoder_channels,
         )
+        self.geometry_channels = GEOMETRY_CHANNELS_3D[config.inputs]
         self.unet3d = UNet3D(
-            in_channels=feature_dim,
+            in_channels=feature_dim + self.geometry_channels,
             feature_dim=feature_dim,
             num_classes=num_classes,
             channels=u3d.channels,
@@ -109,8 +116,19 @@ class AlsterModel(nn.Module):
                     module.eval()
         return self
 
+    def input_3d(self, f2d: torch.Tensor, geometry: torch.Tensor | None) -> torch.Tensor:
+        """The 3D network's per-voxel input: f2d (V, D_F) and, with ``inputs = gravity``,
+        geometry (V, 2) = each voxel's mean height above the floor / HEIGHT_SCALE and
+        normal . up (``pipeline.gravity``); (V, D_F + 2)."""
+        if self.geometry_channels == 0:
+            return f2d
+        if geometry is None or geometry.shape != (f2d.shape[0], self.geometry_channels):
+            got = None if geometry is None else tuple(geometry.shape)
+            raise ValueError(f"the 3D network needs ({f2d.shape[0]}, {self.geometry_channels}) voxel geometry, got {got}")
+        return torch.cat([f2d, geometry.to(f2d.dtype)], 1)
+
     def encode_2d(self, image: torch.Tensor, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eq. 1 at given pixels: image (1, 7, H, W) RGB-D-N (``Encoder2D.prepare_input``),
+        """Eq. 1 at given pixels: image (1, 7 or 9, H, W) (``Encoder2D.prepare_input``),
         pixels (P,) int64 flat indices -> (features (P, D_F), logits (P, C))."""
         height, width = image.shape[-2:]
         features, logits = self.encoder2d.forward_stride4(image)
@@ -126,17 +144,19 @@ class AlsterModel(nn.Module):
         keys: torch.Tensor,
         old: torch.Tensor,
         count: torch.Tensor,
+        geometry: torch.Tensor | None = None,
     ) -> AlsterOutput:
         """Run the three stages on one frame.
 
-        image: (1, 7, H, W). pixels: (P,) int64 flat indices of the valid depth pixels.
+        image: (1, 7 or 9, H, W). pixels: (P,) int64 flat indices of the valid depth pixels.
         inverse: (P,) int64 voxel of each of those pixels. keys: (V, 3) int32 the frame's
         voxels. old: (V, D_F) their features in the map. count: (V,) their observation
-        counts (0 = new voxel).
+        counts (0 = new voxel). geometry: (V, 2) per-voxel gravity values (``input_3d``),
+        None with ``inputs = camera``.
         """
         f2d_pixels, logits_2d = self.encode_2d(image, pixels)
         f2d = scatter_mean(f2d_pixels, inverse, keys.shape[0])
-        f3d, logits_3d = self.unet3d(keys, f2d)
+        f3d, logits_3d = self.unet3d(keys, self.input_3d(f2d, geometry))
         feature, logits_expert = self.expert(old.to(f2d.dtype), count, f3d, f2d)
         return AlsterOutput(feature, logits_expert, logits_3d, f2d, f3d, logits_2d)
 

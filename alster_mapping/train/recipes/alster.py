@@ -12,7 +12,10 @@ reconstruction. Adam with a OneCycle schedule (peak 1e-3 for the 3D network and 
 expert; the paper's 1e-5 for the pretrained 2D encoder with ``joint.max_lr_2d=1e-5``, by
 default 0, which freezes it: on a CPU its backward is a third of a joint step, and the
 time buys twice the 2D pre-training), gradients summed over ``accumulate`` forwards.
-Pre-training mirrors half of its images (``pretrain_2d.flip``).
+Pre-training mirrors half of its images (``pretrain_2d.flip``). Both stages jitter the
+colour and drop the colour or the gravity channels at random (``augment``, ``train/augment.py``),
+and the synthetic worlds are drawn in the randomized style (``data.style``): a model that
+learnt one synthetic look is noise on a real scan (issue 16).
 
 Everything random is drawn from generators seeded by ``seed``. The one training loop
 (``train/loop.py``) runs both stages: optimizer, schedule, accumulation, clipping, the
@@ -23,6 +26,7 @@ like a reset) and the card. Multi-GPU: run under ``torchrun``; the model is wrap
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,15 +35,15 @@ import numpy as np
 import torch
 
 from ...core.config import param, section
-from ...core.geometry import normals_from_depth
 from ...core.labels import LabelSpace
 from ...data.sequences import ScanNetSequence, Sequence, SyntheticSequence, parse_seed_range
 from ...nets.alster import AlsterModel
-from ...nets.encoder2d import Encoder2D
 from ...nets.losses import focal_loss
 from ...nets.registry import MODELS
+from ...pipeline.gravity import GravityReference
 from ...pipeline.mapping_config import MappingConfig
-from ...pipeline.online_mapper import OnlineMapper, frame_targets
+from ...pipeline.online_mapper import OnlineMapper, frame_targets, network_image
+from ..augment import AugmentConfig, drop_input_groups, jitter_color
 from ..recipe import RECIPES, Phase, Recipe, RecipeConfig
 
 
@@ -49,20 +53,26 @@ class TrainDataConfig:
 
     source: str = param("synthetic", "synthetic: generated worlds; scannet: exported ScanNet-layout scenes", choices=("synthetic", "scannet"))
     seeds: tuple[int, ...] = param(
-        (1000, 1127), "synthetic worlds: [first, last] seed (inclusive); keep them apart from evaluation seeds (0-999)", min=0
+        (1000, 1191), "synthetic worlds: [first, last] seed (inclusive); keep them apart from evaluation seeds (0-999)", min=0
     )
     scannet_root: str = param("", "scannet: directory whose sub-directories are exported scenes (color/, depth/, pose/, intrinsic/)")
     frames: int = param(60, "frames per synthetic trajectory (10 Hz)", min=2, max=100000)
     stride: int = param(1, "scannet: use every n-th frame", min=1, max=1000)
     width: int = param(320, "synthetic image width [px]", min=16, max=4096)
     height: int = param(240, "synthetic image height [px]", min=16, max=4096)
+    style: str = param(
+        "randomized",
+        "synthetic worlds' look: randomized (many material, light and sensor families: domain randomization), "
+        "classic (one family, the look of the first shipped models)",
+        choices=("randomized", "classic"),
+    )
 
 
 @dataclass
 class Pretrain2DConfig:
     """Stage 1 (optional): the 2D encoder alone on 2D labels (ALSTER section 3: fine-tuned on 2D data first)."""
 
-    steps: int = param(1400, "optimizer steps; 0 skips the stage", min=0)
+    steps: int = param(2400, "optimizer steps; 0 skips the stage", min=0)
     batch: int = param(4, "images per step", min=1, max=256)
     flip: bool = param(True, "mirror half of the images left-right (the normals' x with them)")
     max_lr: float = param(1e-3, "OneCycle peak learning rate of the decoder and heads", min=0.0, max=1.0)
@@ -102,6 +112,7 @@ class AlsterTrainConfig(RecipeConfig):
     data: TrainDataConfig = section(TrainDataConfig)
     pretrain_2d: Pretrain2DConfig = section(Pretrain2DConfig)
     joint: JointConfig = section(JointConfig)
+    augment: AugmentConfig = section(AugmentConfig)
     mapping: MappingConfig = section(MappingConfig, "the label space, map geometry, ranges and network (as the mapper uses them)")
 
 
@@ -109,7 +120,7 @@ def training_sequences(cfg: AlsterTrainConfig) -> list[Sequence]:
     """The training sequences the config names (synthetic seeds or ScanNet scenes)."""
     data = cfg.data
     if data.source == "synthetic":
-        return [SyntheticSequence(seed, data.frames, data.width, data.height) for seed in parse_seed_range(data.seeds)]
+        return [SyntheticSequence(seed, data.frames, data.width, data.height, style=data.style) for seed in parse_seed_range(data.seeds)]
     root = Path(data.scannet_root)
     if not root.is_dir():
         raise ValueError(f"data.scannet_root {str(root)!r} is not a directory")
@@ -117,6 +128,10 @@ def training_sequences(cfg: AlsterTrainConfig) -> list[Sequence]:
     if not scenes:
         raise ValueError(f"{root}: no exported ScanNet scenes (sub-directories with pose/)")
     return [ScanNetSequence(p, data.stride) for p in scenes]
+
+
+# Unreadable frames drawn for one pre-training batch before the run gives up on the data.
+MAX_BAD_FRAMES_PER_BATCH = 1000
 
 
 def _rng(seed: int, *stream: int) -> np.random.Generator:
@@ -224,29 +239,42 @@ class AlsterRecipe(Recipe):
         return {
             "data_seeds": parse_seed_range(data.seeds) if data.source == "synthetic" else None,
             "sequences": [s.name for s in self.sequences],
+            # Frames drawn so far, each counted once: used, skipped by reason, poses projected onto SO(3).
+            "training_frames": {s.name: s.tallied_counts() for s in self.sequences},
         }
 
     # -- data -------------------------------------------------------------------------------
 
     def _frame(self, sequence: int, index: int):
-        return self.sequences[sequence].frame(index)
+        # Tallied: the card and ``alster train`` report the frames skipped and the poses projected.
+        return self.sequences[sequence].tallied_frame(index)
 
     def _pretrain_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images (B, 7, H, W) and class targets (B, H, W) of pre-training step ``step``."""
+        """Images (B, 7 or 9, H, W) and class targets (B, H, W) of pre-training step ``step``.
+
+        Each image is one frame seen on its own, as the first frame of a map is: with the
+        gravity inputs, its floor is estimated from that frame alone."""
         rng = _rng(self.cfg.seed, 1, step, self.rank)
         images, targets = [], []
+        failures = 0
         while len(images) < self.cfg.pretrain_2d.batch:
             s = int(rng.integers(len(self.sequences)))
             i = int(rng.integers(len(self.sequences[s])))
             try:
                 frame = self._frame(s, i)
-            except ValueError:
+            except ValueError as exc:
+                # Skipped frames are counted by the sequences; a data set of nothing but
+                # broken frames must end the run, not loop forever.
+                failures += 1
+                if failures >= MAX_BAD_FRAMES_PER_BATCH:
+                    raise ValueError(f"{failures} frames drawn for one batch could not be read (last: {exc})") from exc
                 continue
             if frame.labels is None:
                 raise ValueError(f"{self.sequences[s].name} frame {i} has no 2D labels to train on")
-            depth = torch.from_numpy(frame.depth)
-            normals = normals_from_depth(depth, frame.intrinsics, self.cfg.mapping.alster.max_range)
-            image = Encoder2D.prepare_input(frame.color, frame.depth, normals.numpy())
+            frame = dataclasses.replace(frame, color=jitter_color(frame.color, self.cfg.augment, rng))
+            gravity = GravityReference(self.cfg.mapping.gravity)
+            image, _ = network_image(frame, self.model.config.inputs, gravity, self.cfg.mapping.alster.max_range)
+            image, _ = drop_input_groups(image, self.cfg.augment, rng)
             target = self.label_space.encode(frame.labels)
             if self.cfg.pretrain_2d.flip and rng.random() < 0.5:
                 image, target = mirror_input(image, target)
@@ -294,15 +322,22 @@ class AlsterRecipe(Recipe):
             self._train_mode(self._frozen_2d)  # the mapper puts its model in eval mode
         if reset:
             slot.mapper.map.clear()
+        rng = _rng(self.cfg.seed, 3, step, index, self.rank)
         try:
             frame = self._frame(sequence, frame_index)
+            frame = dataclasses.replace(frame, color=jitter_color(frame.color, self.cfg.augment, rng))
             inputs = slot.mapper.prepare(frame)
         except ValueError:
             return None
+        _, gravity_dropped = drop_input_groups(inputs.image, self.cfg.augment, rng)
+        if gravity_dropped and inputs.geometry is not None:
+            inputs.geometry.zero_()
         pixel_t, voxel_t = frame_targets(inputs, self.label_space.encode(frame.labels), self.label_space.num_classes)
         rows, old = slot.mapper.crop(inputs)
         lifted = inputs.lifted
-        out = self.network(inputs.image, inputs.pixels, lifted.inverse, lifted.keys, old.feature.float(), old.count)
+        out = self.network(
+            inputs.image, inputs.pixels, lifted.inverse, lifted.keys, old.feature.float(), old.count, inputs.geometry
+        )
         self._pending = (slot.mapper, rows, old, inputs, out)
         return self.model.losses(out, pixel_t, voxel_t)
 
@@ -316,9 +351,10 @@ class AlsterRecipe(Recipe):
 def mirror_input(image: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mirror a network input left-right as a camera would see the mirrored scene.
 
-    image: (1, 7, H, W) ``Encoder2D.prepare_input`` layout (RGB, depth, camera-frame
-    normals). target: (H, W) class indices. The normals' x component changes sign,
-    because the camera's x axis points the other way in the mirrored image.
+    image: (1, 7 or 9, H, W) ``Encoder2D.prepare_input`` layout (RGB, depth, camera-frame
+    normals, then height and normal . up). target: (H, W) class indices. The normals' x
+    component changes sign, because the camera's x axis points the other way in the
+    mirrored image; height and the up component do not change under a mirror.
     """
     image = image.flip(-1)
     image[:, 4] = -image[:, 4]
