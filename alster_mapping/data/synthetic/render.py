@@ -93,6 +93,14 @@ class _RenderMixin:
         n = hit["primitive_normals"].numpy()
         return T, t, dirs, z, part, n
 
+    def _view(self, part, color, depth, depth_clean, T, stamp_ns) -> SyntheticView:
+        """The rendered frame with its noise-free labels and instance ids (per-pixel ``part`` (N,))."""
+        K = self.intrinsics
+        labels = self._part_label[part].reshape(K.height, K.width)
+        instances = self._part_inst[part].reshape(K.height, K.width)
+        frame = RGBDFrame(color=color, depth=depth, intrinsics=K, T_world_camera=T, stamp_ns=stamp_ns, labels=labels, instances=instances)
+        return SyntheticView(frame=frame, instances=instances, depth_clean=depth_clean)
+
     def _hit_surface(self, t, dirs, z, part, n):
         """What shading needs of the ray hits: world points (N, 3), ray . normal (N,), the
         normals turned towards the camera (N, 3) and the texture coordinates u, v (N,)."""
@@ -162,7 +170,4 @@ class _RenderMixin:
             depth = depth.astype(np.float32)
         else:
             depth = zc.copy()
-        labels = self._part_label[part].reshape(Hh, Ww)
-        instances = self._part_inst[part].reshape(Hh, Ww)
-        frame = RGBDFrame(color=color, depth=depth, intrinsics=K, T_world_camera=T, stamp_ns=stamp_ns, labels=labels, instances=instances)
-        return SyntheticView(frame=frame, instances=instances, depth_clean=zc)
+        return self._view(part, color, depth, zc, T, stamp_ns)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...core.frame import RGBDFrame
 from .clutter import add_clutter, add_shape_variants
 from .imaging import ColourCamera
 from .lighting import LIGHTING_FAMILIES, shade, specular
@@ -87,7 +86,4 @@ class _StyledMixin:
             depth = self._depth_sensor.measure(zc, cos_angle, luma, glass, shiny, rng)
         else:
             depth = zc.copy()
-        labels = self._part_label[part].reshape(H, W)
-        instances = self._part_inst[part].reshape(H, W)
-        frame = RGBDFrame(color=color, depth=depth, intrinsics=K, T_world_camera=T, stamp_ns=stamp_ns, labels=labels, instances=instances)
-        return SyntheticView(frame=frame, instances=instances, depth_clean=zc)
+        return self._view(part, color, depth, zc, T, stamp_ns)
