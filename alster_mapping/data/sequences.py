@@ -92,13 +92,8 @@ class Sequence(abc.ABC):
         return frame
 
     def tallied_counts(self) -> dict:
-        """What ``tallied_frame`` counted, in the keys ``describe_frames`` reads."""
-        return {
-            "frames": self.frames_used,
-            "skipped": dict(self.skipped),
-            "poses_projected": self.poses_projected,
-            "max_pose_correction": self.max_pose_correction,
-        }
+        """What ``tallied_frame`` counted (``frame_counts``)."""
+        return frame_counts(self.frames_used, self.skipped, self.poses_projected, self.max_pose_correction)
 
     def ground_truth(self) -> PointBlock | None:
         return None
@@ -110,6 +105,12 @@ def skip_reason(error: ValueError) -> str:
     its type and the message up to the first colon."""
     reason = getattr(error, "reason", None)
     return str(reason) if reason else f"{type(error).__name__}: {str(error).split(':')[0]}"
+
+
+def frame_counts(frames: int, skipped: dict[str, int], poses_projected: int, max_pose_correction: float) -> dict:
+    """Frame counts for a JSON summary, in the keys ``describe_frames`` reads: frames used,
+    skipped (reason -> count), poses projected onto SO(3) and the largest error corrected."""
+    return {"frames": frames, "skipped": dict(skipped), "poses_projected": poses_projected, "max_pose_correction": max_pose_correction}
 
 
 def describe_frames(counts: dict, used: str = "mapped") -> str:

@@ -21,12 +21,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..core.geometry import normals_from_depth
 from ..data.sequences import Sequence, skip_reason
 from ..pipeline.gravity import GravityReference
-from ..pipeline.lifting import lift_frame
 from ..pipeline.online_mapper import OnlineMapper
 
+# The camera-frame normals in Encoder2D.prepare_input's layout (RGB, depth, normals, ...).
+NORMAL_CHANNELS = slice(4, 7)
 # A floor voxel: within this height of the floor [m], normal within ~25 degrees of up.
 FLOOR_HEIGHT = 0.1
 FLOOR_NORMAL_UP = 0.9
@@ -97,26 +97,27 @@ def measure_consistency(sequence: Sequence, mapper: OnlineMapper, max_frames: in
     returns the frame's own labels) and tally consistency. Frames that cannot be mapped are
     skipped and counted by reason. Returns ``LabelConsistency.summary()`` with the class
     names and ``skipped``."""
+    if mapper.model is None:
+        raise ValueError("label consistency measures a network's labels: the mapper runs label fusion")
     space = mapper.map.label_space
     names = list(space.names)
     tally = LabelConsistency(space.num_classes, _index(names, "floor"), _index(names, "wall"))
     gravity = GravityReference(mapper.config.gravity)
-    cfg = mapper.config.alster
     skipped: dict[str, int] = {}
     for i in range(len(sequence)):
         if max_frames is not None and tally.frames >= max_frames:
             break
         try:
             frame = sequence.frame(i)
-            result = mapper.step(frame)
+            result = mapper.step(frame, stages=True)  # stages: the step's own lifted voxels and input image
         except ValueError as exc:
             skipped[skip_reason(exc)] = skipped.get(skip_reason(exc), 0) + 1
             continue
-        lifted = lift_frame(frame, mapper.map.voxel_size, cfg.max_range, cfg.min_range)
-        depth = torch.from_numpy(frame.depth)
-        normals = normals_from_depth(depth, frame.intrinsics, cfg.max_range)
-        height, normal_up = gravity.channels(depth, frame.intrinsics, frame.T_world_camera, normals, cfg.max_range)
-        geometry = lifted.voxel_mean(lifted.pixel_values(torch.stack([height, normal_up], -1))).numpy()
+        inputs = result.stages.inputs
+        lifted = inputs.lifted
+        normals = inputs.image[0, NORMAL_CHANNELS].permute(1, 2, 0)
+        height, normal_up = gravity.channels(lifted.points, lifted.pixel_mask, normals, frame.T_world_camera)
+        geometry = lifted.voxel_mean(lifted.pixel_values(torch.stack([height, normal_up], -1))).cpu().numpy()
         tally.add(result.rows.cpu().numpy(), result.labels.cpu().numpy(), geometry)
     summary = tally.summary()
     summary["label_share"] = {names[c]: share for c, share in summary["label_share"].items()}

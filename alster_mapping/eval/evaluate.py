@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..core.atomic_file import write_text_atomic
 from ..core.config import MapConfig
 from ..core.samples import PointBlock
-from ..data.sequences import Sequence, describe_frames
+from ..data.sequences import Sequence, describe_frames, frame_counts
 from ..map.export import export_ply
 from ..map.map_file import save_map
 from ..map.voxel_map import SemanticVoxelMap
@@ -62,13 +62,8 @@ class SequenceReplay:
         return self.frames + sum(self.skipped.values())
 
     def counts(self) -> dict:
-        """The frame counts for a JSON summary (the keys ``describe_frames`` reads)."""
-        return {
-            "frames": self.frames,
-            "skipped": dict(self.skipped),
-            "poses_projected": self.poses_projected,
-            "max_pose_correction": self.max_pose_correction,
-        }
+        """The frame counts for a JSON summary (``frame_counts``)."""
+        return frame_counts(self.frames, self.skipped, self.poses_projected, self.max_pose_correction)
 
     def describe(self) -> str:
         """One line of the frame counts (``describe_frames``)."""

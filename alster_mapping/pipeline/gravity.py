@@ -30,9 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..core.camera import CameraIntrinsics
 from ..core.config import param
-from ..core.geometry import depth_to_points, valid_depth_mask
 
 
 @dataclass
@@ -142,36 +140,33 @@ class GravityReference:
             self.up = None
 
     def channels(
-        self,
-        depth: torch.Tensor,
-        intrinsics: CameraIntrinsics,
-        T_world_camera: np.ndarray,
-        normals: torch.Tensor,
-        max_range: float | None = None,
+        self, points: torch.Tensor, pixel_mask: torch.Tensor, normals: torch.Tensor, T_world_camera: np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The gravity channels of one frame (and the floor estimate updated with it).
 
-        depth: (H, W) float metres. T_world_camera: (4, 4) pose of the optical frame.
-        normals: (H, W, 3) camera-frame unit normals (zero where unknown). Returns
-        (height (H, W) float32 metres above the floor, normal_up (H, W) float32 in
-        [-1, 1]), both zero where depth is invalid and everywhere with ``up = none``.
+        points: (N, 3) float32 world points [m] of the frame's valid pixels, pixel_mask:
+        (H, W) bool of those pixels in row-major order (``lifting.LiftedFrame`` or
+        ``geometry.backproject`` + ``transform_points``). normals: (H, W, 3) camera-frame
+        unit normals (zero where unknown). T_world_camera: (4, 4) pose of the optical
+        frame. Returns (height (H, W) float32 metres above the floor, normal_up (H, W)
+        float32 in [-1, 1]), both zero outside ``pixel_mask`` and everywhere with ``up = none``.
         """
-        zeros = torch.zeros(depth.shape, dtype=torch.float32, device=depth.device)
+        zeros = torch.zeros(pixel_mask.shape, dtype=torch.float32, device=points.device)
         if self.config.up == "none":
             return zeros, zeros.clone()
         T = np.asarray(T_world_camera, dtype=np.float64)
         if self.up is None:
             self.up = -T[:3, 1]  # the first camera's -y (optical frames look along z with y down)
-        # Elevation of a camera point p: up . (R p + t); normal: up . (R n).
-        up_camera = torch.as_tensor(T[:3, :3].T @ self.up, dtype=torch.float32, device=depth.device)
+        # Elevation of a world point p: up . p; the up component of a camera normal n: up . (R n).
+        up = torch.as_tensor(self.up, dtype=torch.float32, device=points.device)
+        up_camera = torch.as_tensor(T[:3, :3].T @ self.up, dtype=torch.float32, device=points.device)
         camera_elevation = float(self.up @ T[:3, 3])
-        mask = valid_depth_mask(depth, max_range)
-        points = depth_to_points(torch.where(mask, depth, torch.zeros_like(depth)), intrinsics)
-        elevation = points @ up_camera + camera_elevation
-        normal_up = normals.to(torch.float32) @ up_camera
-        floor = self._floor(elevation[mask], normal_up[mask], camera_elevation)
-        height = torch.where(mask, elevation - floor, zeros)
-        return height, torch.where(mask, normal_up, zeros)
+        elevation = points.to(torch.float32) @ up
+        normal_up = torch.where(pixel_mask, normals.to(torch.float32) @ up_camera, zeros)
+        floor = self._floor(elevation, normal_up[pixel_mask], camera_elevation)
+        height = zeros.clone()
+        height[pixel_mask] = elevation - floor
+        return height, normal_up
 
     def _floor(self, elevation: torch.Tensor, normal_up: torch.Tensor, camera_elevation: float) -> float:
         if self.config.floor == "given":

@@ -20,7 +20,7 @@ import torch
 
 from ..core.config import validate
 from ..core.frame import RGBDFrame
-from ..core.geometry import normals_from_depth
+from ..core.geometry import backproject, normals_from_depth, transform_points
 from ..core.labels import LabelSpace
 from ..core.scatter import scatter_mean
 from ..map.voxel_map import SemanticVoxelMap, VoxelData
@@ -56,20 +56,32 @@ class FrameInputs:
 
 
 def network_image(
-    frame: RGBDFrame, inputs: str, gravity: GravityReference, max_range: float, device: torch.device | str = "cpu"
+    frame: RGBDFrame,
+    inputs: str,
+    gravity: GravityReference,
+    max_range: float,
+    device: torch.device | str = "cpu",
+    lifted: LiftedFrame | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The 2D network input of a frame and its per-pixel gravity values.
 
     inputs: the model's input layout ("camera" or "gravity", ``AlsterNetConfig.inputs``).
-    gravity: the run's up and floor (updated with this frame). Returns (image (1, 7 or 9,
-    H, W) float32 on ``device``, gravity (H, W, 2) float32 = height / HEIGHT_SCALE and
-    normal . up, or None for the camera layout).
+    gravity: the run's up and floor (updated with this frame). lifted: the frame's lifted
+    voxels, whose world points the gravity values reuse (None: the valid pixels within
+    ``max_range`` are back-projected here). Returns (image (1, 7 or 9, H, W) float32 on
+    ``device``, gravity (H, W, 2) float32 = height / HEIGHT_SCALE and normal . up, or None
+    for the camera layout).
     """
     depth = torch.from_numpy(frame.depth).to(device)
     normals = normals_from_depth(depth, frame.intrinsics, max_range)
     if inputs != "gravity":
         return Encoder2D.prepare_input(frame.color, frame.depth, normals.cpu().numpy()).to(device), None
-    height, normal_up = gravity.channels(depth, frame.intrinsics, frame.T_world_camera, normals, max_range)
+    if lifted is None:
+        points, mask = backproject(depth, frame.intrinsics, max_range)
+        points = transform_points(frame.T_world_camera, points)
+    else:
+        points, mask = lifted.points, lifted.pixel_mask
+    height, normal_up = gravity.channels(points, mask, normals, frame.T_world_camera)
     image = Encoder2D.prepare_input(frame.color, frame.depth, normals.cpu().numpy(), gravity=(height, normal_up)).to(device)
     return image, torch.stack([height / HEIGHT_SCALE, normal_up], -1)
 
@@ -154,7 +166,7 @@ class OnlineMapper:
         if self.map.generation != self._gravity_generation:  # the map was cleared or replaced: a new floor
             self.gravity.reset()
             self._gravity_generation = self.map.generation
-        image, gravity = network_image(frame, self.model.config.inputs, self.gravity, cfg.max_range, self.device)
+        image, gravity = network_image(frame, self.model.config.inputs, self.gravity, cfg.max_range, self.device, lifted)
         pixels = lifted.pixel_mask.reshape(-1).nonzero().squeeze(1)
         color = lifted.voxel_mean(lifted.pixel_values(torch.from_numpy(frame.color).to(self.device)))
         geometry = None if gravity is None else lifted.voxel_mean(lifted.pixel_values(gravity))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from alster_mapping.core.config import apply_overrides
-from alster_mapping.core.geometry import normals_from_depth
+from alster_mapping.core.geometry import backproject, normals_from_depth, transform_points
 from alster_mapping.data.procedural_room import ProceduralRoom
 from alster_mapping.nets.alster import AlsterModel
 from alster_mapping.nets.alster.config import AlsterNetConfig
@@ -46,7 +46,9 @@ def room():
 
 def _channels(reference, frame):
     depth = torch.from_numpy(frame.depth)
-    return reference.channels(depth, frame.intrinsics, frame.T_world_camera, normals_from_depth(depth, frame.intrinsics), 3.0)
+    points, mask = backproject(depth, frame.intrinsics, 3.0)
+    normals = normals_from_depth(depth, frame.intrinsics)
+    return reference.channels(transform_points(frame.T_world_camera, points), mask, normals, frame.T_world_camera)
 
 
 def test_height_and_up_component_on_a_rendered_room(room):
