@@ -42,16 +42,15 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from alster_mapping.core.config import apply_overrides  # noqa: E402
 from alster_mapping.data.procedural_room import ProceduralRoom  # noqa: E402
+from alster_mapping.eval.timing_stats import parse_size, summarize  # noqa: E402
 from alster_mapping.nets import sparse as sp  # noqa: E402
 from alster_mapping.pipeline.mapping_config import MappingConfig  # noqa: E402
 from alster_mapping.pipeline.online_mapper import OnlineMapper  # noqa: E402
@@ -59,28 +58,6 @@ from alster_mapping.pipeline.online_mapper import OnlineMapper  # noqa: E402
 STAGES = ("lift", "2d", "3d", "crop", "expert", "write", "total")
 GOAL_TOTAL_MS = 250.0
 GOAL_SIZE = (320, 240)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'320x240' -> (320, 240)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, got {text!r}") from exc
-    if w < 8 or h < 8:
-        raise argparse.ArgumentTypeError(f"size {text!r} is too small")
-    return w, h
-
-
-def summarize(values: list[float]) -> dict[str, float]:
-    """median / p90 / min / max / mean of a list of numbers."""
-    return {
-        "median": float(statistics.median(values)),
-        "p90": float(np.percentile(values, 90)),
-        "min": float(min(values)),
-        "max": float(max(values)),
-        "mean": float(statistics.fmean(values)),
-    }
 
 
 class Run:

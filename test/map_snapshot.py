@@ -1,8 +1,17 @@
-"""Test helper: a whole SemanticVoxelMap as comparable numpy arrays."""
+"""Test helpers: a whole SemanticVoxelMap as comparable numpy arrays; the index backends to test."""
+
+import importlib.util
 
 import numpy as np
+import pytest
 
 from alster_mapping.core.geometry import pack_keys
+
+# MapConfig.index values to run map tests on ('open3d' only where Open3D is installed).
+INDEX_BACKENDS = [
+    pytest.param("open3d", marks=pytest.mark.skipif(importlib.util.find_spec("open3d") is None, reason="needs open3d")),
+    "torch",
+]
 
 
 def snapshot(m):

@@ -57,6 +57,13 @@ class MapConfig:
     )
     color_weight_cap: int = param(16, "observations after which the mean colour becomes a moving average", min=1, max=10000)
     device: str = param("cpu", "torch device of the map's storage ('cpu', 'cuda', 'cuda:1', ...)")
+    index: str = param(
+        "auto",
+        "block index backend: open3d = Open3D hash map (needs open3d; CPU, or CUDA builds of Open3D); "
+        "torch = sorted block keys searched with searchsorted (runs wherever torch runs); "
+        "auto = open3d when open3d imports (with CUDA for a CUDA device), else torch",
+        choices=("auto", "open3d", "torch"),
+    )
 
 
 @dataclass
@@ -67,6 +74,12 @@ class LabelFusionConfig:
     min_range: float = param(0.1, "ignore depth closer than this [m]", min=0.0, max=100.0)
     evidence_weight_cap: int = param(
         255, "observations after which class evidence becomes a moving average (bounds float16 rounding)", min=1, max=1000
+    )
+    kernel: str = param(
+        "auto",
+        "lift and vote implementation: 'numba' (fused CPU loops), 'torch' (tensor ops, CPU or CUDA), "
+        "'auto' = numba on the CPU when it is installed; both give the same map",
+        choices=("auto", "numba", "torch"),
     )
 
 

@@ -10,7 +10,11 @@ quarter pixel of the new image at factor 2).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+
+from .frame import RGBDFrame
 
 
 def downscale_images(
@@ -35,3 +39,17 @@ def downscale_images(
     small_depth = np.ascontiguousarray(depth[offset : h * f : f, offset : w * f : f])
     small_labels = None if labels is None else np.ascontiguousarray(labels[offset : h * f : f, offset : w * f : f])
     return small_color, small_depth, small_labels
+
+
+def downscale_frame(frame: RGBDFrame, factor: int) -> RGBDFrame:
+    """The frame at 1/``factor`` of its size: images as ``downscale_images`` (instance ids
+    picked like labels), intrinsics ``downscaled``; everything else unchanged."""
+    color, depth, labels = downscale_images(frame.color, frame.depth, frame.labels, factor)
+    instances = frame.instances
+    if instances is not None and factor > 1:
+        h, w = depth.shape
+        offset = int(factor) // 2
+        instances = np.ascontiguousarray(instances[offset : h * factor : factor, offset : w * factor : factor])
+    return replace(
+        frame, color=color, depth=depth, labels=labels, instances=instances, intrinsics=frame.intrinsics.downscaled(factor)
+    )

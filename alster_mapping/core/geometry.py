@@ -57,7 +57,7 @@ def depth_to_points(depth: torch.Tensor, intrinsics: CameraIntrinsics) -> torch.
 
     Invalid pixels produce non-finite or zero points; combine with ``valid_depth_mask``.
     """
-    _check_image_size(depth, intrinsics, "depth")
+    check_image_size(depth, intrinsics, "depth")
     rays = pixel_rays(intrinsics, depth.device)
     return rays * depth.to(torch.float32).unsqueeze(-1)
 
@@ -102,7 +102,8 @@ def normals_from_depth(depth: torch.Tensor, intrinsics: CameraIntrinsics, max_ra
     return normals
 
 
-def _check_image_size(image: torch.Tensor, intrinsics: CameraIntrinsics, what: str) -> None:
+def check_image_size(image: torch.Tensor | np.ndarray, intrinsics: CameraIntrinsics, what: str) -> None:
+    """ValueError unless an (H, W, ...) image matches the intrinsics' size; ``what`` names it."""
     if tuple(image.shape[:2]) != intrinsics.shape:
         raise ValueError(
             f"{what} image is {image.shape[1]}x{image.shape[0]} but the camera intrinsics are "
@@ -119,7 +120,11 @@ def transform_points(T: torch.Tensor | np.ndarray, points: torch.Tensor) -> torc
     """Apply a 4x4 rigid transform to (N, 3) points; returns (N, 3) in the points' dtype."""
     T = torch.as_tensor(T, dtype=torch.float64, device=points.device)
     # float64 for the rotation keeps far-from-origin maps (hundreds of metres) exact to < 1 um.
-    out = points.to(torch.float64) @ T[:3, :3].T + T[:3, 3]
+    # Element-wise in a fixed order ((x r0 + y r1) + z r2) + t rather than a matrix product,
+    # whose summation order (and FMA use) depends on the BLAS: the fused lift kernels
+    # (pipeline/lift_kernels.py) compute the same sums and must land in the same voxels.
+    p = points.to(torch.float64)
+    out = p[:, 0:1] * T[:3, 0] + p[:, 1:2] * T[:3, 1] + p[:, 2:3] * T[:3, 2] + T[:3, 3]
     return out.to(points.dtype)
 
 

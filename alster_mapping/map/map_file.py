@@ -20,6 +20,7 @@ from ..core.config import MapConfig
 from ..core.geometry import check_key_range, pack_keys
 from ..core.labels import LabelSpace
 from ..core.tensor_file import TensorFileError, read_metadata, read_tensor_file, write_tensor_file
+from .voxel_index import resolve_index_backend
 from .voxel_map import FEATURE_KINDS, INSTANCE_LIMIT, SemanticVoxelMap
 
 FORMAT = "alster_mapping.SemanticVoxelMap"
@@ -63,13 +64,18 @@ def save_map(voxel_map: SemanticVoxelMap, path: str | os.PathLike) -> Path:
     return write_tensor_file(path, tensors, metadata)
 
 
-def load_map(path: str | os.PathLike, device: str | None = None, label_space: LabelSpace | None = None) -> SemanticVoxelMap:
+def load_map(
+    path: str | os.PathLike, device: str | None = None, label_space: LabelSpace | None = None, index: str = "auto"
+) -> SemanticVoxelMap:
     """Read and validate a map file into a new ``SemanticVoxelMap``.
 
     device: where to put it (default: CPU). label_space: if given, the file's must equal it.
-    Raises MapFileError naming the file and the problem; nothing outside the new map changes.
+    index: the map's index backend (``MapConfig.index``; files do not depend on it).
+    Raises MapFileError naming the file and the problem; nothing outside the new map changes;
+    ValueError when ``index`` is unusable here.
     """
     path = Path(path)
+    resolve_index_backend(index, device or "cpu")  # before the file: this is no problem of the file's
     try:
         _check_header(path, read_metadata(path))  # before reading (and checksumming) the data
         tensors, meta = read_tensor_file(path)
@@ -84,6 +90,7 @@ def load_map(path: str | os.PathLike, device: str | None = None, label_space: La
             block_size=int(meta["block_size"]),
             initial_capacity=max(int(meta["num_voxels"]), 1),
             device=device or "cpu",
+            index=index,
         )
         tick = int(meta["tick"])
         voxel_map = SemanticVoxelMap(config, stored_space)

@@ -1,58 +1,94 @@
-"""Voxel key -> storage row index: an Open3D hash map over blocks of B^3 voxels.
+"""Voxel key -> storage row index: a hash table over blocks of B^3 voxels, with a row allocator.
 
-Why blocks: Open3D's CPU hash map (TBB) costs ~100 bytes per entry, as much as a voxel's
-whole payload. Hashing blocks of B^3 voxels (as Open3D's VoxelBlockGrid, voxblox and
-nvblox do) divides that by the block occupancy; each block stores a dense table of B^3
-int32 row ids (-1 = empty) into compact per-voxel columns owned by the map. Every
-operation is vectorized: one hash call per batch on the unique blocks, then tensor
-gathers. The hash map and its tables live on the map's device (CPU or CUDA) and are
-viewed as torch tensors through DLPack without copies.
+Why blocks: a hash entry costs about as much as a voxel's whole payload (Open3D's CPU
+hash map: ~100 bytes). Hashing blocks of B^3 voxels (as Open3D's VoxelBlockGrid, voxblox
+and nvblox do) divides that by the block occupancy; each block stores a dense table of
+B^3 int32 row ids (-1 = empty) into compact per-voxel columns owned by the map. Every
+operation is vectorized: one block-hash call per batch on the unique blocks, then tensor
+gathers.
+
+The block hash has two backends behind one interface (block_hash.py), both on the map's
+device (CPU or CUDA): 'open3d', an Open3D hash map viewed through DLPack without copies
+(block_hash_open3d.py), and 'torch', sorted packed block keys searched with
+``torch.searchsorted`` (block_hash_sorted.py) - the kernel-map style of the sparse
+network's torch backend - for machines where torch runs but Open3D does not (GPU machines
+without Open3D). Everything above the block level is shared, and rows come out the same
+on both: whole-map views list blocks in packed-key order and new voxels get rows in the
+order they first appear in a batch.
 """
 
 from __future__ import annotations
 
-import open3d.core as o3c
+import importlib
+
 import torch
-from torch.utils.dlpack import from_dlpack, to_dlpack
 
 from ..core.geometry import pack_keys, unpack_keys
+from .block_hash import BLOCK_KEY_TICK_BYTES, BlockHash
+from .block_hash_sorted import SortedBlockHash
 
-# Resident bytes per block beyond its key, table and tick, measured with
-# bench/bench_map.py (5M voxels): the TBB node and buckets (~100 B) plus Open3D's
-# key/value buffers, which it touches for the whole capacity (about 2x the blocks
-# after doubling). Used only by the estimate ``SemanticVoxelMap.nbytes``.
-HASH_ENTRY_OVERHEAD_BYTES = 360
+INDEX_BACKENDS = ("auto", "open3d", "torch")
 
 
-def _o3d_device(device: torch.device) -> o3c.Device:
-    if device.type == "cuda":
-        return o3c.Device(f"CUDA:{device.index or 0}")
-    if device.type != "cpu":
-        raise ValueError(f"unsupported map device {device}")
-    return o3c.Device("CPU:0")
+def _open3d_problem(device: torch.device) -> str | None:
+    """Why Open3D cannot hold a block hash on ``device``; None when it can."""
+    try:
+        block_hash_open3d = importlib.import_module(".block_hash_open3d", __package__)
+    except (ImportError, OSError) as exc:  # OSError: a shared library Open3D needs is missing
+        return f"open3d cannot be imported ({type(exc).__name__}: {exc})"
+    if device.type == "cuda" and not block_hash_open3d.cuda_available():
+        return "this open3d build has no CUDA support (or sees no GPU)"
+    return None
 
 
-def _to_o3d(t: torch.Tensor) -> o3c.Tensor:
-    return o3c.Tensor.from_dlpack(to_dlpack(t.contiguous()))
+def resolve_index_backend(name: str, device: torch.device | str = "cpu") -> str:
+    """The block-hash backend that ``MapConfig.index`` = ``name`` means on ``device``: 'open3d' or 'torch'.
+
+    'auto' is 'open3d' when Open3D imports (and, for a CUDA device, has CUDA), else 'torch'.
+    Raises ValueError for an unknown name, or for 'open3d' where Open3D is unusable.
+    """
+    if name not in INDEX_BACKENDS:
+        raise ValueError(f"map index backend must be one of {list(INDEX_BACKENDS)}, got {name!r}")
+    if name == "torch":
+        return "torch"
+    problem = _open3d_problem(torch.device(device))
+    if name == "auto":
+        return "torch" if problem else "open3d"
+    if problem:
+        raise ValueError(f"map index 'open3d' is not usable: {problem}; use index 'torch' (or 'auto')")
+    return "open3d"
 
 
-def _to_torch(t: o3c.Tensor) -> torch.Tensor:
-    return from_dlpack(t.to_dlpack())
+def make_block_hash(backend: str, voxels_per_block: int, device: torch.device, capacity: int) -> BlockHash:
+    """A new, empty block hash of ``backend`` ('open3d' or 'torch'; see ``resolve_index_backend``)."""
+    if backend == "torch":
+        return SortedBlockHash(voxels_per_block, device, capacity)
+    if backend == "open3d":
+        # Imported here, not at the top: the map must import on machines without Open3D.
+        from .block_hash_open3d import Open3DBlockHash
+
+        return Open3DBlockHash(voxels_per_block, device, capacity)
+    raise ValueError(f"unknown block hash backend {backend!r}")
 
 
 class VoxelBlockIndex:
     """Sparse index from int32 voxel keys to int64 row ids, with a row allocator.
 
     block_size: B, voxels per block edge. device: torch device of the tables.
+    initial_blocks: block capacity allocated up front. backend: the block hash, 'open3d',
+    'torch' or 'auto' (``resolve_index_backend``; raises ValueError if unusable).
     Row ids are dense in [0, high_water) with recycled holes after erasures.
     Not thread-safe: the owning map serialises access.
     """
 
-    def __init__(self, block_size: int = 4, device: torch.device | str = "cpu", initial_blocks: int = 1024):
+    def __init__(
+        self, block_size: int = 4, device: torch.device | str = "cpu", initial_blocks: int = 1024, backend: str = "auto"
+    ):
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
         self.block_size = int(block_size)
         self.device = torch.device(device)
+        self.backend = resolve_index_backend(backend, self.device)
         self.voxels_per_block = self.block_size**3
         self._initial_blocks = max(int(initial_blocks), 16)
         b = torch.arange(self.block_size, device=self.device)
@@ -65,14 +101,7 @@ class VoxelBlockIndex:
 
     def clear(self) -> None:
         """Remove every key and forget all rows."""
-        self._hash = o3c.HashMap(
-            self._initial_blocks,
-            o3c.int32,
-            (3,),
-            [o3c.int32, o3c.int64],
-            [(self.voxels_per_block,), (1,)],
-            _o3d_device(self.device),
-        )
+        self._blocks = make_block_hash(self.backend, self.voxels_per_block, self.device, self._initial_blocks)
         self._free_rows = torch.empty(0, dtype=torch.int64, device=self.device)
         self.high_water = 0
         self.num_voxels = 0
@@ -80,19 +109,23 @@ class VoxelBlockIndex:
     @property
     def num_blocks(self) -> int:
         """Number of allocated blocks."""
-        return int(self._hash.size())
+        return self._blocks.size()
+
+    @property
+    def block_bytes(self) -> int:
+        """Estimated resident bytes of one block: row table, key, tick and the backend's overhead."""
+        return 4 * self.voxels_per_block + BLOCK_KEY_TICK_BYTES + self._blocks.entry_overhead_bytes
 
     def reserve_blocks(self, n: int) -> None:
-        """Grow the hash map to hold at least ``n`` blocks without rehashing later."""
-        if n > self._hash.capacity():
-            self._hash.reserve(int(n))
+        """Grow the block hash to hold at least ``n`` blocks without growing later."""
+        self._blocks.reserve(int(n))
 
     def _tables(self) -> torch.Tensor:
-        # A fresh view every time: a rehash moves the buffer.
-        return _to_torch(self._hash.value_tensor(0))
+        # A fresh view every time: growing the block storage moves it.
+        return self._blocks.tables()
 
     def _ticks(self) -> torch.Tensor:
-        return _to_torch(self._hash.value_tensor(1)).view(-1)
+        return self._blocks.ticks()
 
     def _split(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """keys (N, 3) int32 -> (block keys (N, 3) int32, local table index (N,) int64)."""
@@ -106,8 +139,8 @@ class VoxelBlockIndex:
         return unpack_keys(codes), inverse
 
     def _find_blocks(self, ublocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        buf, found = self._hash.find(_to_o3d(ublocks))
-        return _to_torch(buf).to(torch.int64), _to_torch(found).to(torch.bool)
+        """Block keys (M, 3) int32 -> (buffer indices (M,) int64, -1 where absent; found (M,) bool)."""
+        return self._blocks.find(ublocks.to(torch.int32))
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -134,15 +167,17 @@ class VoxelBlockIndex:
         ublocks, inverse = self._unique_blocks(blocks)
         buf, found = self._find_blocks(ublocks)
         if not bool(found.all()):
-            missing = ublocks[~found]
-            capacity = self._hash.capacity()
-            if self._hash.size() + missing.shape[0] > capacity:
-                self._hash.reserve(max(2 * capacity, self._hash.size() + missing.shape[0]))
-            n = missing.shape[0]
+            missing = ~found
+            n = int(missing.sum())
             init_rows = torch.full((n, self.voxels_per_block), -1, dtype=torch.int32, device=self.device)
-            init_ticks = torch.zeros((n, 1), dtype=torch.int64, device=self.device)
-            self._hash.insert(_to_o3d(missing), [_to_o3d(init_rows), _to_o3d(init_ticks)])
-            buf, found = self._find_blocks(ublocks)
+            init_ticks = torch.zeros(n, dtype=torch.int64, device=self.device)
+            capacity = self._blocks.capacity()
+            inserted = self._blocks.insert(ublocks[missing], init_rows, init_ticks)
+            if self._blocks.capacity() == capacity:
+                buf = buf.clone()
+                buf[missing] = inserted
+            else:  # growing renumbers the blocks already stored (an Open3D rehash)
+                buf, found = self._find_blocks(ublocks)
         tables = self._tables()
         self._ticks()[buf] = tick
         vbuf = buf[inverse]
@@ -152,9 +187,16 @@ class VoxelBlockIndex:
         if bool(new.any()):
             slot = vbuf[new] * self.voxels_per_block + local[new]
             uslot, slot_inverse = torch.unique(slot, return_inverse=True)
+            # Hand out rows in the order the voxels first appear in ``keys``, not in table
+            # slot order: slots differ between backends (and runs of Open3D), rows must not.
+            positions = torch.arange(slot.shape[0], device=self.device)
+            first = torch.full((uslot.shape[0],), slot.shape[0], dtype=torch.int64, device=self.device)
+            first.scatter_reduce_(0, slot_inverse, positions, reduce="amin")
             allocated = self._allocate(uslot.shape[0])
-            tables.view(-1)[uslot] = allocated.to(torch.int32)
-            rows[new] = allocated[slot_inverse]
+            slot_rows = torch.empty_like(allocated)
+            slot_rows[torch.argsort(first)] = allocated
+            tables.view(-1)[uslot] = slot_rows.to(torch.int32)
+            rows[new] = slot_rows[slot_inverse]
         return rows, allocated
 
     def _allocate(self, n: int) -> torch.Tensor:
@@ -167,9 +209,9 @@ class VoxelBlockIndex:
         return torch.cat([rows, fresh])
 
     def items(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every voxel: (keys (V, 3) int32, rows (V,) int64), ordered by block then local index."""
-        active = _to_torch(self._hash.active_buf_indices()).to(torch.int64)
-        return self._voxels_of(_to_torch(self._hash.key_tensor())[active], active)
+        """Every voxel: (keys (V, 3) int32, rows (V,) int64), ordered by packed block key then local index."""
+        active = self._blocks.active()
+        return self._voxels_of(self._blocks.keys()[active], active)
 
     def _voxels_of(self, block_keys: torch.Tensor, buf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Occupied voxels of blocks (M, 3) at buffer indices (M,): (keys (V, 3) int32, rows (V,) int64)."""
@@ -179,9 +221,10 @@ class VoxelBlockIndex:
         return keys.to(torch.int32), tables[block_idx, local_idx].to(torch.int64)
 
     def blocks(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Every block: (block keys (M, 3) int32, last observation ticks (M,) int64, voxel counts (M,) int64)."""
-        active = _to_torch(self._hash.active_buf_indices()).to(torch.int64)
-        block_keys = _to_torch(self._hash.key_tensor())[active].to(torch.int32)
+        """Every block, in packed-key order: (block keys (M, 3) int32, last observation ticks (M,) int64,
+        voxel counts (M,) int64)."""
+        active = self._blocks.active()
+        block_keys = self._blocks.keys()[active].to(torch.int32)
         ticks = self._ticks()[active].clone()
         counts = (self._tables()[active] >= 0).sum(1)
         return block_keys, ticks, counts
@@ -226,18 +269,20 @@ class VoxelBlockIndex:
         tables[vbuf, vlocal] = -1
         emptied = found & (tables[buf.clamp_min(0)] < 0).all(1)
         if bool(emptied.any()):
-            self._hash.erase(_to_o3d(ublocks[emptied]))
+            self._blocks.erase(ublocks[emptied])
         self._release(freed)
         return freed
 
     def erase_blocks(self, block_keys: torch.Tensor) -> torch.Tensor:
-        """Remove whole blocks (M, 3) int32; returns the freed rows (K,) int64."""
+        """Remove whole blocks (M, 3) int32 (absent and repeated keys are ignored); returns the freed rows (K,) int64."""
         if block_keys.shape[0] == 0:
             return torch.empty(0, dtype=torch.int64, device=self.device)
-        buf, found = self._find_blocks(block_keys.to(torch.int32))
+        # Unique first: a repeated block would free its rows twice.
+        block_keys, _ = self._unique_blocks(block_keys.to(torch.int32))
+        buf, found = self._find_blocks(block_keys)
         tables = self._tables()[buf[found]]
         freed = tables[tables >= 0].to(torch.int64)
-        self._hash.erase(_to_o3d(block_keys[found].to(torch.int32)))
+        self._blocks.erase(block_keys[found])
         self._release(freed)
         return freed
 

@@ -4,9 +4,12 @@ Each voxel (int32 key = floor(position / voxel_size)) owns one row of compact
 columns: a learned feature (D_F float16), the observation count (int16, saturating),
 the class index (int16, -1 = unknown), the label confidence (float16) and the mean
 colour (3 x uint8) and the instance id of the latest instance segmentation (int16, -1 =
-none; ``assign_instances``). Keys map to rows through ``VoxelBlockIndex`` (an Open3D hash map
-over voxel blocks), so the cost of a frame's lookup and write depends on the voxels
-that frame touches, not on the size of the map.
+none; ``assign_instances``). Keys map to rows through ``VoxelBlockIndex``, a hash table over
+voxel blocks, so the cost of a frame's lookup and write depends on the voxels that frame
+touches, not on the size of the map. ``config.index`` picks the block table's backend:
+an Open3D hash map ('open3d'), or sorted block keys searched with ``torch.searchsorted``
+('torch', for machines where torch runs but Open3D does not, e.g. GPU machines); 'auto'
+takes Open3D when it imports. Both give the same rows and the same results.
 
 Rows returned by ``lookup``/``insert`` stay valid until the next ``remove``, ``prune_*``,
 ``compact``, ``clear`` or ``replace_with``. Every public method takes ``lock`` (a
@@ -27,7 +30,7 @@ from ..core.camera import CameraIntrinsics
 from ..core.config import MapConfig, validate
 from ..core.geometry import check_key_range, frustum_corners, in_frustum, pack_keys, voxel_centers
 from ..core.labels import LabelSpace, scannet20
-from .voxel_index import HASH_ENTRY_OVERHEAD_BYTES, VoxelBlockIndex
+from .voxel_index import VoxelBlockIndex
 
 COUNT_MAX = torch.iinfo(torch.int16).max
 INSTANCE_LIMIT = torch.iinfo(torch.int16).max  # instance ids are int16: 0 .. 32766
@@ -36,6 +39,17 @@ INSTANCE_LIMIT = torch.iinfo(torch.int16).max  # instance ids are int16: 0 .. 32
 def storable_instance_ids(instance: np.ndarray) -> np.ndarray:
     """Instance ids (N,) as the map can hold them: ids beyond the int16 range become -1."""
     return np.where(instance < INSTANCE_LIMIT, instance, -1)
+
+FLOAT16_EXPONENT_BITS = 0x7C00  # all ones: inf or NaN
+
+
+def all_finite_float16(value: torch.Tensor) -> bool:
+    """Whether a float16 tensor holds no inf or NaN: a bit test, ~20x faster than
+    ``torch.isfinite`` on float16 on the CPU (which has no vectorized half arithmetic)."""
+    if value.numel() == 0:
+        return True
+    return int((value.view(torch.int16) & FLOAT16_EXPONENT_BITS).max()) < FLOAT16_EXPONENT_BITS
+
 
 # What the feature columns hold; recorded in map files so a map is never read with the
 # wrong meaning (learned ALSTER features vs. per-class label evidence).
@@ -87,8 +101,9 @@ class MapArrays:
 class SemanticVoxelMap:
     """Sparse voxel hash map with learned features and semantic labels.
 
-    config: ``MapConfig`` (voxel size, D_F, block size, memory budget, device).
-    label_space: the classes that ``label`` indexes (default ScanNet-20).
+    config: ``MapConfig`` (voxel size, D_F, block size, memory budget, device, index backend).
+    label_space: the classes that ``label`` indexes (default ScanNet-20). Raises ValueError
+    for an invalid config, e.g. index 'open3d' where Open3D cannot be imported.
     """
 
     def __init__(self, config: MapConfig | None = None, label_space: LabelSpace | None = None):
@@ -99,7 +114,7 @@ class SemanticVoxelMap:
         self.feature_dim = int(self.config.feature_dim)
         self.feature_kind = "none"
         self.lock = threading.RLock()
-        self._index = VoxelBlockIndex(self.config.block_size, self.device)
+        self._index = VoxelBlockIndex(self.config.block_size, self.device, backend=self.config.index)
         self._capacity = 0
         self._columns: dict[str, torch.Tensor] = {}
         self._tick = 0
@@ -156,8 +171,13 @@ class SemanticVoxelMap:
 
     @property
     def block_bytes(self) -> int:
-        """Estimated bytes of one index block (row table, tick, key, hash-map entry)."""
-        return 4 * self._index.voxels_per_block + 8 + 12 + HASH_ENTRY_OVERHEAD_BYTES
+        """Estimated bytes of one index block (row table, tick, key, the index backend's per-block overhead)."""
+        return self._index.block_bytes
+
+    @property
+    def index_backend(self) -> str:
+        """The block index's backend: 'open3d' or 'torch' (``config.index`` resolved)."""
+        return self._index.backend
 
     def nbytes(self) -> int:
         """Estimated resident bytes of the map's live voxels and blocks (what ``max_bytes`` budgets)."""
@@ -205,6 +225,30 @@ class SemanticVoxelMap:
                 # Evict to 90 % of the budget so eviction (a sort over blocks) runs rarely.
                 self._evict_to(int(0.9 * self.config.max_bytes), keep_tick=self._tick)
             return rows
+
+    def column_arrays(self) -> dict[str, np.ndarray]:
+        """The per-voxel columns as writable numpy views, for fused CPU kernels that update
+        rows in place (``pipeline/label_fusion_kernels``); float16 columns come as their
+        uint16 bits (numba has no float16). Row r of every array is the voxel at row r.
+
+        CPU maps only (ValueError otherwise). Hold ``lock`` while using them; they go stale
+        at the next call that can grow or rebuild the storage (``insert``, ``compact``, ...).
+        Nothing is validated: the caller writes only values ``write_rows`` would accept.
+        """
+        if self.device.type != "cpu":
+            raise ValueError(f"column_arrays needs a CPU map, this one is on {self.device}")
+        arrays = {}
+        for name, column in self._columns.items():
+            if column.dtype == torch.float16:
+                arrays[name] = column.view(torch.int16).numpy().view(np.uint16)
+            else:
+                arrays[name] = column.numpy()
+        return arrays
+
+    def read_column(self, name: str, rows: torch.Tensor) -> torch.Tensor:
+        """One column's values at existing rows (N,) int64 (from ``insert``): a copy, (N, ...)."""
+        with self.lock:
+            return self._columns[name][rows]
 
     def read(self, rows: torch.Tensor) -> VoxelData:
         """Values at rows (N,) int64 (-1 gives defaults) as a ``VoxelData`` of copies."""
@@ -270,7 +314,7 @@ class SemanticVoxelMap:
                 raise ValueError(f"{name} must have shape {shape}, got {tuple(value.shape)}")
             if name == "feature":
                 value = value.to(torch.float16)
-                if not bool(torch.isfinite(value).all()):
+                if not all_finite_float16(value):
                     raise ValueError("feature has non-finite values (or values beyond float16's +-65504)")
             elif name == "count":
                 value = value.to(torch.int64).clamp(0, COUNT_MAX).to(torch.int16)
@@ -464,7 +508,8 @@ class SemanticVoxelMap:
         """Take over the contents of ``other`` (e.g. a freshly loaded map) in one step under the lock.
 
         Geometry and label space must match (ValueError otherwise, nothing changes);
-        ``other`` must not be used afterwards.
+        ``other`` must not be used afterwards. The map takes over ``other``'s index as it
+        is, so its index backend (and device) become ``other``'s.
         """
         mine = (self.voxel_size, self.feature_dim, self.config.block_size)
         theirs = (other.voxel_size, other.feature_dim, other.config.block_size)

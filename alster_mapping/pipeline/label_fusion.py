@@ -26,7 +26,8 @@ import torch
 from ..core.config import LabelFusionConfig, validate
 from ..core.frame import RGBDFrame
 from ..map.voxel_map import SemanticVoxelMap
-from .lifting import LiftedFrame, lift_frame
+from . import label_fusion_kernels
+from .lifting import LiftedFrame, lift_frame, use_numba
 
 
 @dataclass
@@ -78,13 +79,22 @@ class LabelFusion:
         device = self.map.device
         classes = self.map.label_space.encode(labels).to(device)
         cfg = self.config
-        lifted = lift_frame(frame, self.map.voxel_size, cfg.max_range, cfg.min_range, device)
+        fused = use_numba(cfg.kernel, device)
+        kernel = "numba" if fused else "torch"
+        lifted = lift_frame(frame, self.map.voxel_size, cfg.max_range, cfg.min_range, device, kernel)
         t1 = time.perf_counter()
 
-        hist = lifted.voxel_histogram(lifted.pixel_values(classes), self.num_classes)
-        color = lifted.voxel_mean(lifted.pixel_values(torch.from_numpy(frame.color).to(device)))
+        if fused:
+            hist, color = label_fusion_kernels.count_votes(
+                lifted.pixel_mask.numpy(), lifted.inverse.numpy(), classes.numpy(),
+                np.ascontiguousarray(frame.color), lifted.num_voxels, self.num_classes,
+            )
+            hist, color = torch.from_numpy(hist), torch.from_numpy(color)
+        else:
+            hist = lifted.voxel_histogram(lifted.pixel_values(classes), self.num_classes)
+            color = lifted.voxel_mean(lifted.pixel_values(torch.from_numpy(frame.color).to(device)))
         t2 = time.perf_counter()
-        rows = self.fuse(lifted, hist, color)
+        rows = self._fuse_numba(lifted, hist, color) if fused else self.fuse(lifted, hist, color)
         t3 = time.perf_counter()
         return FusionResult(
             keys=lifted.keys,
@@ -124,5 +134,31 @@ class LabelFusion:
                 confidence=confidence.clamp(0, 1),
                 color=self.map.blend_color(old, color),
             )
+            self.map.feature_kind = "label_evidence"
+        return rows
+
+    def _fuse_numba(self, lifted: LiftedFrame, hist: torch.Tensor, color: torch.Tensor) -> torch.Tensor:
+        """``fuse`` with the arithmetic in numba loops that write the map's columns in place
+        (``label_fusion_kernels``); the same map, bit for bit."""
+        C = self.num_classes
+        with self.map.lock:  # rows and column views must stay valid until written back
+            rows = self.map.insert(lifted.keys)
+            columns = self.map.column_arrays()
+            evidence = self.map.read_column("feature", rows)[:, :C].to(torch.float32)
+            confidence = label_fusion_kernels.update_evidence(
+                rows.numpy(),
+                evidence.numpy(),
+                evidence.sum(1).numpy(),  # torch's summation order, as in fuse()
+                hist.numpy(),
+                color.numpy(),
+                np.float32(self.config.evidence_weight_cap),
+                np.float32(self.map.config.color_weight_cap),
+                columns["count"],
+                columns["label"],
+                columns["color"],
+            )
+            store, bits = label_fusion_kernels.store_float16, label_fusion_kernels.float16_bits
+            store(rows.numpy(), bits(evidence.numpy()), columns["feature"])
+            store(rows.numpy(), bits(confidence)[:, None], columns["confidence"][:, None])
             self.map.feature_kind = "label_evidence"
         return rows

@@ -1,14 +1,23 @@
-"""Lifting a posed RGB-D frame into the voxels it observes (shared by every mapper)."""
+"""Lifting a posed RGB-D frame into the voxels it observes (shared by every mapper).
+
+Two implementations give the same voxels: tensor ops (``kernel="torch"``, CPU or CUDA)
+and a fused numba loop (``kernel="numba"``, CPU only, ~3x faster at 320x240; see
+``lift_kernels``). ``"auto"`` takes numba on the CPU when it imports.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..core.frame import RGBDFrame
-from ..core.geometry import observed_voxels, pack_keys, unpack_keys
+from ..core.geometry import KEY_LIMIT, check_image_size, observed_voxels, pack_keys, unpack_keys
 from ..core.scatter import scatter_mean
+from . import lift_kernels
+
+LIFT_KERNELS = ("auto", "numba", "torch")
 
 
 @dataclass
@@ -46,25 +55,84 @@ class LiftedFrame:
         return counts.reshape(self.num_voxels, num_classes).to(torch.float32)
 
 
+def use_numba(kernel: str, device: torch.device | str) -> bool:
+    """Whether ``kernel`` (one of ``LIFT_KERNELS``) runs the numba loops on ``device``.
+
+    Raises ValueError for "numba" where it cannot run (not installed, or a CUDA device).
+    """
+    if kernel not in LIFT_KERNELS:
+        raise ValueError(f"lift kernel must be one of {LIFT_KERNELS}, got {kernel!r}")
+    on_cpu = torch.device(device).type == "cpu"
+    if kernel == "numba" and not (on_cpu and lift_kernels.available()):
+        why = "numba is not installed" if on_cpu else f"it runs on the CPU only, not {device}"
+        raise ValueError(f"lift kernel 'numba' cannot run: {why}; use 'torch' or 'auto'")
+    return kernel != "torch" and on_cpu and lift_kernels.available()
+
+
 def lift_frame(
     frame: RGBDFrame,
     voxel_size: float,
     max_range: float,
     min_range: float = 0.0,
     device: torch.device | str = "cpu",
+    kernel: str = "auto",
 ) -> LiftedFrame:
     """Back-project a frame's valid depth (min_range < z <= max_range, metres) into the
     world and voxelize it at ``voxel_size`` metres.
 
+    kernel: see ``LIFT_KERNELS``; both return the same LiftedFrame (voxels sorted by packed key).
     Raises ValueError when no pixel has valid depth in range (all zero, NaN, inf or out
     of range), so callers skip the frame without touching the map.
     """
-    depth = torch.from_numpy(frame.depth).to(device)
-    keys, points, mask = observed_voxels(depth, frame.intrinsics, frame.T_world_camera, voxel_size, max_range, min_range)
-    if keys.shape[0] == 0:
+    if use_numba(kernel, device):
+        lifted = _lift_numba(frame, voxel_size, max_range, min_range)
+    else:
+        depth = torch.from_numpy(frame.depth).to(device)
+        keys, points, mask = observed_voxels(
+            depth, frame.intrinsics, frame.T_world_camera, voxel_size, max_range, min_range
+        )
+        codes, inverse = torch.unique(pack_keys(keys), return_inverse=True)
+        lifted = LiftedFrame(keys=unpack_keys(codes), inverse=inverse, pixel_mask=mask, points=points)
+    if lifted.keys.shape[0] == 0:
         raise ValueError(
             f"frame {frame.stamp_ns}: depth has no valid pixel in ({min_range}, {max_range}] m "
             "(all zero, NaN, inf or out of range)"
         )
-    codes, inverse = torch.unique(pack_keys(keys), return_inverse=True)
-    return LiftedFrame(keys=unpack_keys(codes), inverse=inverse, pixel_mask=mask, points=points)
+    return lifted
+
+
+def _lift_numba(frame: RGBDFrame, voxel_size: float, max_range: float, min_range: float) -> LiftedFrame:
+    """``lift_frame`` by one fused pass over the pixels (``lift_kernels.lift_pixels``)."""
+    if voxel_size <= 0:
+        raise ValueError(f"voxel_size must be positive, got {voxel_size}")
+    intrinsics = frame.intrinsics
+    depth = np.ascontiguousarray(frame.depth, dtype=np.float32)
+    check_image_size(depth, intrinsics, "depth")
+    f32 = np.float32
+    pose = np.ascontiguousarray(frame.T_world_camera, dtype=np.float64)
+    fx, fy, cx, cy = f32(intrinsics.fx), f32(intrinsics.fy), f32(intrinsics.cx), f32(intrinsics.cy)
+    capacity, shift = lift_kernels.table_size(depth.size)
+    while True:
+        status, keys, inverse, mask, points = lift_kernels.lift_pixels(
+            depth, fx, fy, cx, cy, pose, float(voxel_size), min_range > 0.0, f32(min_range), f32(max_range), capacity, shift
+        )
+        if status != lift_kernels.LIFT_TABLE_FULL:
+            break
+        capacity, shift = 4 * capacity, shift - np.uint64(2)
+    if status == lift_kernels.LIFT_NON_FINITE:
+        raise ValueError("cannot voxelize non-finite points")
+    if status == lift_kernels.LIFT_OUT_OF_RANGE:
+        raise ValueError(f"points beyond +-{KEY_LIMIT * voxel_size:.0f} m cannot be voxelized at {voxel_size} m")
+    # The kernel lists voxels as the pixels first meet them; sorting those few (V, ~1/5 of
+    # the pixels) by packed key gives torch.unique's order, so both kernels return the same
+    # LiftedFrame and nothing downstream (the sparse U-Net's sums) can tell them apart.
+    keys_t = torch.from_numpy(keys)
+    order = torch.argsort(pack_keys(keys_t))
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.shape[0])
+    return LiftedFrame(
+        keys=keys_t[order],
+        inverse=rank[torch.from_numpy(inverse)],
+        pixel_mask=torch.from_numpy(mask),
+        points=torch.from_numpy(points),
+    )

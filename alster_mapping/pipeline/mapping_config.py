@@ -27,6 +27,12 @@ class AlsterConfig:
         "its observations; latest = the latest observation's (the paper's reading)",
         choices=("vote", "latest"),
     )
+    precision: str = param(
+        "float32",
+        "arithmetic of the networks at mapping time: float32, or mixed = autocast (float16 on CUDA; bfloat16 on "
+        "the CPU, for checking only: slower there on most CPUs); the map stores float16 features either way",
+        choices=("float32", "mixed"),
+    )
 
 
 @dataclass

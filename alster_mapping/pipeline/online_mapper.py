@@ -199,6 +199,12 @@ class OnlineMapper:
         self.map.feature_kind = "learned"
         return labels, confidence
 
+    def autocast(self) -> torch.autocast:
+        """The networks' arithmetic (``alster.precision``): a no-op context for float32."""
+        mixed = self.config.alster.precision == "mixed"
+        dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype, enabled=mixed)
+
     # -- one frame --------------------------------------------------------------------------
 
     def step(self, frame: RGBDFrame, stages: bool = False) -> StepResult:
@@ -215,9 +221,13 @@ class OnlineMapper:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         start = clock
+        # CUDA runs asynchronously: without a sync a stage's time lands in whichever stage waits next.
+        on_cuda = self.device.type == "cuda"
 
         def lap(name: str) -> None:
             nonlocal clock
+            if on_cuda:
+                torch.cuda.synchronize(self.device)
             now = time.perf_counter()
             timings[name] = timings.get(name, 0.0) + now - clock
             clock = now
@@ -226,19 +236,22 @@ class OnlineMapper:
         with torch.inference_mode():
             inputs = self.prepare(frame)
             lap("lift")
-            f2d_pixels, logits_2d = model.encode_2d(inputs.image, inputs.pixels)
+            with self.autocast():  # the networks only: geometry stays float32
+                f2d_pixels, logits_2d = model.encode_2d(inputs.image, inputs.pixels)
             lap("2d")
             lifted = inputs.lifted
-            f2d = scatter_mean(f2d_pixels, lifted.inverse, lifted.num_voxels)
+            f2d = scatter_mean(f2d_pixels.float(), lifted.inverse, lifted.num_voxels)
             lap("lift")
-            f3d, logits_3d = model.unet3d(lifted.keys, model.input_3d(f2d, inputs.geometry))
+            with self.autocast():
+                f3d, logits_3d = model.unet3d(lifted.keys, model.input_3d(f2d, inputs.geometry))
             lap("3d")
             with self.map.lock:
                 rows, old = self.crop(inputs)
                 lap("crop")
-                feature, logits_expert = model.expert(old.feature.float(), old.count, f3d, f2d)
+                with self.autocast():
+                    feature, logits_expert = model.expert(old.feature.float(), old.count, f3d, f2d)
                 lap("expert")
-                out = AlsterOutput(feature, logits_expert, logits_3d, f2d, f3d, logits_2d)
+                out = AlsterOutput(feature.float(), logits_expert, logits_3d, f2d, f3d, logits_2d)
                 labels, confidence = self.commit(rows, old, inputs, out)
                 lap("write")
         timings["total"] = time.perf_counter() - start

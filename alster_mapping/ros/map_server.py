@@ -172,7 +172,9 @@ class MapServer:
         if not path:
             return empty
         try:
-            loaded = load_map(Path(path).expanduser(), device=self.parameters.config.map.device)
+            loaded = load_map(
+                Path(path).expanduser(), device=self.parameters.config.map.device, index=self.parameters.config.map.index
+            )
         except MapFileError as exc:
             self.log.error(f"{exc}; starting with an empty map")
             return empty
@@ -282,7 +284,7 @@ class MapServer:
         path = Path(path_text)
         try:
             path = path.expanduser().absolute()
-            loaded = load_map(path, device=str(self.map.device))
+            loaded = load_map(path, device=str(self.map.device), index=self.map.index_backend)
             why = self._accepts_map(loaded)
             if why:
                 raise ValueError(why)

@@ -615,3 +615,26 @@ def test_downscaled_intrinsics_and_images_stay_consistent():
         np.testing.assert_allclose(centre[:2].numpy(), [(u - cam.cx) / cam.fx, (v - cam.cy) / cam.fy], atol=1e-6)
     with pytest.raises(ValueError):
         downscale_images(color, depth, labels, 0)
+
+
+def test_downscale_frame_scales_every_image_and_the_intrinsics():
+    from alster_mapping.core.downscale import downscale_frame, downscale_images
+
+    cam = CameraIntrinsics(50.0, 60.0, 31.5, 23.5, 64, 48)
+    rng = np.random.default_rng(1)
+    frame = RGBDFrame(
+        color=rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
+        depth=np.full((48, 64), 2.0, np.float32),
+        intrinsics=cam,
+        T_world_camera=np.eye(4),
+        stamp_ns=7,
+        labels=rng.integers(0, 40, (48, 64)).astype(np.uint16),
+        instances=rng.integers(0, 9, (48, 64)).astype(np.int32),
+    )
+    small = downscale_frame(frame, 2)
+    color, depth, labels = downscale_images(frame.color, frame.depth, frame.labels, 2)
+    np.testing.assert_array_equal(small.color, color)
+    np.testing.assert_array_equal(small.labels, labels)
+    np.testing.assert_array_equal(small.instances, frame.instances[1::2, 1::2])
+    assert small.intrinsics == cam.downscaled(2) and small.stamp_ns == 7
+    assert downscale_frame(frame, 1).instances is frame.instances

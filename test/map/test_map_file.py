@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from map_snapshot import assert_same_snapshot, snapshot
+from map_snapshot import INDEX_BACKENDS, assert_same_snapshot, snapshot
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -100,10 +100,11 @@ def assert_load_fails(path, **kwargs):
 # ---------------------------------------------------------------------------
 
 
-def test_save_load_round_trip_all_columns(saved):
+@pytest.mark.parametrize("index", INDEX_BACKENDS)
+def test_save_load_round_trip_all_columns(saved, index):
     m, path = saved
-    loaded = load_map(path)
-    assert isinstance(loaded, SemanticVoxelMap)
+    loaded = load_map(path, index=index)
+    assert isinstance(loaded, SemanticVoxelMap) and loaded.index_backend == index
     assert len(loaded) == len(m)
     assert_same_snapshot(snapshot(loaded), snapshot(m))
     assert loaded.feature_kind == "label_evidence"
@@ -133,40 +134,43 @@ def test_a_version_1_file_loads_without_instances(saved, tmp_path):
     assert_load_fails(broken)
 
 
-def test_round_trip_other_label_space_and_block_size(tmp_path):
-    m = make_map(seed=3, label_space=LabelSpace.load("label_fusion"), block_size=8, voxel_size=0.01)
+@pytest.mark.parametrize("index", INDEX_BACKENDS)
+def test_round_trip_other_label_space_and_block_size(tmp_path, index):
+    m = make_map(seed=3, label_space=LabelSpace.load("label_fusion"), block_size=8, voxel_size=0.01, index=index)
     path = tmp_path / "lf.safetensors"
     save_map(m, path)
-    loaded = load_map(path)
+    loaded = load_map(path, index=index)
     assert loaded.label_space == LabelSpace.load("label_fusion")
     assert loaded.config.block_size == 8 and loaded.voxel_size == 0.01
     assert_same_snapshot(snapshot(loaded), snapshot(m))
 
 
-def test_round_trip_empty_map(tmp_path):
-    m = SemanticVoxelMap(MapConfig(voxel_size=0.05, feature_dim=D_F))
+@pytest.mark.parametrize("index", INDEX_BACKENDS)
+def test_round_trip_empty_map(tmp_path, index):
+    m = SemanticVoxelMap(MapConfig(voxel_size=0.05, feature_dim=D_F, index=index))
     save_map(m, tmp_path / "empty.safetensors")
-    loaded = load_map(tmp_path / "empty.safetensors")
+    loaded = load_map(tmp_path / "empty.safetensors", index=index)
     assert len(loaded) == 0 and loaded.feature_kind == "none"
     loaded.write(np.array([[1, 2, 3]], np.int32), label=np.array([4]))
     assert int(loaded.crop(np.array([[1, 2, 3]])).label[0]) == 4
 
 
-def test_lru_order_survives_save_and_load(tmp_path):
-    m = SemanticVoxelMap(MapConfig(voxel_size=0.05, feature_dim=D_F))
+@pytest.mark.parametrize("index", INDEX_BACKENDS)
+def test_lru_order_survives_save_and_load(tmp_path, index):
+    m = SemanticVoxelMap(MapConfig(voxel_size=0.05, feature_dim=D_F, index=index))
     groups = [_cube((-100, 0, 0)), _cube((0, 0, 0)), _cube((100, 0, 0))]
     for g in (groups[1], groups[0], groups[2]):
         m.insert(g)
     m.insert(groups[1])  # order of last observation: 0, 2, 1
     path = tmp_path / "lru.safetensors"
     save_map(m, path)
-    loaded = load_map(path)
+    loaded = load_map(path, index=index)
     group_bytes = groups[0].shape[0] * loaded.row_bytes + 8 * loaded.block_bytes
     loaded.prune_bytes(int(1.4 * group_bytes))
     assert bool((loaded.lookup(groups[1]) >= 0).all())
     assert bool((loaded.lookup(groups[0]) < 0).all())
     # New observations after loading are newer than everything in the file.
-    loaded2 = load_map(path)
+    loaded2 = load_map(path, index=index)
     loaded2.insert(groups[0][:1])  # its block is now the newest; group 2 is the oldest
     block_cost = 64 * loaded2.row_bytes + loaded2.block_bytes
     loaded2.prune_bytes(9 * block_cost + block_cost // 2)  # room for group 1 and one more block
@@ -397,12 +401,14 @@ def test_failed_load_leaves_live_map_untouched(saved, tmp_path):
     assert path.read_bytes() == data
 
 
-def test_replace_with_loaded_map(saved):
+@pytest.mark.parametrize("index", INDEX_BACKENDS)
+def test_replace_with_loaded_map(saved, index):
     m, path = saved
-    live = SemanticVoxelMap(MapConfig(voxel_size=0.05, feature_dim=D_F), scannet20())
+    live = SemanticVoxelMap(MapConfig(voxel_size=0.05, feature_dim=D_F, index=index), scannet20())
     live.insert(np.array([[500, 500, 500]], np.int32))
-    loaded = load_map(path, label_space=live.label_space)
+    loaded = load_map(path, label_space=live.label_space, index=live.index_backend)
     live.replace_with(loaded)
+    assert live.index_backend == index
     assert len(live) == len(m)
     assert live.feature_kind == "label_evidence"
     assert_same_snapshot(snapshot(live), snapshot(m))

@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from map_snapshot import assert_same_snapshot, snapshot
+from map_snapshot import INDEX_BACKENDS, assert_same_snapshot, snapshot
 from scipy.spatial.transform import Rotation
 
 from alster_mapping.core.camera import CameraIntrinsics
@@ -19,10 +19,22 @@ D_F = 8
 C = 20  # scannet20
 
 
+MAP_DEFAULTS = dict(voxel_size=VOXEL, feature_dim=D_F, initial_capacity=64)
+
+
+@pytest.fixture(autouse=True, params=INDEX_BACKENDS)
+def index_backend(request, monkeypatch):
+    """Every test here runs on both block-index backends: make_map builds its maps with it."""
+    monkeypatch.setitem(MAP_DEFAULTS, "index", request.param)
+    return request.param
+
+
 def make_map(**config):
-    kwargs = dict(voxel_size=VOXEL, feature_dim=D_F, initial_capacity=64)
+    kwargs = dict(MAP_DEFAULTS)
     kwargs.update(config)
-    return SemanticVoxelMap(MapConfig(**kwargs), scannet20())
+    m = SemanticVoxelMap(MapConfig(**kwargs), scannet20())
+    assert m.index_backend == kwargs["index"]
+    return m
 
 
 def unique_keys(rng, n, lo=-12, hi=12):
@@ -690,3 +702,29 @@ def test_keys_beyond_the_packed_range_are_refused_instead_of_aliasing(filled):
     edge = np.array([[-limit, limit - 1, 0]], np.int32)  # the range's ends still work
     m.write(edge, label=np.array([3]))
     assert int(m.crop(edge).label[0]) == 3 and int(m.crop(np.zeros((1, 3), np.int32)).label[0]) == 1
+
+
+def test_all_finite_float16_finds_every_inf_and_nan():
+    from alster_mapping.map.voxel_map import all_finite_float16
+
+    values = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(torch.float16)  # every half
+    finite = torch.isfinite(values)
+    for i in range(0, values.numel(), 4096):
+        chunk = values[i : i + 4096]
+        assert all_finite_float16(chunk) == bool(finite[i : i + 4096].all())
+    assert all_finite_float16(values[finite]) and not all_finite_float16(values)
+    assert all_finite_float16(torch.empty((0, 4), dtype=torch.float16))
+
+
+def test_column_arrays_are_writable_views_of_the_columns():
+    m = SemanticVoxelMap(MapConfig(voxel_size=0.1, feature_dim=4))
+    rows = m.write(np.array([[0, 0, 0], [5, -3, 2]]), feature=torch.ones(2, 4), count=torch.tensor([3, 4]))
+    columns = m.column_arrays()
+    assert columns["feature"].dtype == np.uint16 and columns["confidence"].dtype == np.uint16
+    np.testing.assert_array_equal(columns["feature"][rows[0].item()], np.full(4, 0x3C00))  # 1.0 in float16
+    columns["count"][rows[1].item()] = 9
+    columns["confidence"][rows[1].item()] = 0x3800  # 0.5
+    data = m.read(rows)
+    assert data.count.tolist() == [3, 9] and data.confidence[1].item() == 0.5
+    assert torch.equal(m.read_column("count", rows), data.count)
+

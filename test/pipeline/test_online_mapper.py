@@ -103,6 +103,19 @@ def test_label_update_latest_keeps_the_latest_expert_label(frames):
         assert torch.equal(result.labels, captured["logits"].argmax(1))
 
 
+def test_mixed_precision_maps_like_float32(frames):
+    # On the CPU "mixed" is bfloat16 autocast (float16 on CUDA): the code path the GPU runs,
+    # checked here. The networks' matmuls run in bfloat16; the map still stores float16.
+    labels = {}
+    for precision in ("float32", "mixed"):
+        torch.manual_seed(0)
+        mapper = OnlineMapper(small_config(**{"alster.precision": precision}))
+        labels[precision] = [mapper.step(frame).labels for frame in frames]
+        assert mapper.map.read_column("feature", mapper.map.items()[1]).dtype == torch.float16
+    same = [float((a == b).float().mean()) for a, b in zip(labels["float32"], labels["mixed"])]
+    assert min(same) > 0.8, same
+
+
 def test_label_fusion_is_a_mode_of_the_same_mapper(frames):
     mapper = OnlineMapper(small_config(mode="label_fusion"))
     assert mapper.model is None

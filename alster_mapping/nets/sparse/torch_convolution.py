@@ -177,4 +177,9 @@ def sparse_convolution(features: torch.Tensor, weight: torch.Tensor, kmap: Kerne
     """Differentiable sparse convolution: features (N_in, C_in), weight (K^3, C_in, C_out) -> (N_out, C_out)."""
     if weight.dim() != 3 or weight.shape[1] != features.shape[1]:
         raise ValueError(f"weight {tuple(weight.shape)} does not fit features with {features.shape[1]} channels")
+    device_type = features.device.type
+    if torch.is_autocast_enabled(device_type):
+        # A custom autograd op is not cast by autocast: do what it does for a matmul.
+        dtype = torch.get_autocast_dtype(device_type)
+        features, weight = features.to(dtype), weight.to(dtype)
     return SparseConvolutionFunction.apply(features.contiguous(), weight.contiguous(), kmap)

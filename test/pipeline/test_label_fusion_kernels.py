@@ -1,0 +1,86 @@
+"""Label fusion's numba kernels (pipeline/label_fusion_kernels.py) give the torch kernel's map, bit for bit."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from alster_mapping.core.config import LabelFusionConfig, MapConfig
+from alster_mapping.core.geometry import pack_keys
+from alster_mapping.data.sequences import SyntheticSequence
+from alster_mapping.map.voxel_map import SemanticVoxelMap
+from alster_mapping.pipeline import label_fusion_kernels, lift_kernels
+from alster_mapping.pipeline.label_fusion import LabelFusion
+
+pytestmark = pytest.mark.skipif(not lift_kernels.available(), reason="numba is not installed")
+
+
+def map_contents(voxel_map: SemanticVoxelMap) -> dict[str, np.ndarray]:
+    """Every column sorted by voxel key (both kernels number rows alike, but keys are the contract)."""
+    keys, rows = voxel_map.items()
+    order = torch.argsort(pack_keys(keys))
+    data = voxel_map.read(rows[order])
+    columns = {name: getattr(data, name) for name in ("feature", "count", "label", "confidence", "color", "instance")}
+    return {"keys": keys[order].numpy(), **{name: value.numpy() for name, value in columns.items()}}
+
+
+def fuse(frames, kernel: str, evidence_cap: int, color_cap: int, index: str = "auto") -> SemanticVoxelMap:
+    voxel_map = SemanticVoxelMap(MapConfig(voxel_size=0.05, color_weight_cap=color_cap, index=index))
+    fusion = LabelFusion(voxel_map, LabelFusionConfig(evidence_weight_cap=evidence_cap, kernel=kernel))
+    for frame in frames:
+        fusion.integrate(frame)
+    return voxel_map
+
+
+def noisy_frames():
+    """A randomized world whose labels are partly wrong (ties and moving evidence) and partly
+    ignored (id 0: voxels whose pixels carry no vote keep their evidence)."""
+    rng = np.random.default_rng(5)
+    frames = []
+    for frame in SyntheticSequence(2, 10, 80, 60, style="randomized"):
+        labels = frame.labels.copy()
+        wrong = rng.random(labels.shape) < 0.3
+        labels[wrong] = rng.choice([1, 2, 3, 5, 7], size=int(wrong.sum()))
+        labels[rng.random(labels.shape) < 0.2] = 0
+        frames.append(replace(frame, labels=labels))
+    return frames
+
+
+@pytest.mark.parametrize("evidence_cap, color_cap", [(255, 16), (2, 1), (1000, 10000)])
+def test_numba_and_torch_kernels_build_the_same_map(evidence_cap, color_cap):
+    frames = noisy_frames()
+    expected = map_contents(fuse(frames, "torch", evidence_cap, color_cap))
+    got = map_contents(fuse(frames, "numba", evidence_cap, color_cap))
+    assert expected["keys"].shape[0] > 500
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    # the ignored pixels left some voxels without any vote: unknown label, zero evidence
+    assert (expected["label"] == -1).any() and (expected["label"] >= 0).any()
+
+
+def test_same_map_on_the_torch_index_backend():
+    frames = noisy_frames()[:4]
+    expected = map_contents(fuse(frames, "torch", 255, 16, index="open3d"))
+    got = map_contents(fuse(frames, "numba", 255, 16, index="torch"))
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+def test_float16_bits_round_like_torch():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([
+        rng.standard_normal(20000).astype(np.float32) * np.float32(10.0) ** rng.integers(-9, 6, 20000),
+        np.array([0.0, -0.0, 1.0, 65504.0, 65520.0, 1e6, 6.1e-5, 6e-8, 3e-8, 1.0 + 2.0**-11, 1.0 + 3 * 2.0**-11]),
+    ]).astype(np.float32)  # fmt: skip
+    expected = torch.from_numpy(values).to(torch.float16).view(torch.int16).numpy().view(np.uint16)
+    np.testing.assert_array_equal(label_fusion_kernels.float16_bits(values), expected)
+
+
+def test_unlabelled_frames_keep_evidence_and_count_observations():
+    frame = noisy_frames()[0]
+    voxel_map = fuse([frame, replace(frame, labels=np.zeros_like(frame.labels))], "numba", 255, 16)
+    once = fuse([frame], "numba", 255, 16)
+    a, b = map_contents(voxel_map), map_contents(once)
+    np.testing.assert_array_equal(a["feature"], b["feature"])
+    np.testing.assert_array_equal(a["count"], b["count"] + 1)
