@@ -49,6 +49,8 @@ ArrayLike = np.ndarray | torch.Tensor
 
 # Metres of height above the floor mapped to 1.0 in the gravity channels (rooms are ~0-3 m).
 HEIGHT_SCALE = 3.0
+# Metres of depth mapped to 1.0 in the input: 3 m is the range ALSTER keeps.
+DEPTH_SCALE = 3.0
 
 
 class SeparableConvBNReLU(nn.Sequential):
@@ -332,8 +334,33 @@ class Encoder2D(nn.Module):
         return counts
 
     @staticmethod
+    def downscale_input(image: torch.Tensor, factor: int) -> torch.Tensor:
+        """An input of :meth:`prepare_input` at 1/``factor`` of its size, as the node's
+        ``image_downscale`` would have made it: RGB averaged over each factor x factor
+        block, the geometry channels (depth, normals, gravity) taken from one pixel per
+        block (offset factor // 2) -- averaging depth across an object's edge would invent
+        surfaces. The last partial row / column of blocks is cut.
+
+        Args:
+            image: (1, C, H, W) float32, channels 0-2 RGB.
+            factor: integer >= 1 (1 returns ``image``).
+
+        Returns:
+            (1, C, H // factor, W // factor) float32.
+        """
+        f = int(factor)
+        if f < 1:
+            raise ValueError(f'downscale factor must be a positive integer, got {factor}')
+        if f == 1:
+            return image
+        h, w = image.shape[-2] // f, image.shape[-1] // f
+        rgb = F.avg_pool2d(image[:, :3, : h * f, : w * f], f)
+        geometry = image[:, 3:, f // 2 : h * f : f, f // 2 : w * f : f]
+        return torch.cat([rgb, geometry], 1).contiguous()
+
+    @staticmethod
     def prepare_input(color: ArrayLike, depth: ArrayLike, normals: ArrayLike | None = None,
-                      depth_scale: float = 3.0, gravity: tuple[ArrayLike, ArrayLike] | None = None,
+                      depth_scale: float = DEPTH_SCALE, gravity: tuple[ArrayLike, ArrayLike] | None = None,
                       height_scale: float = HEIGHT_SCALE) -> torch.Tensor:
         """Stack one RGB-D-N frame into the network input [I_t, D_t, N_t] of eq. (1).
 

@@ -133,9 +133,33 @@ def _lift_pixels(depth, fx, fy, cx, cy, transform, voxel_size, use_min, min_rang
     return LIFT_OK, keys[:v].copy(), inverse[:n].copy(), mask, points[:n].copy()
 
 
+def _image_mean(mask, inverse, image, num_voxels):
+    """Per-voxel mean of an (H, W, C) image over the valid pixels (``mask`` (H, W) bool, row-major
+    order of ``inverse`` (N,) int64): (V, C) float32. Sums in pixel order in float32, as
+    ``scatter_mean``'s index_add does, so the means are the same bits."""
+    height, width, channels = image.shape
+    sums = np.zeros((num_voxels, channels), np.float32)
+    counts = np.zeros(num_voxels, np.float32)
+    n = 0
+    for row in range(height):
+        for col in range(width):
+            if mask[row, col]:
+                voxel = inverse[n]
+                n += 1
+                counts[voxel] += np.float32(1.0)
+                for channel in range(channels):
+                    sums[voxel, channel] += np.float32(image[row, col, channel])
+    for voxel in range(num_voxels):
+        count = max(counts[voxel], np.float32(1.0))
+        for channel in range(channels):
+            sums[voxel, channel] = sums[voxel, channel] / count
+    return sums
+
+
 if numba is not None:
     _probe = numba.njit(cache=True, nogil=True)(_probe)
     # cache=True: compiled once per machine into __pycache__ (or NUMBA_CACHE_DIR), not at every start
     lift_pixels = numba.njit(cache=True, nogil=True)(_lift_pixels)
+    image_mean = numba.njit(cache=True, nogil=True)(_image_mean)
 else:  # pragma: no cover
-    lift_pixels = None
+    lift_pixels = image_mean = None

@@ -47,6 +47,19 @@ class LiftedFrame:
         """Average per-pixel values (N, C) float over each voxel's pixels: (V, C) float32."""
         return scatter_mean(values.to(torch.float32).reshape(values.shape[0], -1), self.inverse, self.num_voxels)
 
+    def image_mean(self, image: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Average an (H, W, C) image (tensor or numpy) over each voxel's pixels: (V, C)
+        float32 on the frame's device. ``voxel_mean(pixel_values(image))``, in one fused pass
+        on the CPU when numba is there (the same bits)."""
+        on_cpu = not isinstance(image, torch.Tensor) or image.device.type == "cpu"
+        if on_cpu and lift_kernels.available() and self.pixel_mask.device.type == "cpu":
+            array = image.numpy() if isinstance(image, torch.Tensor) else image
+            means = lift_kernels.image_mean(
+                self.pixel_mask.numpy(), self.inverse.numpy(), np.ascontiguousarray(array), self.num_voxels
+            )
+            return torch.from_numpy(means)
+        return self.voxel_mean(self.pixel_values(torch.as_tensor(image, device=self.pixel_mask.device)))
+
     def voxel_histogram(self, classes: torch.Tensor, num_classes: int) -> torch.Tensor:
         """Per-voxel class counts of per-pixel class indices (N,) int (-1 = none): (V, C) float32."""
         ok = classes >= 0

@@ -27,6 +27,14 @@ class AlsterConfig:
         "its observations; latest = the latest observation's (the paper's reading)",
         choices=("vote", "latest"),
     )
+    network_width: int = param(
+        320,
+        "the 2D encoder sees frames at most this wide [px]: wider ones are reduced for it by an integer factor "
+        "(colour averaged, geometry sampled); lifting and the 3D network keep every pixel. 320 = the width the "
+        "shipped model learnt at (at 640x480 it scores 12 mIoU points more than on the whole frame); 0 = the whole frame",
+        min=0,
+        max=100000,
+    )
     precision: str = param(
         "float32",
         "arithmetic of the networks at mapping time: float32, or mixed = autocast (float16 on CUDA; bfloat16 on "

@@ -20,18 +20,18 @@ import torch
 
 from ..core.config import validate
 from ..core.frame import RGBDFrame
-from ..core.geometry import backproject, normals_from_depth, transform_points
 from ..core.labels import LabelSpace
 from ..core.scatter import scatter_mean
 from ..map.voxel_map import SemanticVoxelMap, VoxelData
 from ..nets.alster import AlsterModel, AlsterOutput
 from ..nets.checkpoint import load_checkpoint
-from ..nets.encoder2d import HEIGHT_SCALE, Encoder2D
+from ..nets.encoder2d import Encoder2D
 from ..nets.registry import MODELS
 from .gravity import GravityReference
 from .label_fusion import LabelFusion
 from .lifting import LiftedFrame, lift_frame
 from .mapping_config import MappingConfig
+from .network_input import network_image
 
 # The task of the models that the online mapper runs (registered as ALSTER's task).
 MAPPING_TASK = "semantic_mapping"
@@ -53,37 +53,6 @@ class FrameInputs:
     pixels: torch.Tensor
     color: torch.Tensor
     geometry: torch.Tensor | None = None
-
-
-def network_image(
-    frame: RGBDFrame,
-    inputs: str,
-    gravity: GravityReference,
-    max_range: float,
-    device: torch.device | str = "cpu",
-    lifted: LiftedFrame | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The 2D network input of a frame and its per-pixel gravity values.
-
-    inputs: the model's input layout ("camera" or "gravity", ``AlsterNetConfig.inputs``).
-    gravity: the run's up and floor (updated with this frame). lifted: the frame's lifted
-    voxels, whose world points the gravity values reuse (None: the valid pixels within
-    ``max_range`` are back-projected here). Returns (image (1, 7 or 9, H, W) float32 on
-    ``device``, gravity (H, W, 2) float32 = height / HEIGHT_SCALE and normal . up, or None
-    for the camera layout).
-    """
-    depth = torch.from_numpy(frame.depth).to(device)
-    normals = normals_from_depth(depth, frame.intrinsics, max_range)
-    if inputs != "gravity":
-        return Encoder2D.prepare_input(frame.color, frame.depth, normals.cpu().numpy()).to(device), None
-    if lifted is None:
-        points, mask = backproject(depth, frame.intrinsics, max_range)
-        points = transform_points(frame.T_world_camera, points)
-    else:
-        points, mask = lifted.points, lifted.pixel_mask
-    height, normal_up = gravity.channels(points, mask, normals, frame.T_world_camera)
-    image = Encoder2D.prepare_input(frame.color, frame.depth, normals.cpu().numpy(), gravity=(height, normal_up)).to(device)
-    return image, torch.stack([height / HEIGHT_SCALE, normal_up], -1)
 
 
 @dataclass
@@ -156,6 +125,8 @@ class OnlineMapper:
                 f"(D_F {self.map.feature_dim}, {num_classes} classes of {self.map.label_space.name!r})"
             )
         self.model = model.to(self.device).eval()
+        self._fused_encoder: Encoder2D | None = None
+        self._fused_version = -1
 
     # -- the pieces (shared with training) ------------------------------------------------
 
@@ -168,8 +139,8 @@ class OnlineMapper:
             self._gravity_generation = self.map.generation
         image, gravity = network_image(frame, self.model.config.inputs, self.gravity, cfg.max_range, self.device, lifted)
         pixels = lifted.pixel_mask.reshape(-1).nonzero().squeeze(1)
-        color = lifted.voxel_mean(lifted.pixel_values(torch.from_numpy(frame.color).to(self.device)))
-        geometry = None if gravity is None else lifted.voxel_mean(lifted.pixel_values(gravity))
+        color = lifted.image_mean(frame.color)
+        geometry = None if gravity is None else lifted.image_mean(gravity)
         return FrameInputs(lifted, image, pixels, color, geometry)
 
     def crop(self, inputs: FrameInputs) -> tuple[torch.Tensor, VoxelData]:
@@ -198,6 +169,26 @@ class OnlineMapper:
         )
         self.map.feature_kind = "learned"
         return labels, confidence
+
+    def inference_encoder(self) -> Encoder2D:
+        """The 2D encoder that ``step`` runs: a copy with every batch norm folded into its
+        convolution (``Encoder2D.fused``; the same function, one pass less over every
+        activation). Remade whenever the model's 2D weights or statistics change in place
+        (training through ``prepare``/``crop``/``commit`` writes them), so it is never stale."""
+        encoder = self.model.encoder2d
+        version = sum(t._version for t in (*encoder.parameters(), *encoder.buffers()))
+        if self._fused_encoder is None or version != self._fused_version:
+            self._fused_encoder = encoder.fused()
+            self._fused_version = version
+        return self._fused_encoder
+
+    def network_input(self, image: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """The 2D encoder's input for a prepared frame's (1, C, H, W) ``image``: reduced by
+        the smallest integer factor that fits ``alster.network_width``. Returns (image, factor)."""
+        limit = self.config.alster.network_width
+        width = image.shape[-1]
+        factor = -(-width // limit) if limit and width > limit else 1
+        return Encoder2D.downscale_input(image, factor), factor
 
     def autocast(self) -> torch.autocast:
         """The networks' arithmetic (``alster.precision``): a no-op context for float32."""
@@ -237,7 +228,9 @@ class OnlineMapper:
             inputs = self.prepare(frame)
             lap("lift")
             with self.autocast():  # the networks only: geometry stays float32
-                f2d_pixels, logits_2d = model.encode_2d(inputs.image, inputs.pixels)
+                image, factor = self.network_input(inputs.image)
+                pixel_shape = (image.shape[-2] * factor, image.shape[-1] * factor)
+                f2d_pixels, logits_2d = model.encode_2d(image, inputs.pixels, self.inference_encoder(), pixel_shape)
             lap("2d")
             lifted = inputs.lifted
             f2d = scatter_mean(f2d_pixels.float(), lifted.inverse, lifted.num_voxels)

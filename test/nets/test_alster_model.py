@@ -13,7 +13,7 @@ from alster_mapping.nets.alster.config import AlsterNetConfig
 from alster_mapping.nets.registry import MODELS
 from alster_mapping.pipeline.gravity import GravityReference
 from alster_mapping.pipeline.lifting import lift_frame
-from alster_mapping.pipeline.online_mapper import network_image
+from alster_mapping.pipeline.network_input import network_image
 
 SPACE = scannet20()
 

@@ -77,3 +77,12 @@ def test_without_numba_auto_falls_back_to_torch(monkeypatch):
     assert not use_numba("auto", "cpu")
     with pytest.raises(ValueError, match="not installed"):
         use_numba("numba", "cpu")
+
+
+def test_image_mean_equals_the_scatter_mean():
+    for frame in frames_with_artefacts():
+        lifted = lift_frame(frame, 0.04, 3.0, 0.1)
+        noise = torch.from_numpy(np.random.default_rng(0).normal(size=(*frame.depth.shape, 2)).astype(np.float32))
+        for image in (frame.color, noise):
+            expected = lifted.voxel_mean(lifted.pixel_values(torch.as_tensor(image)))
+            assert torch.equal(lifted.image_mean(image), expected)  # same float32 sums in the same order

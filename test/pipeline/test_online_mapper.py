@@ -116,6 +116,30 @@ def test_mixed_precision_maps_like_float32(frames):
     assert min(same) > 0.8, same
 
 
+def test_network_width_reduces_only_the_2d_input(frames):
+    torch.manual_seed(0)
+    full = OnlineMapper(small_config())
+    same = OnlineMapper(small_config(**{"alster.network_width": 80}), model=full.model)  # the frames' width
+    half = OnlineMapper(small_config(**{"alster.network_width": 40}), model=full.model)
+    image = torch.zeros(1, 9, 64, 80)
+    assert half.network_input(image)[0].shape == (1, 9, 32, 40) and half.network_input(image)[1] == 2
+    assert OnlineMapper(small_config(**{"alster.network_width": 30}), model=full.model).network_input(image)[1] == 3
+    for frame in frames:
+        a, b, c = full.step(frame), same.step(frame), half.step(frame)
+        assert torch.equal(a.labels, b.labels) and torch.equal(a.keys, c.keys)  # the lift keeps every pixel
+        assert c.labels.shape == a.labels.shape
+
+
+def test_the_fused_encoder_follows_weight_changes(frames):
+    torch.manual_seed(0)
+    mapper = OnlineMapper(small_config())
+    first = mapper.inference_encoder()
+    assert mapper.inference_encoder() is first  # cached while the weights stay
+    with torch.no_grad():
+        next(mapper.model.encoder2d.parameters()).add_(0.1)  # as an optimizer step does
+    assert mapper.inference_encoder() is not first
+
+
 def test_label_fusion_is_a_mode_of_the_same_mapper(frames):
     mapper = OnlineMapper(small_config(mode="label_fusion"))
     assert mapper.model is None

@@ -54,12 +54,16 @@ class ExpertLayer(nn.Module):
         q = self.q(query).view(n, h, d // h)
         k = self.k(tokens).view(n, t, h, d // h)
         v = self.v(tokens).view(n, t, h, d // h)
-        # Eq. 3: one score per source token and head; softmax over the T sources.
-        weights = torch.softmax(torch.einsum("nhc,nthc->nht", q, k) / math.sqrt(d // h), dim=-1)
-        attended = torch.einsum("nht,nthc->nhc", weights, v).reshape(n, d)
+        # Eq. 3: one score per source token and head; softmax over the T sources. As
+        # broadcast products and sums, not einsum: einsum becomes N batched 1x4 @ 4x3
+        # matmuls, ~2.5x slower on the CPU; the softmax runs over a non-innermost axis,
+        # which torch vectorizes across the heads instead of over 3 values.
+        scores = (q.unsqueeze(1) * k).sum(-1) / math.sqrt(d // h)  # (N, T, heads)
+        weights = torch.softmax(scores, dim=1)
+        attended = (weights.unsqueeze(-1) * v).sum(1).reshape(n, d)
         x = self.norm1(query + self.dropout(self.out(attended)))
         x = self.norm2(x + self.dropout(self.ffn(x)))
-        return x, weights
+        return x, weights.transpose(1, 2)
 
 
 class TemporalExpert(nn.Module):

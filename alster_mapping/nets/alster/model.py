@@ -127,11 +127,22 @@ class AlsterModel(nn.Module):
             raise ValueError(f"the 3D network needs ({f2d.shape[0]}, {self.geometry_channels}) voxel geometry, got {got}")
         return torch.cat([f2d, geometry.to(f2d.dtype)], 1)
 
-    def encode_2d(self, image: torch.Tensor, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eq. 1 at given pixels: image (1, 7 or 9, H, W) (``Encoder2D.prepare_input``),
-        pixels (P,) int64 flat indices -> (features (P, D_F), logits (P, C))."""
-        height, width = image.shape[-2:]
-        features, logits = self.encoder2d.forward_stride4(image)
+    def encode_2d(
+        self,
+        image: torch.Tensor,
+        pixels: torch.Tensor,
+        encoder2d: Encoder2D | None = None,
+        pixel_shape: tuple[int, int] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 1 at given pixels: image (1, 7 or 9, h, w) (``Encoder2D.prepare_input``),
+        pixels (P,) int64 flat indices -> (features (P, D_F), logits (P, C)).
+
+        encoder2d: run this copy of the 2D encoder instead (``Encoder2D.fused`` at inference).
+        pixel_shape: (H, W) of the pixel grid ``pixels`` index when the image is a reduced
+        copy of it (``Encoder2D.downscale_input``: H, W = its size times the factor); each
+        pixel is sampled where it falls in the reduced image. Default: the image's size."""
+        height, width = pixel_shape or image.shape[-2:]
+        features, logits = (encoder2d or self.encoder2d).forward_stride4(image)
         both = torch.cat([features, logits], 1)
         sampled = sample_pixels(both, pixels, height, width)
         return sampled[:, : self.feature_dim], sampled[:, self.feature_dim :]

@@ -42,7 +42,8 @@ from ...nets.losses import focal_loss
 from ...nets.registry import MODELS
 from ...pipeline.gravity import GravityReference
 from ...pipeline.mapping_config import MappingConfig
-from ...pipeline.online_mapper import OnlineMapper, frame_targets, network_image
+from ...pipeline.network_input import network_image
+from ...pipeline.online_mapper import OnlineMapper, frame_targets
 from ..augment import AugmentConfig, drop_input_groups, jitter_color
 from ..recipe import RECIPES, Phase, Recipe, RecipeConfig
 

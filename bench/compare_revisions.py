@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Run one benchmark of bench/ on an earlier revision and on the working tree, alternately,
+and print every median side by side: "before and after, in the same run".
+
+    python bench/compare_revisions.py --baseline 857fa1b [--rounds 2] [--out build/bench/compare]
+        -- bench_online_mapper.py --sizes 320x240 640x480 --frames 20
+
+The baseline is checked out once as a git worktree under build/revisions/<commit> (no
+copy of the virtual environment: the same .venv runs both, with PYTHONPATH pointing at
+each tree, so only the project's code differs). Rounds alternate the order (baseline,
+current, current, baseline, ...) so slow drifts of the machine's load hit both alike.
+Each run writes its JSON (the benchmark's ``--out``); the comparison takes, for every
+numeric leaf named ``median`` that both revisions report, the median over the rounds.
+Prints a table and writes OUT/compare.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from alster_mapping.core.atomic_file import write_text_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def worktree(commit: str) -> Path:
+    """A detached worktree of ``commit`` under build/revisions (made once)."""
+    sha = subprocess.run(["git", "rev-parse", commit], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    path = ROOT / "build" / "revisions" / sha[:12]
+    if not (path / "bench").is_dir():
+        subprocess.run(["git", "worktree", "add", "--detach", "--force", str(path), sha], cwd=ROOT, check=True)
+    return path
+
+
+def run(tree: Path, script: str, args: list[str], out: Path) -> dict:
+    """``script`` of ``tree``'s bench/ with ``tree``'s package first on the path; its JSON."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    command = [sys.executable, str(tree / "bench" / script), *args, "--out", str(out)]
+    print(f"$ (cd {tree} && {' '.join(command[1:])})", flush=True)
+    subprocess.run(command, cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
+def medians(report, path: str = "") -> dict[str, float]:
+    """Every numeric ``median`` leaf of a JSON report, by its path ("sizes/0/runs/default/ms/total")."""
+    found = {}
+    if isinstance(report, dict):
+        for key, value in report.items():
+            if key == "median" and isinstance(value, (int, float)):
+                found[path] = float(value)
+            else:
+                found.update(medians(value, f"{path}/{key}" if path else str(key)))
+    elif isinstance(report, list):
+        for i, value in enumerate(report):
+            found.update(medians(value, f"{path}/{i}"))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the comparison (arguments as on the command line); returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if "--" not in argv:
+        print("usage: compare_revisions.py --baseline REV [--rounds N] [--out DIR] -- SCRIPT [ARGS...]", file=sys.stderr)
+        return 2
+    split = argv.index("--")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", required=True, help="git revision to compare against")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench" / "compare")
+    args = parser.parse_args(argv[:split])
+    args.out = args.out.resolve()  # each run works in its own tree
+    script, script_args = argv[split + 1], argv[split + 2 :]
+    trees = {"baseline": worktree(args.baseline), "current": ROOT}
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    values: dict[str, dict[str, list[float]]] = {"baseline": {}, "current": {}}
+    for round_index in range(args.rounds):
+        order = ["baseline", "current"] if round_index % 2 == 0 else ["current", "baseline"]
+        for name in order:
+            report = run(trees[name], script, script_args, args.out / f"{Path(script).stem}_{name}_{round_index}.json")
+            for key, value in medians(report).items():
+                values[name].setdefault(key, []).append(value)
+
+    rows = []
+    for key in values["current"]:
+        if key in values["baseline"]:
+            before, after = statistics.median(values["baseline"][key]), statistics.median(values["current"][key])
+            rows.append({"metric": key, "baseline": before, "current": after, "change": after / before - 1 if before else None})
+    summary = {
+        "script": script,
+        "args": script_args,
+        "baseline": args.baseline,
+        "rounds": args.rounds,
+        "comparison": rows,
+    }
+    write_text_atomic(args.out / "compare.json", json.dumps(summary, indent=2))
+    print(f"{'median of':<60} {'baseline':>10} {'current':>10} {'change':>8}")
+    for row in rows:
+        change = f"{100 * row['change']:+7.1f}%" if row["change"] is not None else "-"
+        print(f"{row['metric']:<60} {row['baseline']:>10.2f} {row['current']:>10.2f} {change:>8}")
+    print(f"wrote {args.out / 'compare.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
