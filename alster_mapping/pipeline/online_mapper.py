@@ -230,7 +230,9 @@ class OnlineMapper:
             with self.autocast():  # the networks only: geometry stays float32
                 image, factor = self.network_input(inputs.image)
                 pixel_shape = (image.shape[-2] * factor, image.shape[-1] * factor)
-                f2d_pixels, logits_2d = model.encode_2d(image, inputs.pixels, self.inference_encoder(), pixel_shape)
+                f2d_pixels, logits_2d = model.encode_2d(
+                    image, inputs.pixels, self.inference_encoder(), pixel_shape, with_logits=stages
+                )
             lap("2d")
             lifted = inputs.lifted
             f2d = scatter_mean(f2d_pixels.float(), lifted.inverse, lifted.num_voxels)

@@ -71,6 +71,7 @@ from ..core.downscale import downscale_images
 from ..core.frame import RGBDFrame
 from ..core.image_codec import CameraInfoError, ImageEncodingError, array_to_image_fields, intrinsics_from_camera_info
 from ..map.voxel_map import SemanticVoxelMap
+from ..pipeline.kernel_warm_up import warm_up_kernels
 from ..pipeline.online_mapper import OnlineMapper
 from .cloud import arrays_to_cloud
 from .diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status, process_memory_bytes
@@ -145,6 +146,9 @@ class LiveMapping:
 
         # The engine: builds or loads the model (a missing / corrupt checkpoint raises here).
         self.mapper = OnlineMapper(self.parameters.config, model=model, voxel_map=self.map_server.map)
+        seconds = warm_up_kernels()
+        if seconds > 1.0:
+            self.node.get_logger().info(f"compiled the CPU kernels in {seconds:.1f} s (numba caches them for the next start)")
         self.converter = ImageConverter(cfg.depth_scale)
 
         self.input_group = ReentrantCallbackGroup()

@@ -86,3 +86,9 @@ def test_image_mean_equals_the_scatter_mean():
         for image in (frame.color, noise):
             expected = lifted.voxel_mean(lifted.pixel_values(torch.as_tensor(image)))
             assert torch.equal(lifted.image_mean(image), expected)  # same float32 sums in the same order
+
+
+def test_warm_up_compiles_every_kernel_without_touching_a_map():
+    from alster_mapping.pipeline.kernel_warm_up import warm_up_kernels
+
+    assert warm_up_kernels() > 0

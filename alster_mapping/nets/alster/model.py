@@ -35,7 +35,7 @@ class AlsterOutput:
 
     feature: (V, D_F) the expert's new global features. logits_expert, logits_3d: (V, C).
     feature_2d: (V, D_F) 2D features averaged per voxel. feature_3d: (V, D_F).
-    logits_2d: (P, C) the 2D head at the sampled pixels.
+    logits_2d: (P, C) the 2D head at the sampled pixels (None where the mapper skipped it).
     """
 
     feature: torch.Tensor
@@ -43,7 +43,7 @@ class AlsterOutput:
     logits_3d: torch.Tensor
     feature_2d: torch.Tensor
     feature_3d: torch.Tensor
-    logits_2d: torch.Tensor
+    logits_2d: torch.Tensor | None
 
 
 def sample_pixels(maps: torch.Tensor, pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -133,16 +133,21 @@ class AlsterModel(nn.Module):
         pixels: torch.Tensor,
         encoder2d: Encoder2D | None = None,
         pixel_shape: tuple[int, int] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        with_logits: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Eq. 1 at given pixels: image (1, 7 or 9, h, w) (``Encoder2D.prepare_input``),
         pixels (P,) int64 flat indices -> (features (P, D_F), logits (P, C)).
 
         encoder2d: run this copy of the 2D encoder instead (``Encoder2D.fused`` at inference).
         pixel_shape: (H, W) of the pixel grid ``pixels`` index when the image is a reduced
         copy of it (``Encoder2D.downscale_input``: H, W = its size times the factor); each
-        pixel is sampled where it falls in the reduced image. Default: the image's size."""
+        pixel is sampled where it falls in the reduced image. Default: the image's size.
+        with_logits: False skips sampling the 2D head (logits None): mapping needs only the
+        features, and sampling is memory-bound (a third of it at 640x480)."""
         height, width = pixel_shape or image.shape[-2:]
         features, logits = (encoder2d or self.encoder2d).forward_stride4(image)
+        if not with_logits:
+            return sample_pixels(features, pixels, height, width), None
         both = torch.cat([features, logits], 1)
         sampled = sample_pixels(both, pixels, height, width)
         return sampled[:, : self.feature_dim], sampled[:, self.feature_dim :]
