@@ -1,10 +1,11 @@
-"""A fused CPU kernel (numba) for lifting a depth image into the voxels it observes.
+"""Fused CPU kernels (numba) for lifting a depth image into the voxels it observes.
 
 Why: the lift is a chain of ~20 element-wise torch ops over every pixel plus a sort
-(``torch.unique``) to find the distinct voxels; at 320x240 that is ~7 ms on two cores,
-while Open3D's C++ ``VoxelBlockGrid`` integrates a whole frame in ~2 ms. One pass over
-the pixels with a small open-addressing hash table does the same work in a fraction of
-that (``bench/bench_label_fusion.py`` measures both).
+(``torch.unique``) to find the distinct voxels; at 320x240 that is ~4-7 ms on two cores,
+while Open3D's C++ ``VoxelBlockGrid`` integrates a whole frame in ~2 ms. Two passes over
+the pixels -- voxel codes, then a small open-addressing hash table -- do the same work in
+~1.3 ms (one fused pass measured 2.1 ms: the hash's branches slowed the arithmetic;
+``bench/bench_label_fusion.py`` measures the whole step).
 
 The kernels reproduce the torch path bit for bit: the same float32 ray and point
 arithmetic (``geometry.backproject``), the same float64 transform in the same order
@@ -57,80 +58,103 @@ def _probe(slot_code, slot_voxel, code, capacity, shift):
     return slot
 
 
-def _lift_pixels(depth, fx, fy, cx, cy, transform, voxel_size, use_min, min_range, max_range, capacity, shift):
-    """One pass over a depth image: valid pixels -> world points -> voxel keys -> distinct voxels.
+def _pixel_codes(depth, fx, fy, cx, cy, transform, voxel_size, use_min, min_range, max_range, codes, points):
+    """First pass, per pixel and without dependencies between pixels (so the compiler keeps
+    it branch-light): the packed voxel code of every valid pixel (-1 elsewhere) and its
+    float32 world point.
 
     depth: (H, W) float32 metres. fx, fy, cx, cy, min_range, max_range: float32 (pixels,
     metres) so every comparison and product is the float32 one torch makes. transform:
-    (4, 4) float64 T_world_camera. capacity: hash table slots, 2^(64 - shift); the table
-    is never more than half full (status ``LIFT_TABLE_FULL`` asks for a bigger one). Returns (status, keys (V, 3) int32 in first-seen
-    order, inverse (N,) int64 voxel of each valid pixel, mask (H, W) bool, points (N, 3)
-    float32 world metres).
+    (4, 4) float64 T_world_camera. codes: (H * W,) int64 and points (H * W, 3) float32,
+    written. Returns LIFT_OK, or LIFT_NON_FINITE / LIFT_OUT_OF_RANGE when a valid pixel
+    lands on a non-finite point (a broken pose) / beyond +-2^20 voxels (non-finite first,
+    as ``geometry.voxel_keys`` checks).
     """
     height, width = depth.shape
-    # Open addressing sized for the voxels, not the pixels (a frame's pixels fall into ~5x
-    # fewer voxels), so the table stays in cache. Growing it inside the loop would make
-    # numba reference-count the reassigned arrays per pixel (measured 60 % slower).
-    slot_code = np.empty(capacity, np.int64)
-    slot_voxel = np.full(capacity, -1, np.int64)
-    mask = np.zeros((height, width), np.bool_)
-    inverse = np.empty(height * width, np.int64)
-    points = np.empty((height * width, 3), np.float32)
-    keys = np.empty((height * width, 3), np.int32)
-    last_code = np.int64(-1)  # neighbouring pixels mostly share a voxel: skip the probe
-    last_voxel = np.int64(-1)
     zero = np.float32(0.0)
-    n = 0
-    v = 0
+    non_finite = out_of_range = False
     for row in range(height):
         ray_y = (np.float32(row) - cy) / fy
         for col in range(width):
+            pixel = row * width + col
             d = depth[row, col]
             # valid_depth_mask: finite, > 0, > min_range (when > 0), <= max_range
-            if not (np.isfinite(d) and d > zero):
-                continue
-            if use_min and not d > min_range:
-                continue
-            if not d <= max_range:
-                continue
+            valid = np.isfinite(d) and d > zero and (not use_min or d > min_range) and d <= max_range
             ray_x = (np.float32(col) - cx) / fx
-            px = np.float64(ray_x * d)
-            py = np.float64(ray_y * d)
-            pz = np.float64(d)
+            px, py, pz = np.float64(ray_x * d), np.float64(ray_y * d), np.float64(d)
             # transform_points: ((x r0 + y r1) + z r2) + t in float64, rounded to float32
             wx = np.float32(px * transform[0, 0] + py * transform[0, 1] + pz * transform[0, 2] + transform[0, 3])
             wy = np.float32(px * transform[1, 0] + py * transform[1, 1] + pz * transform[1, 2] + transform[1, 3])
             wz = np.float32(px * transform[2, 0] + py * transform[2, 1] + pz * transform[2, 2] + transform[2, 3])
+            points[pixel, 0] = wx
+            points[pixel, 1] = wy
+            points[pixel, 2] = wz
+            codes[pixel] = -1
+            if not valid:
+                continue
             # voxel_keys: floor(float64(p) / voxel_size)
             sx = np.floor(np.float64(wx) / voxel_size)
             sy = np.floor(np.float64(wy) / voxel_size)
             sz = np.floor(np.float64(wz) / voxel_size)
             if not (np.isfinite(sx) and np.isfinite(sy) and np.isfinite(sz)):
-                return LIFT_NON_FINITE, keys[:0], inverse[:0], mask, points[:0]
-            if max(abs(sx), abs(sy), abs(sz)) >= KEY_LIMIT:
-                return LIFT_OUT_OF_RANGE, keys[:0], inverse[:0], mask, points[:0]
-            kx, ky, kz = np.int64(sx), np.int64(sy), np.int64(sz)
-            code = ((kx & _KEY_MASK) << (2 * KEY_BITS)) | ((ky & _KEY_MASK) << KEY_BITS) | (kz & _KEY_MASK)
-            if code != last_code:
-                if 2 * (v + 1) > capacity:
-                    return LIFT_TABLE_FULL, keys[:0], inverse[:0], mask, points[:0]
-                slot = _probe(slot_code, slot_voxel, code, capacity, shift)
-                if slot_voxel[slot] < 0:
-                    slot_voxel[slot] = v
-                    slot_code[slot] = code
-                    keys[v, 0] = kx
-                    keys[v, 1] = ky
-                    keys[v, 2] = kz
-                    v += 1
-                last_code = code
-                last_voxel = slot_voxel[slot]
-            inverse[n] = last_voxel
-            points[n, 0] = wx
-            points[n, 1] = wy
-            points[n, 2] = wz
-            mask[row, col] = True
-            n += 1
-    return LIFT_OK, keys[:v].copy(), inverse[:n].copy(), mask, points[:n].copy()
+                non_finite = True
+            elif max(abs(sx), abs(sy), abs(sz)) >= KEY_LIMIT:
+                out_of_range = True
+            else:
+                kx, ky, kz = np.int64(sx), np.int64(sy), np.int64(sz)
+                codes[pixel] = ((kx & _KEY_MASK) << (2 * KEY_BITS)) | ((ky & _KEY_MASK) << KEY_BITS) | (kz & _KEY_MASK)
+    if non_finite:
+        return LIFT_NON_FINITE
+    return LIFT_OUT_OF_RANGE if out_of_range else LIFT_OK
+
+
+def _distinct_voxels(codes, points, height, width, capacity, shift):
+    """Second pass: the distinct codes with a small open-addressing hash table.
+
+    codes (H * W,) int64 (-1 = invalid pixel), points (H * W, 3) float32 from
+    ``pixel_codes``. capacity: hash table slots, 2^(64 - shift); the table is never more
+    than half full (status LIFT_TABLE_FULL asks for a bigger one). Returns (status, codes
+    (V,) int64 and keys (V, 3) int32 of the voxels in first-seen order, inverse (N,) int64
+    voxel of each valid pixel, mask (H, W) bool, points (N, 3) float32 of the valid pixels).
+    """
+    # Sized for the voxels, not the pixels (a frame's pixels fall into ~5x fewer voxels),
+    # so the table stays in cache.
+    slot_code = np.empty(capacity, np.int64)
+    slot_voxel = np.full(capacity, -1, np.int64)
+    mask = np.zeros(height * width, np.bool_)
+    inverse = np.empty(height * width, np.int64)
+    valid_points = np.empty((height * width, 3), np.float32)
+    keys = np.empty((capacity // 2, 3), np.int32)  # the table holds at most capacity / 2 voxels
+    voxel_codes = np.empty(capacity // 2, np.int64)
+    last_code = np.int64(-1)  # neighbouring pixels mostly share a voxel: skip the probe
+    last_voxel = np.int64(-1)
+    n = 0
+    v = 0
+    for pixel in range(height * width):
+        code = codes[pixel]
+        if code < 0:
+            continue
+        if code != last_code:
+            if 2 * (v + 1) > capacity:
+                return LIFT_TABLE_FULL, voxel_codes[:0], keys[:0], inverse[:0], mask.reshape(height, width), valid_points[:0]
+            slot = _probe(slot_code, slot_voxel, code, capacity, shift)
+            if slot_voxel[slot] < 0:
+                slot_voxel[slot] = v
+                slot_code[slot] = code
+                voxel_codes[v] = code
+                for axis in range(3):  # unpack_keys: 21-bit fields, sign-extended
+                    field = (code >> ((2 - axis) * KEY_BITS)) & _KEY_MASK
+                    keys[v, axis] = field - (1 << KEY_BITS) if field >= KEY_LIMIT else field
+                v += 1
+            last_code = code
+            last_voxel = slot_voxel[slot]
+        inverse[n] = last_voxel
+        valid_points[n, 0] = points[pixel, 0]
+        valid_points[n, 1] = points[pixel, 1]
+        valid_points[n, 2] = points[pixel, 2]
+        mask[pixel] = True
+        n += 1
+    return LIFT_OK, voxel_codes[:v], keys[:v], inverse[:n], mask.reshape(height, width), valid_points[:n]
 
 
 def _image_mean(mask, inverse, image, num_voxels):
@@ -159,7 +183,8 @@ def _image_mean(mask, inverse, image, num_voxels):
 if numba is not None:
     _probe = numba.njit(cache=True, nogil=True)(_probe)
     # cache=True: compiled once per machine into __pycache__ (or NUMBA_CACHE_DIR), not at every start
-    lift_pixels = numba.njit(cache=True, nogil=True)(_lift_pixels)
+    pixel_codes = numba.njit(cache=True, nogil=True)(_pixel_codes)
+    distinct_voxels = numba.njit(cache=True, nogil=True)(_distinct_voxels)
     image_mean = numba.njit(cache=True, nogil=True)(_image_mean)
 else:  # pragma: no cover
-    lift_pixels = image_mean = None
+    pixel_codes = distinct_voxels = image_mean = None

@@ -115,7 +115,7 @@ def lift_frame(
 
 
 def _lift_numba(frame: RGBDFrame, voxel_size: float, max_range: float, min_range: float) -> LiftedFrame:
-    """``lift_frame`` by one fused pass over the pixels (``lift_kernels.lift_pixels``)."""
+    """``lift_frame`` by two passes over the pixels (``lift_kernels``)."""
     if voxel_size <= 0:
         raise ValueError(f"voxel_size must be positive, got {voxel_size}")
     intrinsics = frame.intrinsics
@@ -124,14 +124,20 @@ def _lift_numba(frame: RGBDFrame, voxel_size: float, max_range: float, min_range
     f32 = np.float32
     pose = np.ascontiguousarray(frame.T_world_camera, dtype=np.float64)
     fx, fy, cx, cy = f32(intrinsics.fx), f32(intrinsics.fy), f32(intrinsics.cx), f32(intrinsics.cy)
-    capacity, shift = lift_kernels.table_size(depth.size)
-    while True:
-        status, keys, inverse, mask, points = lift_kernels.lift_pixels(
-            depth, fx, fy, cx, cy, pose, float(voxel_size), min_range > 0.0, f32(min_range), f32(max_range), capacity, shift
-        )
-        if status != lift_kernels.LIFT_TABLE_FULL:
-            break
-        capacity, shift = 4 * capacity, shift - np.uint64(2)
+    codes = np.empty(depth.size, np.int64)
+    points = np.empty((depth.size, 3), np.float32)
+    status = lift_kernels.pixel_codes(
+        depth, fx, fy, cx, cy, pose, float(voxel_size), min_range > 0.0, f32(min_range), f32(max_range), codes, points
+    )
+    if status == lift_kernels.LIFT_OK:
+        capacity, shift = lift_kernels.table_size(depth.size)
+        while True:
+            status, voxel_codes, keys, inverse, mask, valid_points = lift_kernels.distinct_voxels(
+                codes, points, *depth.shape, capacity, shift
+            )
+            if status != lift_kernels.LIFT_TABLE_FULL:
+                break
+            capacity, shift = 4 * capacity, shift - np.uint64(2)
     if status == lift_kernels.LIFT_NON_FINITE:
         raise ValueError("cannot voxelize non-finite points")
     if status == lift_kernels.LIFT_OUT_OF_RANGE:
@@ -139,13 +145,14 @@ def _lift_numba(frame: RGBDFrame, voxel_size: float, max_range: float, min_range
     # The kernel lists voxels as the pixels first meet them; sorting those few (V, ~1/5 of
     # the pixels) by packed key gives torch.unique's order, so both kernels return the same
     # LiftedFrame and nothing downstream (the sparse U-Net's sums) can tell them apart.
-    keys_t = torch.from_numpy(keys)
-    order = torch.argsort(pack_keys(keys_t))
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(order.shape[0])
+    # numpy, single-threaded: these small sorts and gathers cost 3x more as torch ops that
+    # wake a second thread (codes are distinct, so any sort gives torch.unique's order).
+    order = np.argsort(voxel_codes)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0])
     return LiftedFrame(
-        keys=keys_t[order],
-        inverse=rank[torch.from_numpy(inverse)],
+        keys=torch.from_numpy(keys[order]),
+        inverse=torch.from_numpy(rank[inverse]),
         pixel_mask=torch.from_numpy(mask),
-        points=torch.from_numpy(points),
+        points=torch.from_numpy(valid_points),
     )
