@@ -51,7 +51,7 @@ from alster_mapping.core.camera import CameraIntrinsics  # noqa: E402
 from alster_mapping.core.config import apply_overrides  # noqa: E402
 from alster_mapping.core.downscale import downscale_frame  # noqa: E402
 from alster_mapping.core.frame import RGBDFrame  # noqa: E402
-from alster_mapping.eval.timing_stats import parse_size, summarize  # noqa: E402
+from alster_mapping.core.timing_stats import parse_size, summarize  # noqa: E402
 from alster_mapping.pipeline.lifting import lift_frame  # noqa: E402
 from alster_mapping.pipeline.mapping_config import MappingConfig  # noqa: E402
 from alster_mapping.pipeline.online_mapper import OnlineMapper  # noqa: E402

@@ -27,7 +27,7 @@ try:  # numba is optional: GPU machines and minimal installs run the torch path
 except ImportError:  # pragma: no cover - exercised where numba is absent
     numba = None
 
-# Status codes of ``lift_pixels``.
+# Status codes of ``pixel_codes`` and ``distinct_voxels``.
 LIFT_OK = 0
 LIFT_NON_FINITE = 1  # a world point is NaN or inf (a broken pose)
 LIFT_OUT_OF_RANGE = 2  # a voxel key beyond +-2^20 voxels

@@ -136,7 +136,11 @@ class TrainingLoop:
             meta = json.loads(metadata["training_state"])
         except (TensorFileError, KeyError, json.JSONDecodeError) as exc:
             raise ValueError(f"cannot resume from {path}: {exc} (delete it to start over)") from exc
-        changed = changed_keys(meta.get("config", {}), json.loads(json.dumps(to_dict(self.cfg))))
+        changed = changed_keys(
+            meta.get("config", {}),
+            json.loads(json.dumps(to_dict(self.cfg))),
+            defaults=json.loads(json.dumps(to_dict(type(self.cfg)()))),
+        )
         # Settings of phases that have not started yet may change (e.g. fewer steps of a
         # later phase); anything that shaped the saved weights may not.
         free = {"checkpoint_every"}
@@ -247,13 +251,20 @@ class TrainingLoop:
         return save_checkpoint(self.model, self.out / MODEL_FILE, self.recipe.label_space, provenance, metrics) if self.rank == 0 else {}
 
 
-def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested config dicts."""
+def changed_keys(old: dict, new: dict, prefix: str = "", defaults: dict | None = None) -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts.
+
+    defaults: the schema's defaults (same nesting); a key that ``old`` lacks -- a parameter
+    added after ``old`` was written -- counts as unchanged while ``new`` holds its default.
+    """
     keys = []
+    defaults = defaults or {}
     for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
+        a, b, default = old.get(key), new.get(key), defaults.get(key)
+        if key not in old and key in defaults:
+            a = default
         if isinstance(a, dict) and isinstance(b, dict):
-            keys += changed_keys(a, b, f"{prefix}{key}.")
+            keys += changed_keys(a, b, f"{prefix}{key}.", default if isinstance(default, dict) else None)
         elif a != b:
             keys.append(f"{prefix}{key}")
     return keys

@@ -244,3 +244,15 @@ def test_train_refuses_an_unknown_model(tmp_path, capsys):
 
     assert main(["train", "--model", "nope", "--out", str(tmp_path)]) == 1
     assert "unknown training recipe 'nope'; known: alster" in capsys.readouterr().err
+
+
+def test_parameters_added_after_a_state_was_written_count_as_their_default():
+    from alster_mapping.train.loop import changed_keys
+
+    old = {"a": 1, "section": {"b": 2}}
+    defaults = {"a": 1, "section": {"b": 2, "added": "auto"}, "new_section": {"c": 0}}
+    same = {"a": 1, "section": {"b": 2, "added": "auto"}, "new_section": {"c": 0}}
+    assert changed_keys(old, same, defaults=defaults) == []
+    moved = {"a": 1, "section": {"b": 2, "added": "torch"}, "new_section": {"c": 3}}
+    assert changed_keys(old, moved, defaults=defaults) == ["new_section.c", "section.added"]
+    assert changed_keys(old, same) == ["new_section", "section.added"]  # without defaults: every new key
