@@ -47,8 +47,8 @@ from alster_mapping.core.config import LabelFusionConfig, MapConfig  # noqa: E40
 from alster_mapping.core.downscale import downscale_frame  # noqa: E402
 from alster_mapping.core.geometry import pack_keys  # noqa: E402
 from alster_mapping.core.labels import nyu40, scannet20  # noqa: E402
-from alster_mapping.data.sequences import SyntheticSequence  # noqa: E402
 from alster_mapping.core.timing_stats import parse_size, summarize  # noqa: E402
+from alster_mapping.data.sequences import SyntheticSequence  # noqa: E402
 from alster_mapping.map.voxel_map import SemanticVoxelMap  # noqa: E402
 from alster_mapping.pipeline import lift_kernels  # noqa: E402
 from alster_mapping.pipeline.label_fusion import LabelFusion  # noqa: E402

@@ -49,8 +49,8 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from alster_mapping.core.config import apply_overrides  # noqa: E402
-from alster_mapping.data.procedural_room import ProceduralRoom  # noqa: E402
 from alster_mapping.core.timing_stats import parse_size, summarize  # noqa: E402
+from alster_mapping.data.procedural_room import ProceduralRoom  # noqa: E402
 from alster_mapping.nets import sparse as sp  # noqa: E402
 from alster_mapping.pipeline.mapping_config import MappingConfig  # noqa: E402
 from alster_mapping.pipeline.online_mapper import OnlineMapper  # noqa: E402
