@@ -92,7 +92,7 @@ class LabelFusion:
             hist, color = torch.from_numpy(hist), torch.from_numpy(color)
         else:
             hist = lifted.voxel_histogram(lifted.pixel_values(classes), self.num_classes)
-            color = lifted.image_mean(frame.color)
+            color = lifted.voxel_mean(lifted.pixel_values(torch.from_numpy(frame.color).to(device)))
         t2 = time.perf_counter()
         rows = self._fuse_numba(lifted, hist, color) if fused else self.fuse(lifted, hist, color)
         t3 = time.perf_counter()
