@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lift_kernels import numba
+from .lift_kernels import compile_kernel, numba
 
 
 def _normals(depth, fx, fy, cx, cy, max_range):
@@ -93,7 +93,7 @@ def _network_image(color, depth, normals, height, normal_up, mean, std, depth_sc
 
 
 if numba is not None:
-    normals = numba.njit(cache=True, nogil=True)(_normals)
-    network_image = numba.njit(cache=True, nogil=True)(_network_image)
+    normals = compile_kernel(_normals)
+    network_image = compile_kernel(_network_image)
 else:  # pragma: no cover - exercised where numba is absent
     normals = network_image = None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..map.voxel_map import COUNT_MAX
-from .lift_kernels import numba
+from .lift_kernels import compile_kernel, numba
 
 
 def _count_votes(mask, inverse, classes, color, num_voxels, num_classes):
@@ -112,8 +112,8 @@ def _store_float16(rows, values, column):
 
 
 if numba is not None:
-    count_votes = numba.njit(cache=True, nogil=True)(_count_votes)
-    update_evidence = numba.njit(cache=True, nogil=True)(_update_evidence)
-    store_float16 = numba.njit(cache=True, nogil=True)(_store_float16)
+    count_votes = compile_kernel(_count_votes)
+    update_evidence = compile_kernel(_update_evidence)
+    store_float16 = compile_kernel(_store_float16)
 else:  # pragma: no cover - exercised where numba is absent
     count_votes = update_evidence = store_float16 = None

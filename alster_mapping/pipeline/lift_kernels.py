@@ -49,6 +49,17 @@ def available() -> bool:
     return numba is not None
 
 
+def compile_kernel(function):
+    """``function`` as a numba kernel, cached on disk where numba finds a writable place
+    (beside the source, else ~/.cache/numba or NUMBA_CACHE_DIR). Where it finds none (a
+    read-only install run by a user without a home), numba refuses caching with a
+    RuntimeError at this point: then the kernel compiles at every start instead."""
+    try:
+        return numba.njit(cache=True, nogil=True)(function)
+    except RuntimeError:
+        return numba.njit(nogil=True)(function)
+
+
 def _probe(slot_code, slot_voxel, code, capacity, shift):
     """Slot of ``code`` in the table of ``capacity`` = 2^(64 - shift) slots, or the empty
     slot where it belongs (Fibonacci hashing, linear probing)."""
@@ -181,10 +192,9 @@ def _image_mean(mask, inverse, image, num_voxels):
 
 
 if numba is not None:
-    _probe = numba.njit(cache=True, nogil=True)(_probe)
-    # cache=True: compiled once per machine into __pycache__ (or NUMBA_CACHE_DIR), not at every start
-    pixel_codes = numba.njit(cache=True, nogil=True)(_pixel_codes)
-    distinct_voxels = numba.njit(cache=True, nogil=True)(_distinct_voxels)
-    image_mean = numba.njit(cache=True, nogil=True)(_image_mean)
+    _probe = compile_kernel(_probe)
+    pixel_codes = compile_kernel(_pixel_codes)
+    distinct_voxels = compile_kernel(_distinct_voxels)
+    image_mean = compile_kernel(_image_mean)
 else:  # pragma: no cover
     pixel_codes = distinct_voxels = image_mean = None

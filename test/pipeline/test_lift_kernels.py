@@ -92,3 +92,23 @@ def test_warm_up_compiles_every_kernel_without_touching_a_map():
     from alster_mapping.pipeline.kernel_warm_up import warm_up_kernels
 
     assert warm_up_kernels() > 0
+
+
+def test_kernels_still_compile_where_numba_cannot_cache():
+    """A read-only install run by a user without a writable home leaves numba no place for
+    its cache, which it refuses with a RuntimeError at decoration; the kernels must then
+    compile uncached instead of breaking the import. Forced here through numba's
+    NUMBA_CACHE_LOCATOR_CLASSES (a locator it cannot use)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from alster_mapping.pipeline import lift_kernels\n"
+        "from alster_mapping.pipeline.kernel_warm_up import warm_up_kernels\n"
+        "assert type(lift_kernels.pixel_codes._cache).__name__ == 'NullCache'\n"
+        "assert warm_up_kernels() > 0\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "_NoSuchLocator"}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
