@@ -72,6 +72,7 @@ from ..core.frame import RGBDFrame
 from ..core.image_codec import CameraInfoError, ImageEncodingError, array_to_image_fields, intrinsics_from_camera_info
 from ..map.voxel_map import SemanticVoxelMap
 from ..pipeline.kernel_warm_up import warm_up_kernels
+from ..pipeline.lifting import use_numba
 from ..pipeline.online_mapper import OnlineMapper
 from .cloud import arrays_to_cloud
 from .diagnostics import ERROR, OK, WARN, diagnostic_array, diagnostic_status, process_memory_bytes
@@ -424,6 +425,8 @@ class LiveMapping:
         sync = self.intake.sync_stats
         return {
             "mode": self.parameters.config.mode,
+            # which implementation does the per-pixel work: the numba kernels or tensor ops
+            "pixel_kernels": "numba" if use_numba("auto", self.mapper.device) else "torch",
             "received": group("received."),
             "rejected": rejected,
             "rejected_total": sum(rejected.values()),

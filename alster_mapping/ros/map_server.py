@@ -25,7 +25,8 @@ worked). No request can take the node down: any failure, expected or not, answer
   a missing, corrupt or incompatible file leaves the live map unchanged.
 - ``~/clear_map``: remove every voxel.
 - ``~/get_stats``: compact JSON: voxels, blocks, bytes, voxel_size, feature_dim,
-  label_space, feature_kind, labels (class name -> voxels).
+  label_space, feature_kind, device, index (the block index's backend), labels (class
+  name -> voxels).
 
 Parameters (declared by the node's ``NodeParameters``; this component reads ``config``
 and ``server_config`` from it): every ``MappingConfig`` leaf (``label_space``, ``map.*``,
@@ -326,6 +327,8 @@ class MapServer:
                 "feature_dim": m.feature_dim,
                 "label_space": m.label_space.name,
                 "feature_kind": m.feature_kind,
+                "device": str(m.device),
+                "index": m.index_backend,
             }
         labels = {"unknown": unknown, **dict(zip(m.label_space.names, counts.tolist()))}
         stats["labels"] = {name: int(c) for name, c in labels.items() if c}

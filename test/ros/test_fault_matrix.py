@@ -13,6 +13,7 @@ paths as over DDS (``test_mapping_node.py`` covers the transport).
 
 import contextlib
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -155,6 +156,9 @@ def assert_alive(feeder: Feeder) -> None:
     assert node.live.worker.is_alive() and node.context.ok() and node.runtime.exit_code == 0
     response = feeder.call("get_stats")
     assert response.success, response.message
+    stats = json.loads(response.message)
+    assert stats["device"] == "cpu" and stats["index"] in ("open3d", "torch")
+    assert stats["pipeline"]["pixel_kernels"] in ("numba", "torch")
 
 
 def map_good_frame(feeder: Feeder) -> None:
