@@ -41,11 +41,11 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from label_fusion_digest import map_digest  # noqa: E402  (bench/, beside this script)
 
 from alster_mapping.core.atomic_file import write_text_atomic  # noqa: E402
 from alster_mapping.core.config import LabelFusionConfig, MapConfig  # noqa: E402
 from alster_mapping.core.downscale import downscale_frame  # noqa: E402
-from alster_mapping.core.geometry import pack_keys  # noqa: E402
 from alster_mapping.core.labels import nyu40, scannet20  # noqa: E402
 from alster_mapping.core.timing_stats import parse_size, summarize  # noqa: E402
 from alster_mapping.data.sequences import SyntheticSequence  # noqa: E402
@@ -99,14 +99,6 @@ class FusionRun:
             self.ms[stage].append(seconds * 1e3)
         self.ms["total"].append(total * 1e3)
 
-    def contents(self) -> dict[str, np.ndarray]:
-        """The map's columns sorted by voxel key (rows may be numbered differently)."""
-        keys, rows = self.map.items()
-        order = torch.argsort(pack_keys(keys))
-        data = self.map.read(rows[order])
-        values = {"keys": keys[order], **{k: getattr(data, k) for k in ("feature", "count", "label", "confidence", "color")}}
-        return {k: v.numpy() for k, v in values.items()}
-
 
 class Open3DRun:
     """Open3D's VoxelBlockGrid TSDF + colour integration of the same frames."""
@@ -159,9 +151,9 @@ def run_set(frames: list, passes: int, label_space) -> dict:
     entry["frames"] = len(frames) * passes
     entry["map_voxels"] = len(runs["torch"].map)
     if "numba" in runs:
-        a, b = runs["torch"].contents(), runs["numba"].contents()
-        same = {k: bool(a[k].shape == b[k].shape and np.array_equal(a[k], b[k])) for k in a}
-        entry["maps_equal_torch_vs_numba"] = same
+        # keys and every column, sorted by key (the digest that also compares revisions)
+        same = map_digest(runs["torch"].map) == map_digest(runs["numba"].map)
+        entry["maps_equal_torch_vs_numba"] = {"map_sha256": same}
     return entry
 
 

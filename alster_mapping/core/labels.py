@@ -57,7 +57,6 @@ class LabelSpace:
     colors: tuple[tuple[int, int, int], ...]
     ignore_ids: tuple[int, ...] = (0,)
     _lut: np.ndarray = field(init=False, repr=False, compare=False)
-    _lut16: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ids", tuple(int(i) for i in self.ids))
@@ -78,15 +77,13 @@ class LabelSpace:
             raise ValueError(f"label space {self.name!r}: ids must be in 0..65535")
         if any(len(c) != 3 or min(c) < 0 or max(c) > 255 for c in self.colors):
             raise ValueError(f"label space {self.name!r}: colors must be RGB triples in 0..255")
-        # Lookup table raw id -> index; -2 marks ids outside the space (an error on encode).
-        lut = np.full(max(all_ids) + 1, -2, dtype=np.int64)
+        # Lookup table raw id -> index over every uint16 id (so uint8/uint16 images need no
+        # range check); -2 marks ids outside the space (an error on encode).
+        lut = np.full(65536, -2, dtype=np.int64)
         if self.ignore_ids:
             lut[list(self.ignore_ids)] = UNKNOWN_INDEX
         lut[list(self.ids)] = np.arange(n)
         object.__setattr__(self, "_lut", lut)
-        lut16 = np.full(65536, -2, dtype=np.int64)  # every uint16 id: encode needs no range check
-        lut16[: len(lut)] = lut
-        object.__setattr__(self, "_lut16", lut16)
 
     @property
     def unknown_id(self) -> int:
@@ -105,15 +102,23 @@ class LabelSpace:
 
         Raises ValueError naming the unknown ids if any id is neither a class nor ignored.
         """
-        if isinstance(label_ids, np.ndarray) and label_ids.dtype in (np.uint8, np.uint16):
-            # The common case (mono8 / mono16 label images): one lookup in a table over every
-            # possible id, single-threaded numpy -- the tensor path below costs ~4x more.
-            idx = self._lut16[label_ids]
-            if (idx == -2).any():
-                unknown = np.unique(label_ids[idx == -2])[:10].tolist()
+        if not isinstance(label_ids, torch.Tensor):
+            # numpy images (the usual case): one lookup in the table over every uint16 id,
+            # single-threaded -- the tensor ops below cost ~4x more on the CPU.
+            ids = np.asarray(label_ids)
+            if ids.dtype.kind not in "iu":
+                raise ValueError(f"{what} must hold integer label ids, got {ids.dtype}")
+            table_ids, bad = ids, None  # uint8 / uint16 ids index the table as they are
+            if ids.dtype.kind == "i" or ids.dtype.itemsize > 2:
+                bad = (ids < 0) | (ids >= len(self._lut))
+                table_ids = np.where(bad, 0, ids)
+            idx = self._lut[table_ids]
+            bad = idx == -2 if bad is None else bad | (idx == -2)
+            if bad.any():
+                unknown = np.unique(ids[bad])[:10].tolist()
                 raise ValueError(f"{what} has label ids {unknown} outside the label space {self.name!r}")
-            return torch.from_numpy(idx)
-        ids = torch.as_tensor(np.asarray(label_ids) if not isinstance(label_ids, torch.Tensor) else label_ids)
+            return torch.from_numpy(idx.astype(np.int64, copy=False))
+        ids = label_ids
         if ids.dtype.is_floating_point or ids.dtype == torch.bool:
             raise ValueError(f"{what} must hold integer label ids, got {ids.dtype}")
         lut = torch.as_tensor(self._lut, device=ids.device)

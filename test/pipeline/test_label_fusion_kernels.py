@@ -5,24 +5,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from map_snapshot import assert_same_snapshot, snapshot
 
 from alster_mapping.core.config import LabelFusionConfig, MapConfig
-from alster_mapping.core.geometry import pack_keys
 from alster_mapping.data.sequences import SyntheticSequence
 from alster_mapping.map.voxel_map import SemanticVoxelMap
 from alster_mapping.pipeline import label_fusion_kernels, lift_kernels
 from alster_mapping.pipeline.label_fusion import LabelFusion
 
 pytestmark = pytest.mark.skipif(not lift_kernels.available(), reason="numba is not installed")
-
-
-def map_contents(voxel_map: SemanticVoxelMap) -> dict[str, np.ndarray]:
-    """Every column sorted by voxel key (both kernels number rows alike, but keys are the contract)."""
-    keys, rows = voxel_map.items()
-    order = torch.argsort(pack_keys(keys))
-    data = voxel_map.read(rows[order])
-    columns = {name: getattr(data, name) for name in ("feature", "count", "label", "confidence", "color", "instance")}
-    return {"keys": keys[order].numpy(), **{name: value.numpy() for name, value in columns.items()}}
 
 
 def fuse(frames, kernel: str, evidence_cap: int, color_cap: int, index: str = "auto") -> SemanticVoxelMap:
@@ -50,21 +41,19 @@ def noisy_frames():
 @pytest.mark.parametrize("evidence_cap, color_cap", [(255, 16), (2, 1), (1000, 10000)])
 def test_numba_and_torch_kernels_build_the_same_map(evidence_cap, color_cap):
     frames = noisy_frames()
-    expected = map_contents(fuse(frames, "torch", evidence_cap, color_cap))
-    got = map_contents(fuse(frames, "numba", evidence_cap, color_cap))
+    expected = snapshot(fuse(frames, "torch", evidence_cap, color_cap))
+    got = snapshot(fuse(frames, "numba", evidence_cap, color_cap))
     assert expected["keys"].shape[0] > 500
-    for name in expected:
-        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    assert_same_snapshot(got, expected)
     # the ignored pixels left some voxels without any vote: unknown label, zero evidence
     assert (expected["label"] == -1).any() and (expected["label"] >= 0).any()
 
 
 def test_same_map_on_the_torch_index_backend():
     frames = noisy_frames()[:4]
-    expected = map_contents(fuse(frames, "torch", 255, 16, index="open3d"))
-    got = map_contents(fuse(frames, "numba", 255, 16, index="torch"))
-    for name in expected:
-        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    expected = snapshot(fuse(frames, "torch", 255, 16, index="open3d"))
+    got = snapshot(fuse(frames, "numba", 255, 16, index="torch"))
+    assert_same_snapshot(got, expected)
 
 
 def test_float16_bits_round_like_torch():
@@ -81,6 +70,6 @@ def test_unlabelled_frames_keep_evidence_and_count_observations():
     frame = noisy_frames()[0]
     voxel_map = fuse([frame, replace(frame, labels=np.zeros_like(frame.labels))], "numba", 255, 16)
     once = fuse([frame], "numba", 255, 16)
-    a, b = map_contents(voxel_map), map_contents(once)
+    a, b = snapshot(voxel_map), snapshot(once)
     np.testing.assert_array_equal(a["feature"], b["feature"])
     np.testing.assert_array_equal(a["count"], b["count"] + 1)
