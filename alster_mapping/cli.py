@@ -7,6 +7,7 @@
     alster play   BAG [--rate R]                publish a bag on ROS topics with its timing and /clock (needs rclpy)
     alster label-fusion-demo [--data DIR]       fuse the real label-fusion frames, write map, PLY, PNGs, JSON
     alster segment MAP|SEQ [--model asis|ban]   instances with ASIS / BAN: PLY, object list, PNG, metrics
+    alster refine MAP|SEQ [--frames SEQ]        relabel a map with SAFNet from keyframes: map, PLY, PNGs, scores
     alster info   MAP                           print a map file's contents
     alster export MAP [--ply P] [--png P]       convert a map file to PLY / PNG
 
@@ -35,6 +36,7 @@ from .map.export import export_ply, project_labels, render_png, save_png
 from .map.map_file import load_map, save_map
 from .map.voxel_map import SemanticVoxelMap
 from .nets.shipped import shipped_checkpoint
+from .pipeline.keyframes import KeyframeStore, keyframe_file
 from .pipeline.label_fusion import LabelFusion
 from .pipeline.mapping_config import MappingConfig
 
@@ -176,11 +178,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_sequence_args(parser: argparse.ArgumentParser) -> None:
-    """Options of how sequences are read (synthetic size, ScanNet stride, bag topics)."""
+def _add_sequence_args(parser: argparse.ArgumentParser, frames_option: str = "--frames") -> None:
+    """Options of how sequences are read (synthetic size, ScanNet stride, bag topics).
+    frames_option: the name of the synthetic frame count's option (``args.frames`` either way)."""
     from .data.rosbag_io import COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC
 
-    parser.add_argument("--frames", type=int, default=DEMO_FRAMES, help="frames of synthetic trajectories")
+    parser.add_argument(frames_option, dest="frames", type=int, default=DEMO_FRAMES, help="frames of synthetic trajectories")
     parser.add_argument("--width", type=int, default=320, help="synthetic image width [px]")
     parser.add_argument("--height", type=int, default=240, help="synthetic image height [px]")
     parser.add_argument("--stride", type=int, default=1, help="use every n-th frame of ScanNet scenes")
@@ -226,13 +229,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     cfg = _with_model(_load_config(args), args.model)
     (sequence,) = _sequences(args, [args.sequence])
     mapper = OnlineMapper(cfg)
-    result = replay(sequence, mapper, stages=False, progress=True)
+    keyframes = KeyframeStore(cfg.keyframes) if cfg.keyframes.enabled else None
+    result = replay(sequence, mapper, stages=False, progress=True, on_mapped=keyframes.consider if keyframes else None)
     print(f"{sequence.name}: {result.describe()}")
     result.require_voxels()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     save_map(mapper.map, out / "map.safetensors")
     outputs = ["map.safetensors", "map_labels.ply", "map_rgb.ply"]
+    if keyframes is not None and cfg.keyframes.save_with_map:  # as the node's ~/save_map: for alster refine
+        keyframes.save(keyframe_file(out / "map.safetensors"))
+        outputs.insert(1, "map.keyframes.safetensors")
     export_ply(mapper.map, out / "map_labels.ply", color_by="label")
     export_ply(mapper.map, out / "map_rgb.ply", color_by="rgb")
     try:
@@ -336,6 +343,54 @@ def cmd_segment(args: argparse.Namespace) -> int:
     if "render_skipped" in summary:
         print(f"  no instances.png: {summary['render_skipped']}", file=sys.stderr)
     print(f"outputs in {args.out}/: {', '.join(summary['outputs'])}")
+    return 0
+
+
+def cmd_refine(args: argparse.Namespace) -> int:
+    """A map relabelled by SAFNet from keyframes: refined map, PLY, before/after PNGs, summary (and scores)."""
+    from .eval.evaluate import replay
+    from .eval.refine import map_keyframes, refine_map, sequence_keyframes
+    from .pipeline.online_mapper import OnlineMapper
+
+    mapping = _with_model(load_yaml(MappingConfig, args.config) if args.config else MappingConfig(), None)
+    config = apply_overrides(mapping.refine, args.set or [])
+    if args.model:
+        config.checkpoint = str(args.model)
+    map_path, sequence, keyframes = Path(args.source), None, None
+    if map_path.suffix == ".safetensors" and not map_path.is_file():
+        raise ValueError(f"map file not found: {map_path}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not map_path.is_file():
+        # A sequence: map it first as the node would, keeping its keyframes.
+        (sequence,) = _sequences(args, [args.source])
+        mapper, store = OnlineMapper(mapping), KeyframeStore(mapping.keyframes)
+        result = replay(sequence, mapper, stages=False, progress=True, on_mapped=store.consider)
+        print(f"{sequence.name}: {result.describe()}; {len(store)} keyframes")
+        result.require_voxels()
+        map_path, keyframes = save_map(mapper.map, args.out / "online_map.safetensors"), store.keyframes()
+    if args.keyframe_sequence:
+        (frames,) = _sequences(args, [args.keyframe_sequence])
+        keyframes = sequence_keyframes(frames, mapping.keyframes)
+        print(f"{frames.name}: {len(keyframes)} keyframes of {len(frames)} frames" + (f"; skipped {frames.skipped}" if frames.skipped else ""))
+    elif keyframes is None:
+        keyframes, skipped = map_keyframes(map_path)
+        if skipped:
+            print(f"skipped {sum(skipped.values())} invalid keyframes: {skipped}", file=sys.stderr)
+    truth = None
+    if args.gt or sequence is not None:
+        if args.gt:
+            (sequence,) = _sequences(args, [args.gt])
+        truth = sequence.ground_truth()
+        if truth is None and args.gt:
+            raise ValueError(f"{args.gt}: no ground-truth points to score against")
+    summary = refine_map(map_path, keyframes, args.out, config, truth)
+    print(summary["message"] + f" in {summary['seconds']:.1f} s")
+    if "after" in summary:
+        before, after = summary["before"], summary["after"]
+        print(f"  mIoU {before['miou']:.3f} -> {after['miou']:.3f}  (classes present: {before['miou_present']:.3f} -> {after['miou_present']:.3f})")
+    for problem in summary["problems"]:
+        print(f"  {problem}", file=sys.stderr)
+    print(f"outputs in {args.out}/: {', '.join(summary['outputs'])}, summary.json")
     return 0
 
 
@@ -490,6 +545,17 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--set", action="append", metavar="KEY=VALUE", help="override InstanceSegmentationConfig, e.g. bandwidth=0.6")
     _add_sequence_args(segment)
     segment.set_defaults(func=cmd_segment)
+
+    refine = sub.add_parser("refine", help="relabel a map file (or a sequence, mapped first) with SAFNet from its keyframes")
+    refine.add_argument("source", help="map file (.safetensors, with its keyframes beside it), or a sequence to map first")
+    refine.add_argument("--frames", dest="keyframe_sequence", metavar="SEQ", help="keyframes from this sequence (default: those beside the map)")
+    refine.add_argument("--model", type=Path, help="SAFNet checkpoint (default: refine.checkpoint, else the shipped one)")
+    refine.add_argument("--config", type=Path, help="YAML of MappingConfig (mapping a sequence, keyframes.*, refine.*)")
+    refine.add_argument("--out", type=Path, default=Path("build/refine"), help="output folder")
+    refine.add_argument("--gt", metavar="SEQ", help="a sequence whose ground truth scores the map before and after (e.g. synthetic:7)")
+    refine.add_argument("--set", action="append", metavar="KEY=VALUE", help="override RefineJobConfig, e.g. chunks.views=5")
+    _add_sequence_args(refine, frames_option="--synthetic-frames")
+    refine.set_defaults(func=cmd_refine)
 
     info = sub.add_parser("info", help="print a map file's contents")
     info.add_argument("map", type=Path)

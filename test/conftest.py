@@ -119,6 +119,40 @@ def tiny_instance_model(tmp_path_factory):
     return root / 'train' / MODEL_FILE, root / 'map.safetensors', world_args
 
 
+@pytest.fixture(scope='session')
+def tiny_safnet_model(tmp_path_factory):
+    """A tiny untrained SAFNet checkpoint (for the refinement's mechanics, not its quality)
+    and a small synthetic world's label-fused map (scannet20, 8 cm voxels) saved with the
+    keyframes the node would keep: (checkpoint path, map path, world (seed, frames, width, height))."""
+    import torch
+    from tiny_configs import as_set_arguments, tiny_safnet_net
+
+    from alster_mapping.core.config import MapConfig, apply_overrides
+    from alster_mapping.core.labels import scannet20
+    from alster_mapping.data.sequences import SyntheticSequence
+    from alster_mapping.map.map_file import save_map
+    from alster_mapping.map.voxel_map import SemanticVoxelMap
+    from alster_mapping.nets.checkpoint import save_checkpoint
+    from alster_mapping.nets.registry import MODELS
+    from alster_mapping.nets.safnet import SafnetConfig
+    from alster_mapping.pipeline.keyframes import KeyframeStore, keyframe_file
+    from alster_mapping.pipeline.label_fusion import LabelFusion
+
+    root = tmp_path_factory.mktemp('tiny_safnet_model')
+    torch.manual_seed(0)
+    model = MODELS.build('safnet', apply_overrides(SafnetConfig(), as_set_arguments(tiny_safnet_net())), num_classes=20)
+    save_checkpoint(model.eval(), root / 'safnet.safetensors', scannet20())
+    world_args = (1002, 8, 96, 72)
+    voxel_map = SemanticVoxelMap(MapConfig(voxel_size=0.08, feature_dim=20), scannet20())
+    fusion, keyframes = LabelFusion(voxel_map), KeyframeStore()
+    for frame in SyntheticSequence(*world_args):
+        fusion.integrate(frame)
+        keyframes.consider(frame)
+    save_map(voxel_map, root / 'map.safetensors')
+    keyframes.save(keyframe_file(root / 'map.safetensors'))
+    return root / 'safnet.safetensors', root / 'map.safetensors', world_args
+
+
 @pytest.fixture
 def held_instance_jobs(monkeypatch):
     """Instance jobs wait in ``segment_instances`` until the returned event is set (at most 30 s)."""

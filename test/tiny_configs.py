@@ -43,3 +43,20 @@ def tiny_alster_net(prefix: str = "") -> dict:
 def as_set_arguments(overrides: dict) -> list[str]:
     """``{"a.b": [8, 16], "c": False}`` -> ``["a.b=[8, 16]", "c=false"]`` (``--set`` / ``apply_overrides`` strings)."""
     return [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
+
+
+TINY_SAFNET_NET = {
+    "backbone.centroids": [64, 16],
+    "backbone.radii": [0.2, 0.4],
+    "backbone.neighbours": 8,
+    "backbone.sa_channels": [16, 32],
+    "backbone.fp_channels": [32, 32],
+    "context_dim": 16,
+    "head": [32, 32],
+}
+"""Overrides of ``SafnetConfig``: two set abstraction levels, a 32-wide head."""
+
+
+def tiny_safnet_net(prefix: str = "") -> dict:
+    """``TINY_SAFNET_NET`` with its keys under ``prefix`` (``"model."`` in the SAFNet training config)."""
+    return {prefix + key: value for key, value in TINY_SAFNET_NET.items()}

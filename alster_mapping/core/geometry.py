@@ -216,6 +216,23 @@ def depth_along_rays(
     return z, measured
 
 
+def seen_points(
+    points_world: np.ndarray,
+    depth: np.ndarray,
+    intrinsics: CameraIntrinsics,
+    T_world_camera: np.ndarray,
+    max_range: float,
+    tolerance: float = 0.05,
+) -> np.ndarray:
+    """(N,) bool: which world points (N, 3) [m] the depth image (H, W) [m] observes.
+
+    A point is observed when it projects into the image in front of the camera within
+    ``max_range`` [m] and the measured depth there is within ``tolerance`` [m] plus 2 % of
+    the point's own depth (so points hidden behind a nearer surface are not)."""
+    z, measured = depth_along_rays(points_world, depth, intrinsics, T_world_camera, max_range)
+    return (measured > 0) & (np.abs(measured - z) <= tolerance + 0.02 * z)
+
+
 def in_frustum(
     points_world: torch.Tensor,
     intrinsics: CameraIntrinsics,

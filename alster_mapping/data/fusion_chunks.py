@@ -10,19 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.frame import RGBDFrame
-from ..core.geometry import depth_along_rays
+from ..core.geometry import seen_points
 from ..core.samples import ImagePointChunk, PointBlock
 from .sequences import Sequence
 
 
 def observed_points(frame: RGBDFrame, xyz: np.ndarray, max_range: float = 3.0, tolerance: float = 0.05) -> np.ndarray:
-    """(N,) bool: which world points ``xyz`` (N, 3) [m] ``frame`` observes.
-
-    A point is observed when it projects into the image in front of the camera within
-    ``max_range`` [m] and the measured depth there is within ``tolerance`` [m] plus 2 % of
-    the distance of the point's own depth (so occluded points are not)."""
-    z, measured = depth_along_rays(xyz, frame.depth, frame.intrinsics, frame.T_world_camera, max_range)
-    return (measured > 0) & (np.abs(measured - z) <= tolerance + 0.02 * z)
+    """(N,) bool: which world points ``xyz`` (N, 3) [m] ``frame`` observes (``geometry.seen_points``)."""
+    return seen_points(xyz, frame.depth, frame.intrinsics, frame.T_world_camera, max_range, tolerance)
 
 
 def image_point_chunks(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from tqdm import tqdm
 
 from ..core.atomic_file import write_text_atomic
 from ..core.config import MapConfig
+from ..core.frame import RGBDFrame
 from ..core.samples import PointBlock
 from ..data.sequences import Sequence, describe_frames, frame_counts
 from ..map.export import export_ply
@@ -82,9 +84,16 @@ class SequenceReplay:
         )
 
 
-def replay(sequence: Sequence, mapper: OnlineMapper, stages: bool = True, progress: bool = False) -> SequenceReplay:
+def replay(
+    sequence: Sequence,
+    mapper: OnlineMapper,
+    stages: bool = True,
+    progress: bool = False,
+    on_mapped: Callable[[RGBDFrame], object] | None = None,
+) -> SequenceReplay:
     """Run ``sequence`` through ``mapper`` (into its map as it is); with ``stages`` (ALSTER mode)
-    also vote the 2D and 3D heads' labels into maps of their own.
+    also vote the 2D and 3D heads' labels into maps of their own. on_mapped: called with
+    each frame the mapper took (e.g. ``KeyframeStore.consider``, as the node does).
 
     Frames the mapper rejects (ValueError: no valid depth, bad pose...) are counted in
     ``skipped`` by reason and leave the maps unchanged; the sequence's own skips (frames
@@ -116,6 +125,8 @@ def replay(sequence: Sequence, mapper: OnlineMapper, stages: bool = True, progre
             continue
         frames += 1
         seconds.append(result.timings["total"])
+        if on_mapped is not None:
+            on_mapped(frame)
         if result.stages is not None:
             heads = result.stages
             lifted = heads.inputs.lifted

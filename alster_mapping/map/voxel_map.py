@@ -406,6 +406,20 @@ class SemanticVoxelMap:
             self._columns["instance"][rows[found]] = values[found]
             return int(found.sum())
 
+    def assign_labels(self, keys: torch.Tensor | np.ndarray, label: torch.Tensor | np.ndarray, confidence: torch.Tensor | np.ndarray) -> int:
+        """Relabel voxels (an offline refinement's result): voxel keys (N, 3) int32, their
+        class indices (N,) in [-1, C) and confidences (N,) in [0, 1]. Keys no longer in the
+        map (evicted or pruned since) are skipped; every other voxel keeps its label. Returns
+        the voxels written. Validation happens first, so a ValueError leaves the map unchanged."""
+        keys = self._as_keys(keys)
+        values = self._prepare_columns(keys.shape[0], {"label": label, "confidence": confidence})
+        with self.lock:
+            rows = self._index.find(keys)
+            found = rows >= 0
+            for name, value in values.items():
+                self._columns[name][rows[found]] = value[found]
+            return int(found.sum())
+
     def label_counts(self) -> tuple[np.ndarray, int]:
         """Voxels per class: (counts (C,) int64 in class order, voxels without a label)."""
         with self.lock:

@@ -98,4 +98,6 @@ class ModelRegistry(Registry[ModelEntry]):
         return entry.builder(validate(config), **arguments)
 
 
-MODELS = ModelRegistry("model", builtins=("alster_mapping.nets.alster", "alster_mapping.nets.asis", "alster_mapping.nets.ban"))
+MODELS = ModelRegistry(
+    "model", builtins=("alster_mapping.nets.alster", "alster_mapping.nets.asis", "alster_mapping.nets.ban", "alster_mapping.nets.safnet")
+)

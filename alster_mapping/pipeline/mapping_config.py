@@ -12,6 +12,8 @@ from ..core.config import LabelFusionConfig, MapConfig, param, section
 from ..nets.alster.config import AlsterNetConfig
 from .gravity import GravityConfig
 from .instance_job import InstanceJobConfig
+from .keyframes import KeyframeConfig
+from .refine_job import RefineJobConfig
 
 
 @dataclass
@@ -55,3 +57,5 @@ class MappingConfig:
     label_fusion: LabelFusionConfig = section(LabelFusionConfig)
     model: AlsterNetConfig = section(AlsterNetConfig, "the ALSTER network built when alster.checkpoint is empty (a checkpoint brings its own)")
     instances: InstanceJobConfig = section(InstanceJobConfig, "the node's ~/segment_instances: instance model and region (read at each request)")
+    keyframes: KeyframeConfig = section(KeyframeConfig, "the keyframes the node keeps for ~/refine_semantics (saved beside the map)")
+    refine: RefineJobConfig = section(RefineJobConfig, "the node's ~/refine_semantics: SAFNet, its image encoder, region, chunks (read per request)")

@@ -72,6 +72,7 @@ from ..core.frame import RGBDFrame
 from ..core.image_codec import CameraInfoError, ImageEncodingError, array_to_image_fields, intrinsics_from_camera_info
 from ..map.voxel_map import SemanticVoxelMap
 from ..pipeline.kernel_warm_up import warm_up_kernels
+from ..pipeline.keyframes import KeyframeStore
 from ..pipeline.lifting import use_numba
 from ..pipeline.online_mapper import OnlineMapper
 from .cloud import arrays_to_cloud
@@ -100,7 +101,8 @@ class LiveMapping:
     node: the node it runs in. runtime: the node's log, guards and exit. parameters: the
     node's parameters with ``config``, ``server_config`` and ``node_config``. map_server:
     the ``MapServer`` whose map it writes. model: an ``AlsterModel`` to use instead of the
-    checkpoint / ``model.*`` parameters. Raises ValueError (``ParameterError``,
+    checkpoint / ``model.*`` parameters. keyframes: the store each mapped frame is offered
+    to (``keyframes.*``; None keeps none). Raises ValueError (``ParameterError``,
     ``CheckpointError``) on invalid parameters or a missing / corrupt checkpoint; the
     worker thread is started last, so nothing runs when it raises.
     """
@@ -112,8 +114,10 @@ class LiveMapping:
         parameters: NodeParameters,
         map_server: MapServer,
         model=None,
+        keyframes: KeyframeStore | None = None,
     ):
         self.node = node
+        self.keyframes = keyframes
         self.runtime = runtime
         self.log = runtime.log
         self.parameters = parameters
@@ -221,6 +225,8 @@ class LiveMapping:
     def _on_parameters_changed(self, old: dict) -> None:
         # Ranges apply from the next frame on (the mapper reads its config per frame).
         self.mapper.config = self.parameters.config
+        if self.keyframes is not None:
+            self.keyframes.config = self.parameters.config.keyframes  # budgets apply at the next keyframe
         self.mapper.gravity.configure(self.parameters.config.gravity)
         if self.mapper.fusion is not None:
             self.mapper.fusion.config = self.parameters.config.label_fusion
@@ -315,6 +321,10 @@ class LiveMapping:
         self._last_stamp = stamp
         self.camera_position = T_world_camera[:3, 3].copy()
         self.map_server.mark_changed()
+        if self.keyframes is not None and self.parameters.config.keyframes.enabled:
+            clock = time.perf_counter()
+            self.keyframes.consider(frame)  # a mapped frame is valid: this cannot reject it with an error
+            timings["keyframes"] = time.perf_counter() - clock
         for stage, seconds in result.timings.items():
             timings[f"map.{stage}"] = seconds
 

@@ -18,12 +18,14 @@ Services (std_srvs/Trigger; the answer's ``message`` explains, ``success`` says 
 worked). No request can take the node down: any failure, expected or not, answers
 ``success=false`` with the reason and leaves the map as it was.
 
-- ``~/save_map``: write the map atomically to ``save_path``. Temporary files that an
+- ``~/save_map``: write the map atomically to ``save_path`` (and the keyframes beside it,
+  ``MAP.keyframes.safetensors``, with ``keyframes.save_with_map``). Temporary files that an
   interrupted save (kill -9) left beside ``save_path`` or ``map_file`` are removed at
   start-up and after a failed save.
-- ``~/load_map``: read ``map_file`` (or ``save_path`` when empty) and replace the map;
-  a missing, corrupt or incompatible file leaves the live map unchanged.
-- ``~/clear_map``: remove every voxel.
+- ``~/load_map``: read ``map_file`` (or ``save_path`` when empty) and replace the map
+  (and the keyframes, with those saved beside it: none when there are none); a missing,
+  corrupt or incompatible map file leaves the live map unchanged.
+- ``~/clear_map``: remove every voxel (and keyframe).
 - ``~/get_stats``: compact JSON: voxels, blocks, bytes, voxel_size, feature_dim,
   label_space, feature_kind, device, index (the block index's backend), labels (class
   name -> voxels).
@@ -61,6 +63,7 @@ from ..core.config import validate
 from ..core.labels import LabelSpace
 from ..map.map_file import MapFileError, load_map, save_map
 from ..map.voxel_map import SemanticVoxelMap
+from ..pipeline.keyframes import KeyframeStore, keyframe_file
 from .cloud import arrays_to_cloud
 from .node_parameters import NodeParameters
 from .node_runtime import NodeRuntime
@@ -91,7 +94,9 @@ class MapServer:
     ``map_file`` is not loaded at start-up). accepts_map: why a map read by ~/load_map
     cannot replace the live one (None when it can). on_map_replaced: called after
     ~/load_map or ~/clear_map replaced the map's contents. extra_stats: more sections for
-    ``stats()`` (e.g. the pipeline's counters). Raises ValueError on invalid parameters.
+    ``stats()`` (e.g. the pipeline's counters). keyframes: the node's keyframe store,
+    saved beside the map and loaded with it (``keyframes.save_with_map``), emptied with it.
+    Raises ValueError on invalid parameters.
     """
 
     def __init__(
@@ -103,8 +108,10 @@ class MapServer:
         accepts_map: Callable[[SemanticVoxelMap], str | None] | None = None,
         on_map_replaced: Callable[[], None] | None = None,
         extra_stats: Callable[[], dict] | None = None,
+        keyframes: KeyframeStore | None = None,
     ):
         self.node = node
+        self.keyframes = keyframes
         self.log = runtime.log
         self.counters = runtime.counters
         self.parameters = parameters
@@ -183,7 +190,7 @@ class MapServer:
             self.log.error(f"cannot load map file {path!r}: {type(exc).__name__}: {exc}; starting with an empty map")
             return empty
         self._adopt_file_geometry(loaded, label_space, path)
-        self.log.info(f"loaded {len(loaded)} voxels from {path}")
+        self.log.info(f"loaded {len(loaded)} voxels from {path}{self._load_keyframes(Path(path).expanduser())}")
         return loaded
 
     def _adopt_file_geometry(self, loaded: SemanticVoxelMap, label_space: LabelSpace, path: str) -> None:
@@ -273,9 +280,41 @@ class MapServer:
             self.log.error(response.message)
             remove_stale_temporaries(path)
             return response
-        response.success, response.message = True, f"saved {n} voxels to {path}"
+        response.success, response.message = True, f"saved {n} voxels to {path}{self._save_keyframes(path)}"
         self.log.info(response.message)
         return response
+
+    def _save_keyframes(self, map_path: Path) -> str:
+        """Write the keyframes beside a saved map (if kept and wanted); returns what to add to the reply."""
+        if self.keyframes is None or not self.parameters.config.keyframes.save_with_map:
+            return ""
+        path = keyframe_file(map_path)
+        try:
+            self.keyframes.save(path)
+        except Exception as exc:  # noqa: BLE001 - the map is saved; the keyframes are extra
+            self.log.error(f"cannot save the keyframes to {path}: {exc}")
+            remove_stale_temporaries(path)
+            return f"; the keyframes could not be saved: {exc}"
+        return f" and {len(self.keyframes)} keyframes to {path}"
+
+    def _load_keyframes(self, map_path: Path) -> str:
+        """Replace the keyframes with those saved beside a loaded map (none: emptied); returns
+        what to add to the reply."""
+        if self.keyframes is None:
+            return ""
+        path = keyframe_file(map_path)
+        if not self.parameters.config.keyframes.save_with_map or not path.is_file():
+            self.keyframes.clear()
+            return ""
+        try:
+            skipped = self.keyframes.load(path)
+        except Exception as exc:  # noqa: BLE001 - the map loaded; its keyframes are extra
+            self.keyframes.clear()
+            self.log.error(f"cannot load the keyframes of {map_path}: {exc}")
+            return f"; its keyframes could not be loaded: {exc}"
+        if skipped:
+            self.log.warning(f"skipped {sum(skipped.values())} invalid keyframes of {path}: {skipped}")
+        return f" with {len(self.keyframes)} keyframes"
 
     def _on_load_map(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         path_text = self.parameters.server_config.map_file or self.parameters.server_config.save_path
@@ -296,7 +335,7 @@ class MapServer:
             return response
         self._on_map_replaced()
         self.mark_changed()
-        response.success, response.message = True, f"loaded {len(self.map)} voxels from {path}"
+        response.success, response.message = True, f"loaded {len(self.map)} voxels from {path}{self._load_keyframes(path)}"
         self.log.info(response.message)
         return response
 
@@ -304,6 +343,8 @@ class MapServer:
         with self.map.lock:
             n = len(self.map)
             self.map.clear()
+        if self.keyframes is not None:
+            self.keyframes.clear()
         self._on_map_replaced()
         self.mark_changed()
         response.success, response.message = True, f"cleared {n} voxels"

@@ -17,12 +17,14 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from ..map.voxel_map import SemanticVoxelMap
+from ..pipeline.keyframes import KeyframeStore
 from ..pipeline.mapping_config import MappingConfig
 from .instance_service import InstanceService
 from .map_server import MapServer
 from .node_config import FIXED_AT_START, MapServerConfig
 from .node_parameters import NodeParameters
 from .node_runtime import NodeRuntime
+from .refine_service import RefineService
 
 NODE_NAME = "mapping_node"
 
@@ -42,8 +44,11 @@ class MapServerNode(Node):
         self.parameters = NodeParameters(
             self, self.runtime, {"config": MappingConfig(), "server_config": MapServerConfig()}, lambda name: name in FIXED_AT_START
         )
-        self.map_server = MapServer(self, self.runtime, self.parameters, voxel_map, extra_stats=lambda: {"instances": self.instances.stats()})
+        self.keyframes = KeyframeStore(self.parameters.config.keyframes)  # those saved with a loaded map
+        stats = lambda: {"keyframes": self.keyframes.stats(), "instances": self.instances.stats(), "refine": self.refine.stats()}  # noqa: E731
+        self.map_server = MapServer(self, self.runtime, self.parameters, voxel_map, extra_stats=stats, keyframes=self.keyframes)
         self.instances = InstanceService(self, self.runtime, self.parameters, self.map_server)
+        self.refine = RefineService(self, self.runtime, self.parameters, self.map_server, self.keyframes)
         self.parameters.watch()
 
     @property
@@ -55,8 +60,9 @@ class MapServerNode(Node):
         return self.map_server.stats()
 
     def shutdown(self) -> None:
-        """Cancel a running instance job (``main`` calls this before saving)."""
+        """Cancel running instance and refine jobs (``main`` calls this before saving)."""
         self.instances.shutdown()
+        self.refine.shutdown()
 
 
 def main(args: list[str] | None = None, node_class: type[Node] | None = None) -> int:

@@ -14,7 +14,11 @@ The node is a composition of components, each given the node:
   ``~/label_image``, ``/diagnostics`` and the watchdog;
 - ``InstanceService`` (``instance_service.py``): ``~/segment_instances`` (ASIS / BAN in a
   background job around the latest camera position), ``~/instance_status``,
-  ``~/instances`` and ``~/objects``.
+  ``~/instances`` and ``~/objects``;
+- ``RefineService`` (``refine_service.py``): ``~/refine_semantics`` (SAFNet relabels the
+  map from the keyframes in a background job) and ``~/refine_status``; the keyframes
+  (``pipeline.keyframes.KeyframeStore``) are kept by ``LiveMapping`` and saved and loaded
+  with the map by ``MapServer``.
 
 Model services (the offline fusion models) join as further components with runtime
 parameters only. The modules of the components document their topics, services and
@@ -29,6 +33,7 @@ import sys
 from rclpy.node import Node
 
 from ..map.voxel_map import SemanticVoxelMap
+from ..pipeline.keyframes import KeyframeStore
 from ..pipeline.mapping_config import MappingConfig
 from . import map_server_node
 from .instance_service import InstanceService
@@ -38,6 +43,7 @@ from .map_server_node import NODE_NAME
 from .node_config import FIXED_AT_START, NODE_CONFIG_KEYS, POSE_SOURCES, CameraExtrinsicConfig, MappingNodeConfig, MapServerConfig
 from .node_parameters import NodeParameters
 from .node_runtime import NodeRuntime
+from .refine_service import RefineService
 
 # Parameters read once at start-up (they build the mapper); changing them needs a restart.
 FIXED_ENGINE_KEYS = ("mode", "alster.checkpoint")
@@ -65,6 +71,7 @@ class MappingNode(Node):
             self.runtime = NodeRuntime(self)
             sections = {"config": MappingConfig(), "server_config": MapServerConfig(), "node_config": MappingNodeConfig()}
             self.parameters = NodeParameters(self, self.runtime, sections, fixed_parameter)
+            self.keyframes = KeyframeStore(self.parameters.config.keyframes)
             self.map_server = MapServer(
                 self,
                 self.runtime,
@@ -72,10 +79,18 @@ class MappingNode(Node):
                 voxel_map,
                 accepts_map=lambda loaded: self.live.accepts_map(loaded),
                 on_map_replaced=lambda: self.live.on_map_replaced(),
-                extra_stats=lambda: {"pipeline": self.live.pipeline_stats(), "instances": self.instances.stats()},
+                extra_stats=lambda: {
+                    "pipeline": self.live.pipeline_stats(),
+                    "keyframes": self.keyframes.stats(),
+                    "instances": self.instances.stats(),
+                    "refine": self.refine.stats(),
+                },
+                keyframes=self.keyframes,
             )
-            self.live = LiveMapping(self, self.runtime, self.parameters, self.map_server, model)
-            self.instances = InstanceService(self, self.runtime, self.parameters, self.map_server, lambda: self.live.camera_position)
+            self.live = LiveMapping(self, self.runtime, self.parameters, self.map_server, model, self.keyframes)
+            camera = lambda: self.live.camera_position  # noqa: E731 - read at each request
+            self.instances = InstanceService(self, self.runtime, self.parameters, self.map_server, camera)
+            self.refine = RefineService(self, self.runtime, self.parameters, self.map_server, self.keyframes, camera)
             self.parameters.watch()
         except BaseException:
             self.destroy_node()
@@ -92,9 +107,10 @@ class MappingNode(Node):
         return self.map_server.stats()
 
     def shutdown(self) -> None:
-        """Stop the worker thread and a running instance job (``main`` calls this before saving)."""
+        """Stop the worker thread and running instance and refine jobs (``main`` calls this before saving)."""
         self.live.shutdown()
         self.instances.shutdown()
+        self.refine.shutdown()
 
 
 def main(args: list[str] | None = None) -> int:

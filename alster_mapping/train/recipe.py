@@ -127,5 +127,10 @@ class RecipeRegistry(Registry[type[Recipe]]):
 
 RECIPES = RecipeRegistry(
     "training recipe",
-    builtins=("alster_mapping.train.recipes.alster", "alster_mapping.train.recipes.asis", "alster_mapping.train.recipes.ban"),
+    builtins=(
+        "alster_mapping.train.recipes.alster",
+        "alster_mapping.train.recipes.asis",
+        "alster_mapping.train.recipes.ban",
+        "alster_mapping.train.recipes.safnet",
+    ),
 )

@@ -9,7 +9,8 @@ from alster_mapping.core.config import MapConfig, apply_overrides
 from alster_mapping.map.map_file import load_map
 from alster_mapping.map.voxel_map import SemanticVoxelMap
 from alster_mapping.pipeline import instance_job
-from alster_mapping.pipeline.instance_job import InstanceJobConfig, InstanceJobs, JobBusy
+from alster_mapping.pipeline.background_job import JobBusy
+from alster_mapping.pipeline.instance_job import InstanceJobConfig, InstanceJobs
 
 SHIPPED_ALSTER = Path(__file__).resolve().parents[2] / "models" / "alster_scannet20_synthetic.safetensors"
 

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""SAFNet's ablation (issue 12, the paper's section IV-D) on held-out synthetic worlds.
+
+    python bench/safnet_ablation.py --out build/safnet_ablation [--seeds 0 1 2]
+        [--variants points,concat,gsm,full] [--steps 600] [--eval-worlds 0,1,2]
+        [--eval-style classic] [--set KEY=VALUE ...]
+
+Every variant is SAFNet's recipe (``alster train --model safnet``) at the same budget,
+switching parts off (``SafnetConfig.variant``):
+
+    points   3D only: PointNet++ on the chunk's voxels (xyz + colour), no image features
+    concat   + the views' image features concatenated (late fusion, eq. 1)
+    gsm      + geometric similarity weighting them (eq. 3-5)
+    full     + contextual similarity (eq. 6-8, 10): the paper's model
+
+All train on the same chunks (misregistered views included: ``data.misregistration``).
+Each trained model labels the held-out worlds' maps (seeds below 1000, fused as in
+training, with their keyframes) by sliding chunks, once at clean poses and once with a
+share of the views misregistered as in training, scored against the worlds' ground truth
+(mIoU over the map's labelled voxels, all worlds pooled).
+
+Runs go seed-major and write ``OUT/VARIANT_seedS/result.json``; a rerun skips finished runs
+and resumes an interrupted training. Prints a table (mean and standard deviation over
+seeds) and writes ``OUT/safnet_ablation.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+
+from alster_mapping.core.atomic_file import write_text_atomic
+from alster_mapping.core.config import apply_overrides
+from alster_mapping.eval.refinement import label_scores, refinement_scores
+from alster_mapping.nets.safnet import VARIANT_SWITCHES, VARIANTS
+from alster_mapping.train.loop import TrainingLoop
+from alster_mapping.train.recipe import RECIPES
+from alster_mapping.train.recipes.fusion_worlds import synthetic_world
+from alster_mapping.train.recipes.safnet import image_checkpoint
+
+CONDITIONS = ("clean", "misregistered")
+
+
+def held_out_worlds(config, worlds: list[int], style: str) -> list:
+    """The evaluation worlds, prepared as the training worlds are (same encoder, frames, size)."""
+    data = config.data
+    checkpoint = image_checkpoint(data.image_checkpoint)
+    return [synthetic_world(seed, data.frames, data.width, data.height, style, data.voxel_size, checkpoint, config.label_space) for seed in worlds]
+
+
+def pooled_scores(model, worlds: list, config, condition: str, seed: int) -> dict:
+    """mIoU over every world's voxels together, and the time per world."""
+    wrong = config.data.misregistration if condition == "misregistered" else None
+    truth, predicted, seconds = [], [], []
+    for world in worlds:
+        result = refinement_scores(model, world, config.chunks, wrong, seed)
+        truth.append(world.labels)
+        predicted.append(np.asarray(result.pop("labels")))
+        seconds.append(result["seconds"])
+    scores = label_scores(np.concatenate(truth), np.concatenate(predicted), model.num_classes)
+    return {"miou": scores["miou"], "iou": scores["iou"], "seconds_per_world": float(np.mean(seconds))}
+
+
+def run_one(out: Path, variant: str, seed: int, args: argparse.Namespace, command: str) -> dict:
+    path = out / f"{variant}_seed{seed}"
+    if (path / "result.json").exists():
+        return json.loads((path / "result.json").read_text())
+    recipe = RECIPES.get("safnet")
+    switches = [f"model.{key}={str(value).lower()}" for key, value in VARIANT_SWITCHES[variant].items()]
+    overrides = [f"steps={args.steps}", f"seed={seed}", *switches, *(args.set or [])]
+    config = apply_overrides(recipe.config_class(), overrides)
+    loop = TrainingLoop(recipe, config, path, provenance={"command": command, "variant": variant}, progress=False, log=lambda _: None)
+    card = loop.run()
+    model = loop.model.eval()
+    worlds = held_out_worlds(config, args.worlds, args.eval_style)
+    scores = {condition: pooled_scores(model, worlds, config, condition, seed) for condition in CONDITIONS}
+    result = {
+        "variant": variant,
+        "seed": seed,
+        "overrides": overrides,
+        "train_seconds": card["provenance"]["train_seconds"],
+        "eval_worlds": args.worlds,
+        "eval_style": args.eval_style,
+        "miou": {condition: scores[condition]["miou"] for condition in CONDITIONS},
+        "scores": scores,
+    }
+    write_text_atomic(path / "result.json", json.dumps(result, indent=2))
+    return result
+
+
+def summarise(results: list[dict]) -> dict:
+    def stats(values: list[float]) -> dict:
+        array = np.array(values, float)
+        return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0}
+
+    table = {}
+    for variant in VARIANTS:
+        runs = [r for r in results if r["variant"] == variant]
+        if runs:
+            row = {"seeds": [r["seed"] for r in runs], "train_minutes": float(np.mean([r["train_seconds"] for r in runs]) / 60)}
+            table[variant] = {**row, **{c: stats([r["miou"][c] for r in runs]) for c in CONDITIONS}}
+    return table
+
+
+def print_table(table: dict) -> None:
+    print("| variant | seeds | mIoU clean | mIoU misregistered | train min |")
+    print("|---|---|---|---|---|")
+    for variant, row in table.items():
+        cells = [f"{100 * row[c]['mean']:.1f} ± {100 * row[c]['std']:.1f}" for c in CONDITIONS]
+        print(f"| {variant} | {len(row['seeds'])} | " + " | ".join(cells) + f" | {row['train_minutes']:.1f} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("build/safnet_ablation"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
+    parser.add_argument("--steps", type=int, default=600, help="optimizer steps of every run")
+    parser.add_argument("--eval-worlds", default="0,1,2", help="held-out synthetic worlds (seeds < 1000)")
+    parser.add_argument("--eval-style", default="classic", choices=("classic", "randomized"))
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override of every run's training config")
+    args = parser.parse_args(argv)
+    variants = args.variants.split(",")
+    if set(variants) - set(VARIANTS):
+        parser.error(f"unknown variants: {sorted(set(variants) - set(VARIANTS))}")
+    args.worlds = [int(w) for w in args.eval_worlds.split(",")]
+    if any(w >= 1000 for w in args.worlds):
+        parser.error("--eval-worlds must be held-out seeds (below 1000)")
+    command = "python " + " ".join(sys.argv)
+    results = []
+    for seed in args.seeds:
+        for variant in variants:
+            start = time.perf_counter()
+            result = run_one(args.out, variant, seed, args, command)
+            results.append(result)
+            cells = ", ".join(f"{c} {v:.3f}" for c, v in result["miou"].items())
+            print(f"{variant} seed {seed}: mIoU {cells} [{time.perf_counter() - start:.0f} s]", flush=True)
+    table = summarise(results)
+    print_table(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(args.out / "safnet_ablation.json", json.dumps({"command": command, "table": table, "runs": results}, indent=2))
+    print(f"wrote {args.out / 'safnet_ablation.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
