@@ -53,7 +53,8 @@ def held_out_worlds(config, worlds: list[int], style: str) -> list:
     """The evaluation worlds, prepared as the training worlds are (same encoder, frames, size)."""
     data = config.data
     checkpoint = image_checkpoint(data.image_checkpoint)
-    return [synthetic_world(seed, data.frames, data.width, data.height, style, data.voxel_size, checkpoint, config.label_space) for seed in worlds]
+    shape = (data.frames, data.width, data.height, style, data.voxel_size, checkpoint, config.label_space, config.model.map_prior)
+    return [synthetic_world(seed, *shape) for seed in worlds]
 
 
 def pooled_scores(model, worlds: list, config, condition: str, seed: int) -> dict:

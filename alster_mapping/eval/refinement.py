@@ -39,7 +39,8 @@ def refinement_scores(
         views, poses = disturbed_views(world.views, kept, np.random.default_rng([seed, 12, 1]))
     start = time.perf_counter()
     plan = plan_chunks(world.xyz, world.keyframes, chunks)
-    votes = label_map(model, world.xyz, world.colour, plan, dict(enumerate(views)), chunks, world.floor, dict(enumerate(poses)), seed)
+    views, poses = dict(enumerate(views)), dict(enumerate(poses))
+    votes = label_map(model, world.xyz, world.colour, plan, views, chunks, world.floor, poses, seed, prior=world.prior)
     seconds = time.perf_counter() - start
     scores = label_scores(world.labels, votes.labels, model.num_classes)
     return {**scores, "chunks": votes.chunks, "unlabelled": votes.unlabelled, "seconds": round(seconds, 2), "labels": votes.labels}

@@ -47,6 +47,15 @@ class ChunkConfig:
     batch: int = param(4, "chunks per forward at test", min=1, max=256)
 
 
+@dataclass
+class MapPrior:
+    """The live map's labels of the voxels being refined: label (V,) int64 class index (-1
+    unknown), confidence (V,) float32."""
+
+    label: np.ndarray
+    confidence: np.ndarray
+
+
 def chunk_origin(xyz: np.ndarray, floor: float) -> np.ndarray:
     """(3,) float64: the centre of the points' floor plan (N, 3) [m], at height ``floor``."""
     return np.array([*(xyz[:, :2].min(0) + xyz[:, :2].max(0)) / 2.0, floor])
@@ -77,10 +86,12 @@ def build_chunk(
     floor: float,
     config: ChunkConfig,
     rng: np.random.Generator,
+    prior: MapPrior | None = None,
 ) -> SafnetChunk:
     """The chunk of the map's voxels ``rows`` (exactly ``config.points`` of them) with the
     given views under ``poses``. xyz: (V, 3) [m] map voxel centres; colour: (V, 3) uint8;
-    labels: (V,) class indices or None. floor: the map's floor height [m]."""
+    labels: (V,) class indices or None. floor: the map's floor height [m]. prior: the live
+    map's classes of the voxels (for a model with ``map_prior``), or None."""
     points = xyz[rows]
     origin = chunk_origin(points, floor)
     q_xyz, q_features, q_labels = image_points_near(views, poses, points.min(0), points.max(0), config.radius)
@@ -98,6 +109,8 @@ def build_chunk(
         config.neighbours,
         config.radius,
         config.unprojected_radius,
+        None if prior is None else prior.label[rows],
+        None if prior is None else prior.confidence[rows],
     )
 
 
@@ -191,13 +204,15 @@ def label_map(
     poses: dict[int, np.ndarray] | None = None,
     seed: int = 0,
     progress: Callable[[float], None] | None = None,
+    prior: MapPrior | None = None,
 ) -> ChunkVotes:
     """Label map voxels with a SAFNet model by sliding chunks (see the module docstring).
 
     xyz: (V, 3) [m] voxel centres; colour: (V, 3) uint8; plan: ``plan_chunks`` of them;
     views: the planned keyframes' ``ViewPoints`` by keyframe index; poses: the poses to
     back-project them with (default: their own). floor: the map's floor height [m].
-    progress: called with the share done after each column."""
+    progress: called with the share done after each column. prior: the map's own labels of
+    the voxels (used by a model with ``map_prior``)."""
     device = next(model.parameters()).device
     model.eval()
     rng = np.random.default_rng(seed)
@@ -219,7 +234,8 @@ def label_map(
         chosen_views = [views[i] for i in chosen]
         chosen_poses = [poses[i] if poses is not None else views[i].T_world_camera for i in chosen]
         for rows in split_rows(column, config.points, rng):
-            pending.append((build_chunk(xyz, colour, None, rows, chosen_views, chosen_poses, floor, config, rng), rows))
+            chunk = build_chunk(xyz, colour, None, rows, chosen_views, chosen_poses, floor, config, rng, prior)
+            pending.append((chunk, rows))
             if len(pending) == config.batch:
                 run()
         if progress is not None:

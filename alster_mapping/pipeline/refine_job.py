@@ -37,7 +37,7 @@ from ..nets.checkpoint import load_checkpoint
 from ..nets.shipped import shipped_checkpoint
 from .background_job import BackgroundJobs, JobStatus
 from .keyframes import Keyframe
-from .map_chunks import ChunkConfig, label_map, map_floor, plan_chunks
+from .map_chunks import ChunkConfig, MapPrior, label_map, map_floor, plan_chunks
 from .map_region import MapSnapshot, snapshot_region
 from .view_features import ViewFeatures
 
@@ -168,7 +168,7 @@ class RefineJobs(BackgroundJobs):
         lap("views")
         votes = label_map(
             model, snapshot.xyz, snapshot.color, plan, views, config.chunks, map_floor(snapshot.xyz),
-            progress=lambda share: self.progress(0.3 + 0.7 * share),
+            progress=lambda share: self.progress(0.3 + 0.7 * share), prior=MapPrior(snapshot.label, snapshot.confidence),
         )
         lap("network")
         voted = votes.votes.sum(1) > 0

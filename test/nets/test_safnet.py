@@ -135,3 +135,21 @@ def test_checkpoint_round_trip(tmp_path):
     assert card["model"] == "safnet" and loaded.config == model.config
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_the_map_prior_is_an_input_of_the_3d_branch():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(2)
+    xyz = rng.uniform(0, 1.5, (128, 3))
+    label = rng.integers(-1, 20, 128)
+    chunk = make_chunk(xyz, np.zeros((128, 3)), xyz + 0.01, rng.normal(size=(128, 40)), map_label=label, map_confidence=np.full(128, 0.9))
+    batch = stack_chunks([chunk])
+    assert batch["map_label"].tolist() == [label.tolist()] and batch["map_confidence"].shape == (1, 128)
+    model = MODELS.build("safnet", apply_overrides(tiny("full"), ["map_prior=true"]), num_classes=20).eval()
+    assert model.backbone.in_channels == 3 + 16 + 20  # colour, contextual features, the map's class
+    with torch.no_grad():
+        first = model(batch).logits
+        batch["map_label"] = torch.roll(batch["map_label"], 1, dims=1)
+        assert not torch.allclose(first, model(batch).logits)
+        batch["map_label"][:] = -1  # unknown everywhere: the prior is all zeros
+        assert torch.isfinite(model(batch).logits).all()

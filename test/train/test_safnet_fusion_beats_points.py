@@ -43,3 +43,18 @@ def test_fusion_beats_3d_only_after_a_short_training(tmp_path):
         scores[variant] = refinement_scores(loop.model, held_out, run.chunks)["miou"]
     assert scores["full"] > scores["points"] + 0.1, (scores, losses)
     assert losses["full"] < losses["points"]
+
+
+def test_a_prior_model_trains_on_worlds_with_the_online_maps_classes(tmp_path):
+    overrides = [
+        "data.seeds=[1201, 1201]", "data.frames=6", "data.width=96", "data.height=72", "data.chunks_per_world=4",
+        "chunks.points=128", "chunks.min_points=10", "steps=2", "batch=2", "model.map_prior=true",
+        *as_set_arguments(tiny_safnet_net("model.")),
+    ]
+    config = apply_overrides(SafnetTrainConfig(), overrides)
+    loop = TrainingLoop("safnet", config, tmp_path, progress=False, log=lambda _: None)
+    world = synthetic_world(1201, 6, 96, 72, "randomized", 0.04, image_checkpoint(""), "scannet20", True)
+    assert world.prior is not None and (world.prior.label >= 0).mean() > 0.5  # the online map saw most voxels
+    assert {tuple(c.map_label[:5]) for c in loop.recipe.chunks} != {(-1,) * 5}
+    card = loop.run()
+    assert card["config"]["map_prior"] is True

@@ -37,6 +37,11 @@ class SafnetConfig:
     )
     channel_attention: bool = param(True, "squeeze-and-excitation channel attention on both branches before fusion")
     point_colour: bool = param(True, "give PointNet++ the map voxels' colour besides xyz (deviation: a map voxel has one)")
+    map_prior: bool = param(
+        False,
+        "give PointNet++ the live map's class of each voxel (one-hot times its confidence) besides xyz, so the refinement corrects "
+        "the online map rather than starting over (deviation: the paper labels raw points; off in the paper's ablation)",
+    )
     context_dim: int = param(64, "width of the CSM's MLP and of the contextual features f (the paper: 64)", min=1, max=1024)
     backbone: PointNet2Config = section(backbone_for_2048_points, "PointNet++ of the 3D branch (single-scale grouping, as the paper)")
     head: tuple[int, ...] = param(

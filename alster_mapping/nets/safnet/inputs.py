@@ -36,7 +36,8 @@ class SafnetChunk:
     the 3 nearest back-projected points and their inverse-distance weights. unprojected:
     (N,) int64 the nearest back-projected point within r' (-1 = none). labels: (N,) int64
     class indices (-1 = unknown) and q_labels: (M,) of the pixels (-1 = unknown), for
-    training and evaluation.
+    training and evaluation. map_label: (N,) int64 the live map's class of each point (-1
+    unknown) and map_confidence: (N,) float32 its confidence, for ``SafnetConfig.map_prior``.
     """
 
     xyz: np.ndarray
@@ -52,6 +53,8 @@ class SafnetChunk:
     unprojected: np.ndarray
     labels: np.ndarray
     q_labels: np.ndarray
+    map_label: np.ndarray
+    map_confidence: np.ndarray
 
 
 def octant_neighbours(centres: np.ndarray, tree: cKDTree, k: int, radius: float, exclude_self: bool) -> np.ndarray:
@@ -118,12 +121,15 @@ def make_chunk(
     neighbours: int = 16,
     radius: float = 0.2,
     unprojected_radius: float = 0.05,
+    map_label: np.ndarray | None = None,
+    map_confidence: np.ndarray | None = None,
 ) -> SafnetChunk:
     """Precompute a chunk's searches. xyz: (N, 3) [m] and q_xyz: (M, 3) [m] already in the
     chunk's frame; colour (N, 3) 0..1; q_features (M, D); labels (N,) / q_labels (M,) class
     indices or None (unknown). neighbours, radius [m]: k and r of the neighbourhoods (the
-    paper: k = 64). unprojected_radius: r' of the 2D unprojected loss [m]. With M = 0 one
-    placeholder point far away with a zero feature stands in for Q."""
+    paper: k = 64). unprojected_radius: r' of the 2D unprojected loss [m]. map_label (N,) /
+    map_confidence (N,): the live map's classes and confidences, or None (unknown). With
+    M = 0 one placeholder point far away with a zero feature stands in for Q."""
     xyz = np.ascontiguousarray(xyz, np.float32)
     q_xyz = np.ascontiguousarray(q_xyz, np.float32).reshape(-1, 3)
     q_features = np.asarray(q_features, np.float32)
@@ -131,6 +137,8 @@ def make_chunk(
         raise ValueError(f"q_features must be ({len(q_xyz)}, D), got {q_features.shape}")
     labels = np.full(len(xyz), -1, np.int64) if labels is None else np.asarray(labels, np.int64)
     q_labels = np.full(len(q_xyz), -1, np.int64) if q_labels is None else np.asarray(q_labels, np.int64)
+    map_label = np.full(len(xyz), -1, np.int64) if map_label is None else np.asarray(map_label, np.int64)
+    map_confidence = np.zeros(len(xyz), np.float32) if map_confidence is None else np.asarray(map_confidence, np.float32)
     if len(q_xyz) == 0:
         q_xyz = np.array([[0.0, 0.0, FAR_AWAY]], np.float32)
         q_features = np.zeros((1, q_features.shape[1]), np.float32)
@@ -160,6 +168,8 @@ def make_chunk(
         unprojected=unprojected.astype(np.int64),
         labels=labels,
         q_labels=q_labels,
+        map_label=map_label,
+        map_confidence=map_confidence,
     )
 
 
@@ -192,5 +202,7 @@ def stack_chunks(chunks: list[SafnetChunk], device: torch.device | str = "cpu") 
         "unprojected": [c.unprojected for c in chunks],
         "labels": [c.labels for c in chunks],
         "q_labels": [pad(c.q_labels, -1) for c in chunks],
+        "map_label": [c.map_label for c in chunks],
+        "map_confidence": [c.map_confidence for c in chunks],
     }
     return {name: torch.from_numpy(np.stack(values)).to(device) for name, values in fields.items()}

@@ -4,7 +4,7 @@
         a point takes the inverse-distance mean of its 3 nearest points of Q (as MVPNet)
     GSM (eq. 3-5): S^Geo from the mean forward / backward nearest-neighbour distances
     CSM (eq. 6-8): contextual features f^P, f^Q of p_i's neighbourhoods in P and Q; S^Con = cos
-    3D branch (eq. 9): PointNet++ on {x, f^P} (+ the voxel colour) -> F^3D (128)
+    3D branch (eq. 9): PointNet++ on {x, f^P} (+ the voxel colour, + the map's class) -> F^3D (128)
     fusion (eq. 10, 2): S^2D-3D = S^Geo * S^Con; logits = H^FC([S^2D-3D * CA(F^2D), CA(F^3D)])
         H^FC: 192-192-192 (batch norm + ReLU, dropout 0.5 after the third) -> C
     loss (eq. 11): L_fusion + 0.2 L_2D + 0.8 L_3D + 0.8 L_2Dunp
@@ -71,6 +71,7 @@ class SafnetModel(nn.Module):
         self.geometric = GeometricSimilarity() if c.image_branch and c.geometric_similarity else None
         self.contextual = ContextualSimilarity(c.context_dim) if c.contextual_similarity else None
         in_channels = (3 if c.point_colour else 0) + (c.context_dim if self.contextual is not None else 0)
+        in_channels += self.num_classes if c.map_prior else 0
         self.backbone = PointNet2Backbone(c.backbone, in_channels)
         width_3d = self.backbone.out_channels
         self.head_3d = nn.Conv1d(width_3d, self.num_classes, 1)  # L_3D's auxiliary classifier
@@ -87,6 +88,10 @@ class SafnetModel(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> SafnetOutput:
         xyz = batch["xyz"]
         features: list[torch.Tensor] = [batch["colour"]] if self.config.point_colour else []
+        if self.config.map_prior:
+            known = batch["map_label"] >= 0
+            one_hot = F.one_hot(batch["map_label"].clamp_min(0), self.num_classes).to(xyz.dtype)
+            features.append(one_hot * (batch["map_confidence"] * known).unsqueeze(-1))
         contextual = None
         if self.contextual is not None:
             f_p, contextual = self.contextual(xyz, batch["p_neighbours"], batch["q_xyz"], batch["q_neighbours"])
