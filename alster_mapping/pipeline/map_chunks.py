@@ -86,24 +86,25 @@ def build_chunk(
     floor: float,
     config: ChunkConfig,
     rng: np.random.Generator,
+    feature_dim: int,
     prior: MapPrior | None = None,
 ) -> SafnetChunk:
     """The chunk of the map's voxels ``rows`` (exactly ``config.points`` of them) with the
-    given views under ``poses``. xyz: (V, 3) [m] map voxel centres; colour: (V, 3) uint8;
-    labels: (V,) class indices or None. floor: the map's floor height [m]. prior: the live
-    map's classes of the voxels (for a model with ``map_prior``), or None."""
+    given views under ``poses`` (possibly none). xyz: (V, 3) [m] map voxel centres; colour:
+    (V, 3) uint8; labels: (V,) class indices or None. floor: the map's floor height [m].
+    feature_dim: D of the views' features. prior: the live map's classes of the voxels (for
+    a model with ``map_prior``), or None."""
     points = xyz[rows]
     origin = chunk_origin(points, floor)
     q_xyz, q_features, q_labels = image_points_near(views, poses, points.min(0), points.max(0), config.radius)
     if len(q_xyz) > config.image_points:
         keep = rng.choice(len(q_xyz), config.image_points, replace=False)
         q_xyz, q_features, q_labels = q_xyz[keep], q_features[keep], q_labels[keep]
-    width = views[0].features.shape[1] if views else 0
     return make_chunk(
         (points - origin).astype(np.float32),
         colour[rows].astype(np.float32) / 255.0,
         (q_xyz - origin).astype(np.float32),
-        q_features.reshape(len(q_xyz), width),
+        q_features.reshape(len(q_xyz), feature_dim),
         None if labels is None else labels[rows],
         q_labels,
         config.neighbours,
@@ -117,9 +118,9 @@ def build_chunk(
 def split_rows(rows: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """``rows`` in random parts of exactly ``size`` each that together hold every row (the
     last part topped up with rows drawn from the others; fewer rows than ``size``: one part,
-    repeated rows)."""
+    every row once and some again)."""
     if len(rows) <= size:
-        return [rows[rng.choice(len(rows), size, replace=True)] if len(rows) < size else rows]
+        return [rng.permutation(np.concatenate([rows, rng.choice(rows, size - len(rows))]))]
     order = rng.permutation(rows)
     parts = [order[i : i + size] for i in range(0, len(order), size)]
     if len(parts[-1]) < size:
@@ -234,7 +235,7 @@ def label_map(
         chosen_views = [views[i] for i in chosen]
         chosen_poses = [poses[i] if poses is not None else views[i].T_world_camera for i in chosen]
         for rows in split_rows(column, config.points, rng):
-            chunk = build_chunk(xyz, colour, None, rows, chosen_views, chosen_poses, floor, config, rng, prior)
+            chunk = build_chunk(xyz, colour, None, rows, chosen_views, chosen_poses, floor, config, rng, model.config.image_features, prior)
             pending.append((chunk, rows))
             if len(pending) == config.batch:
                 run()

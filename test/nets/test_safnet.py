@@ -99,6 +99,7 @@ def test_make_chunk_without_image_points_and_batching():
     chunk = make_chunk(xyz, rng.uniform(0, 1, (64, 3)), np.empty((0, 3)), np.empty((0, 5)))
     assert chunk.q_xyz.tolist() == [[0.0, 0.0, FAR_AWAY]] and (chunk.forward_distance > 900).all()
     assert (chunk.unprojected == -1).all() and (chunk.q_neighbours == -1).all()
+    assert make_chunk(xyz, np.zeros((64, 3)), np.empty((0, 3)), np.empty((0, 40))).q_features.shape == (1, 40)  # batches with others
     full = make_chunk(xyz, rng.uniform(0, 1, (64, 3)), xyz[:10] + 0.001, rng.normal(size=(10, 5)), unprojected_radius=0.01)
     assert (full.unprojected[:10] == np.arange(10)).all() and (full.nearest_weight.sum(1) == pytest.approx(1.0))
     batch = stack_chunks([chunk, full])

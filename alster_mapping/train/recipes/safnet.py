@@ -107,7 +107,13 @@ def disturbed_views(views: list[ViewPoints], config: MisregistrationConfig, rng:
 
 
 def training_chunks(
-    world: FusionWorld, count: int, chunks: ChunkConfig, wrong: MisregistrationConfig, rng: np.random.Generator, prior_dropout: float = 0.0
+    world: FusionWorld,
+    count: int,
+    chunks: ChunkConfig,
+    wrong: MisregistrationConfig,
+    rng: np.random.Generator,
+    feature_dim: int,
+    prior_dropout: float = 0.0,
 ) -> list[SafnetChunk]:
     """``count`` chunks of ``world``: columns around random voxels, ``chunks.points`` voxels
     each, their chosen views disturbed (``disturbed_views``, some dropped), with the world's
@@ -126,7 +132,7 @@ def training_chunks(
         chosen = [i for i in chosen if rng.random() >= wrong.drop_view]
         views, poses = disturbed_views([world.views[i] for i in chosen], wrong, rng)
         prior = world.prior if rng.random() >= prior_dropout else None
-        out.append(build_chunk(world.xyz, world.colour, world.labels, rows, views, poses, world.floor, chunks, rng, prior))
+        out.append(build_chunk(world.xyz, world.colour, world.labels, rows, views, poses, world.floor, chunks, rng, feature_dim, prior))
     return out
 
 
@@ -164,7 +170,7 @@ class SafnetRecipe(Recipe):
         rng = np.random.default_rng([config.seed, 12])
         if config.model.map_prior and any(world.prior is None for world in worlds):
             raise ValueError("model.map_prior needs worlds with the online map's classes (FusionWorld.prior)")
-        cut = (data.chunks_per_world, config.chunks, data.misregistration, rng, data.prior_dropout)
+        cut = (data.chunks_per_world, config.chunks, data.misregistration, rng, config.model.image_features, data.prior_dropout)
         self.chunks = [c for world in worlds for c in training_chunks(world, *cut)]
         self.world_names = [world.name for world in worlds]
         self.keyframes = sum(len(world.keyframes) for world in worlds)
