@@ -39,7 +39,7 @@ from .background_job import BackgroundJobs, JobStatus
 from .keyframes import Keyframe
 from .map_chunks import ChunkConfig, MapPrior, label_map, map_floor, plan_chunks
 from .map_region import MapSnapshot, snapshot_region
-from .view_features import ViewFeatures
+from .view_features import ViewFeatures, image_encoder_digest
 
 REFINE_TASK = "point_semantics"
 SHIPPED_SAFNET = "safnet_scannet20_synthetic.safetensors"
@@ -120,10 +120,17 @@ class RefineJobs(BackgroundJobs):
             model, card = load_checkpoint(path, voxel_map.label_space, task=REFINE_TASK, device=config.device)
             if card["model"] != "safnet":
                 raise ValueError(f"{path} holds a {card['model']!r} model; ~/refine_semantics runs safnet")
-            encoder_path = config.image_checkpoint or card.get("provenance", {}).get("image_encoder", "")
+            provenance = card.get("provenance", {})
+            encoder_path = config.image_checkpoint or provenance.get("image_encoder", "")
             if not encoder_path or not Path(encoder_path).is_file():
                 encoder_path = str(shipped_checkpoint(SHIPPED_IMAGE_ENCODER))  # the card's path is another machine's
             alster, _ = load_checkpoint(encoder_path, voxel_map.label_space, task="semantic_mapping", device=config.device)
+            trained_on, digest = provenance.get("image_encoder_digest"), image_encoder_digest(encoder_path)
+            if trained_on and trained_on != digest:
+                raise ValueError(
+                    f"{path} learnt on the image features of another 2D encoder (digest {trained_on}) than {encoder_path}'s "
+                    f"({digest}); set refine.image_checkpoint to the ALSTER checkpoint it was trained with"
+                )
             if alster.encoder2d.feature_dim != model.config.image_features:
                 width = alster.encoder2d.feature_dim
                 raise ValueError(f"{encoder_path}'s image features are {width} wide; SAFNet takes {model.config.image_features}")

@@ -14,6 +14,9 @@ view (a misregistered pose) without running the encoder again.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,12 +26,25 @@ from ..core.camera import CameraIntrinsics
 from ..core.frame import RGBDFrame
 from ..core.geometry import backproject, transform_points
 from ..core.labels import LabelSpace
+from ..core.tensor_file import CHECKSUM_KEY, read_metadata
 from ..nets.encoder2d import Encoder2D
 from .gravity import GravityConfig, GravityReference
 from .network_input import network_image
 
 STRIDE = 4
 """Output stride of the encoder's features."""
+
+
+def image_encoder_digest(checkpoint: str | os.PathLike) -> str:
+    """A short digest of the 2D encoder weights in an ALSTER checkpoint, from the per-tensor
+    checksums in its metadata (no weights read; a card updated with new metrics keeps it).
+    A fusion model records the digest of the encoder whose features it learnt on, so a
+    different encoder is refused instead of giving features it never saw."""
+    checksums = json.loads(read_metadata(checkpoint).get(CHECKSUM_KEY, "{}"))
+    encoder = sorted((name, crc) for name, crc in checksums.items() if name.startswith("encoder2d."))
+    if not encoder:
+        raise ValueError(f"{checkpoint} holds no 2D encoder weights")
+    return hashlib.sha256(json.dumps(encoder).encode()).hexdigest()[:16]
 
 
 @dataclass

@@ -23,3 +23,9 @@ def test_ablation_runs_variants_resumes_and_tabulates(tmp_path, bench_script, ca
     stamp = (tmp_path / "full_seed0" / "result.json").stat().st_mtime
     assert bench.main(argv) == 0
     assert (tmp_path / "full_seed0" / "result.json").stat().st_mtime == stamp
+    # A trained checkpoint is scored the same way, and --record writes the scores into its card.
+    checkpoint = tmp_path / "full_seed0" / "model.safetensors"
+    assert bench.main(["--out", str(tmp_path), "--eval-worlds", "3", "--checkpoint", str(checkpoint), "--record"]) == 0
+    card = json.loads((tmp_path / "full_seed0" / "model.json").read_text())
+    recorded = card["metrics"]["held_out_synthetic"]
+    assert recorded["worlds"] == [3] and 0 <= recorded["clean"] <= 1 and 0 <= recorded["misregistered"] <= 1

@@ -7,10 +7,12 @@ import pytest
 
 from alster_mapping.core.config import apply_overrides
 from alster_mapping.map.map_file import load_map
+from alster_mapping.nets.checkpoint import update_card
 from alster_mapping.pipeline import refine_job
 from alster_mapping.pipeline.background_job import JobBusy
 from alster_mapping.pipeline.keyframes import KeyframeStore, keyframe_file
 from alster_mapping.pipeline.refine_job import RefineJobConfig, RefineJobs
+from alster_mapping.pipeline.view_features import image_encoder_digest
 
 SHIPPED_ALSTER = refine_job.shipped_checkpoint(refine_job.SHIPPED_IMAGE_ENCODER)
 
@@ -97,3 +99,16 @@ def test_a_checkpoint_of_another_model_fails_the_job(setup):
     jobs.start(voxel_map, keyframes, dataclasses.replace(config, checkpoint=str(SHIPPED_ALSTER)))
     status = jobs.wait(60)
     assert status.state == "failed" and "semantic_mapping" in status.message
+
+
+def test_a_safnet_trained_on_another_image_encoder_is_refused(setup, tmp_path):
+    voxel_map, keyframes, config = setup
+    other = tmp_path / "safnet.safetensors"
+    other.write_bytes(open(config.checkpoint, "rb").read())
+    (tmp_path / "safnet.json").write_text(open(config.checkpoint.replace(".safetensors", ".json")).read())
+    update_card(other, provenance={"image_encoder_digest": "0123456789abcdef"})
+    jobs = RefineJobs()
+    jobs.start(voxel_map, keyframes, dataclasses.replace(config, checkpoint=str(other)))
+    status = jobs.wait(60)
+    assert status.state == "failed" and "another 2D encoder (digest 0123456789abcdef)" in status.message
+    assert image_encoder_digest(SHIPPED_ALSTER) in status.message

@@ -34,7 +34,7 @@ from ...nets.shipped import shipped_checkpoint
 from ...pipeline.keyframes import select_views
 from ...pipeline.map_chunks import ChunkConfig, build_chunk, perturb_pose
 from ...pipeline.refine_job import SHIPPED_IMAGE_ENCODER
-from ...pipeline.view_features import ViewPoints
+from ...pipeline.view_features import ViewPoints, image_encoder_digest
 from ..recipe import RECIPES, Phase, Recipe, RecipeConfig
 from .fusion_worlds import FusionWorld, image_encoder, synthetic_world
 
@@ -200,4 +200,5 @@ class SafnetRecipe(Recipe):
             "chunks": len(self.chunks),
             "keyframes": self.keyframes,
             "image_encoder": self.image_checkpoint,
+            "image_encoder_digest": image_encoder_digest(self.image_checkpoint) if self.image_checkpoint else None,
         }
