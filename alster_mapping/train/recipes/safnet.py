@@ -67,7 +67,7 @@ class SafnetDataConfig:
     voxel_size: float = param(0.04, "voxel edge of the fused maps [m] (the mapper's default)", min=0.005, max=1.0)
     chunks_per_world: int = param(40, "training chunks cut from each world", min=1, max=100000)
     image_checkpoint: str = param(
-        "", "ALSTER checkpoint whose frozen 2D encoder gives the image features, and whose online map the prior ('' = the shipped model)"
+        "", "ALSTER checkpoint whose frozen 2D encoder gives the image features and whose online map gives the prior ('' = the shipped one)"
     )
     prior_dropout: float = param(
         0.2, "model.map_prior: chance that a training chunk's map classes are hidden (a map without labels yet)", min=0.0, max=1.0
