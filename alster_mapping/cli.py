@@ -35,14 +35,13 @@ from .core.labels import LabelSpace
 from .map.export import export_ply, project_labels, render_png, save_png
 from .map.map_file import load_map, save_map
 from .map.voxel_map import SemanticVoxelMap
-from .nets.shipped import shipped_checkpoint
+from .nets.shipped import shipped_alster_checkpoint
 from .pipeline.keyframes import KeyframeStore, keyframe_file
 from .pipeline.label_fusion import LabelFusion
 from .pipeline.mapping_config import MappingConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DEMO_DATA = REPO_ROOT.parent / "shared" / "data" / "label-fusion" / "frames"
-MODEL_NAME = "alster_scannet20_synthetic.safetensors"
 # The demo's world: a seed below 1000, never used for training (TrainDataConfig.seeds).
 DEMO_SEED = 7
 DEMO_FRAMES = 120
@@ -50,7 +49,7 @@ DEMO_FRAMES = 120
 
 def shipped_model() -> Path:
     """The ALSTER model trained on synthetic worlds that ships with the package."""
-    return shipped_checkpoint(MODEL_NAME)
+    return shipped_alster_checkpoint()
 
 
 DEFAULT_MODEL = shipped_model()
@@ -307,12 +306,38 @@ def _instance_checkpoint(model: str) -> Path:
     return shipped_instance_checkpoint(model) if model in INSTANCE_MODELS else Path(model)
 
 
+def _map_first(args: argparse.Namespace, mapping: MappingConfig, path: Path, on_mapped=None) -> tuple:
+    """Map the sequence ``args.source`` as the node would and save the map to ``path``;
+    returns (the sequence, the map's path). on_mapped: as ``eval.evaluate.replay``."""
+    from .eval.evaluate import replay
+    from .pipeline.online_mapper import OnlineMapper
+
+    (sequence,) = _sequences(args, [args.source])
+    mapper = OnlineMapper(mapping)
+    result = replay(sequence, mapper, stages=False, progress=True, on_mapped=on_mapped)
+    print(f"{sequence.name}: {result.describe()}")
+    result.require_voxels()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return sequence, save_map(mapper.map, path)
+
+
+def _ground_truth(args: argparse.Namespace, sequence):
+    """The ground truth to score against: ``--gt``'s sequence, else that of the mapped
+    ``sequence`` (None when it has none, or when there is neither)."""
+    if not args.gt and sequence is None:
+        return None
+    if args.gt:
+        (sequence,) = _sequences(args, [args.gt])
+    truth = sequence.ground_truth()
+    if truth is None and args.gt:
+        raise ValueError(f"{args.gt}: no ground-truth points to score against")
+    return truth
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
     """Instances of a map file, or of a sequence mapped first, with ASIS / BAN: PLY, objects, PNG, metrics."""
-    from .eval.evaluate import replay
     from .eval.segment import segment_map
     from .pipeline.instance_segmentation import InstanceSegmentationConfig
-    from .pipeline.online_mapper import OnlineMapper
 
     config = apply_overrides(InstanceSegmentationConfig(), args.set or [])
     map_path, sequence = Path(args.source), None
@@ -320,21 +345,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
         raise ValueError(f"map file not found: {map_path}")
     if not map_path.is_file():
         # A sequence: map it first as the node would (the shipped ALSTER model by default).
-        (sequence,) = _sequences(args, [args.source])
         mapping = _with_model(load_yaml(MappingConfig, args.config) if args.config else MappingConfig(), None)
-        mapper = OnlineMapper(mapping)
-        result = replay(sequence, mapper, stages=False, progress=True)
-        print(f"{sequence.name}: {result.describe()}")
-        result.require_voxels()
-        args.out.mkdir(parents=True, exist_ok=True)
-        map_path = save_map(mapper.map, args.out / "map.safetensors")
-    truth = None
-    if args.gt or sequence is not None:
-        if args.gt:
-            (sequence,) = _sequences(args, [args.gt])
-        truth = sequence.ground_truth()
-        if truth is None and args.gt:
-            raise ValueError(f"{args.gt}: no ground-truth points to score against")
+        sequence, map_path = _map_first(args, mapping, args.out / "map.safetensors")
+    truth = _ground_truth(args, sequence)
     summary = segment_map(map_path, _instance_checkpoint(args.model), args.out, truth, config)
     print(f"{summary['objects']} objects in {summary['voxels']} voxels ({summary['model']}, {summary['seconds']:.1f} s)")
     if "metrics" in summary:
@@ -348,9 +361,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 def cmd_refine(args: argparse.Namespace) -> int:
     """A map relabelled by SAFNet from keyframes: refined map, PLY, before/after PNGs, summary (and scores)."""
-    from .eval.evaluate import replay
     from .eval.refine import map_keyframes, refine_map, sequence_keyframes
-    from .pipeline.online_mapper import OnlineMapper
 
     mapping = _with_model(load_yaml(MappingConfig, args.config) if args.config else MappingConfig(), None)
     config = apply_overrides(mapping.refine, args.set or [])
@@ -362,12 +373,10 @@ def cmd_refine(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     if not map_path.is_file():
         # A sequence: map it first as the node would, keeping its keyframes.
-        (sequence,) = _sequences(args, [args.source])
-        mapper, store = OnlineMapper(mapping), KeyframeStore(mapping.keyframes)
-        result = replay(sequence, mapper, stages=False, progress=True, on_mapped=store.consider)
-        print(f"{sequence.name}: {result.describe()}; {len(store)} keyframes")
-        result.require_voxels()
-        map_path, keyframes = save_map(mapper.map, args.out / "online_map.safetensors"), store.keyframes()
+        store = KeyframeStore(mapping.keyframes)
+        sequence, map_path = _map_first(args, mapping, args.out / "online_map.safetensors", store.consider)
+        keyframes = store.keyframes()
+        print(f"{len(keyframes)} keyframes")
     if args.keyframe_sequence:
         (frames,) = _sequences(args, [args.keyframe_sequence])
         keyframes = sequence_keyframes(frames, mapping.keyframes)
@@ -376,13 +385,7 @@ def cmd_refine(args: argparse.Namespace) -> int:
         keyframes, skipped = map_keyframes(map_path)
         if skipped:
             print(f"skipped {sum(skipped.values())} invalid keyframes: {skipped}", file=sys.stderr)
-    truth = None
-    if args.gt or sequence is not None:
-        if args.gt:
-            (sequence,) = _sequences(args, [args.gt])
-        truth = sequence.ground_truth()
-        if truth is None and args.gt:
-            raise ValueError(f"{args.gt}: no ground-truth points to score against")
+    truth = _ground_truth(args, sequence)
     summary = refine_map(map_path, keyframes, args.out, config, truth)
     print(summary["message"] + f" in {summary['seconds']:.1f} s")
     if "after" in summary:

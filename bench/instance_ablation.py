@@ -30,6 +30,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
+from ablation_runs import mean_std, run_seed_major, write_report
 
 from alster_mapping.core.atomic_file import write_text_atomic
 from alster_mapping.core.config import apply_overrides
@@ -145,10 +146,8 @@ def summarise(results: list[dict]) -> dict:
             continue
         row = {"seeds": [r["seed"] for r in runs]}
         for part, key in COLUMNS:
-            values = np.array([r["model"][part][key] for r in runs], float)
-            row[key] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
-        cc = np.array([r["components"]["instance"]["mcov"] for r in runs], float)
-        row["components_mcov"] = {"mean": float(cc.mean()), "std": float(cc.std(ddof=1)) if len(cc) > 1 else 0.0}
+            row[key] = mean_std(r["model"][part][key] for r in runs)
+        row["components_mcov"] = mean_std(r["components"]["instance"]["mcov"] for r in runs)
         row["train_minutes"] = float(np.mean([r["train_seconds"] for r in runs]) / 60)
         table[variant] = row
     return table
@@ -186,24 +185,20 @@ def main(argv: list[str] | None = None) -> int:
             cache[key] = held_out_scenes(worlds, data)
         return cache[key]
 
-    results = []
-    for seed in args.seeds:
-        for variant in variants:
-            start = time.perf_counter()
-            result = run_one(args.out, variant, seed, args.steps, scenes_for, command, args.set or [])
-            results.append(result)
-            m = result["model"]
-            print(
-                f"{variant} seed {seed}: mIoU {m['semantic']['miou']:.3f} mCov {m['instance']['mcov']:.3f} "
-                f"mWCov {m['instance']['mwcov']:.3f} (components {result['components']['instance']['mcov']:.3f}) "
-                f"[{time.perf_counter() - start:.0f} s]",
-                flush=True,
-            )
+    def describe(result: dict) -> str:
+        m = result["model"]
+        return (
+            f"mIoU {m['semantic']['miou']:.3f} mCov {m['instance']['mcov']:.3f} "
+            f"mWCov {m['instance']['mwcov']:.3f} (components {result['components']['instance']['mcov']:.3f})"
+        )
+
+    results = run_seed_major(
+        args.seeds, variants, lambda variant, seed: run_one(args.out, variant, seed, args.steps, scenes_for, command, args.set or []), describe
+    )
     table = summarise(results)
     print_table(table)
     report = {"command": command, "steps": args.steps, "eval_worlds": worlds, "table": table, "runs": results}
-    write_text_atomic(args.out / "instance_ablation.json", json.dumps(report, indent=2))
-    print(f"wrote {args.out / 'instance_ablation.json'}")
+    write_report(args.out, "instance_ablation.json", report)
     return 0
 
 

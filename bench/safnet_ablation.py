@@ -36,12 +36,12 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
+from ablation_runs import mean_std, run_seed_major, write_report
 
 from alster_mapping.core.atomic_file import write_text_atomic
 from alster_mapping.core.config import apply_overrides
@@ -124,8 +124,7 @@ def score_checkpoint(args: argparse.Namespace, command: str) -> int:
     print(f"| SAFNet ({config.model.variant_name}{', map prior' if config.model.map_prior else ''}) | {100 * refined[0]:.1f} | "
           f"{100 * refined[1]:.1f} | {rows['clean']['seconds_per_world']:.1f} |")
     report = {"command": command, "checkpoint": str(args.checkpoint), "worlds": args.worlds, "style": args.eval_style, **rows}
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.out / "safnet_checkpoint.json", json.dumps(report, indent=2))
+    write_report(args.out, "safnet_checkpoint.json", report)
     if args.record:
         summary = {key: (value["miou"] if isinstance(value, dict) else value) for key, value in rows.items()}
         update_card(args.checkpoint, metrics={"held_out_synthetic": {"command": command, "worlds": args.worlds, "style": args.eval_style, **summary}})
@@ -134,16 +133,12 @@ def score_checkpoint(args: argparse.Namespace, command: str) -> int:
 
 
 def summarise(results: list[dict]) -> dict:
-    def stats(values: list[float]) -> dict:
-        array = np.array(values, float)
-        return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0}
-
     table = {}
     for variant in VARIANTS:
         runs = [r for r in results if r["variant"] == variant]
         if runs:
             row = {"seeds": [r["seed"] for r in runs], "train_minutes": float(np.mean([r["train_seconds"] for r in runs]) / 60)}
-            table[variant] = {**row, **{c: stats([r["miou"][c] for r in runs]) for c in CONDITIONS}}
+            table[variant] = {**row, **{c: mean_std(r["miou"][c] for r in runs) for c in CONDITIONS}}
     return table
 
 
@@ -176,19 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     command = "python " + " ".join(sys.argv)
     if args.checkpoint:
         return score_checkpoint(args, command)
-    results = []
-    for seed in args.seeds:
-        for variant in variants:
-            start = time.perf_counter()
-            result = run_one(args.out, variant, seed, args, command)
-            results.append(result)
-            cells = ", ".join(f"{c} {v:.3f}" for c, v in result["miou"].items())
-            print(f"{variant} seed {seed}: mIoU {cells} [{time.perf_counter() - start:.0f} s]", flush=True)
+    results = run_seed_major(
+        args.seeds,
+        variants,
+        lambda variant, seed: run_one(args.out, variant, seed, args, command),
+        lambda result: "mIoU " + ", ".join(f"{c} {v:.3f}" for c, v in result["miou"].items()),
+    )
     table = summarise(results)
     print_table(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.out / "safnet_ablation.json", json.dumps({"command": command, "table": table, "runs": results}, indent=2))
-    print(f"wrote {args.out / 'safnet_ablation.json'}")
+    write_report(args.out, "safnet_ablation.json", {"command": command, "table": table, "runs": results})
     return 0
 
 

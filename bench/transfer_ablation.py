@@ -30,12 +30,12 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
+from ablation_runs import mean_std, run_seed_major, write_report
 
 from alster_mapping.core.atomic_file import write_text_atomic
 from alster_mapping.core.config import apply_overrides
@@ -98,10 +98,6 @@ def run_one(out: Path, variant: str, seed: int, args: argparse.Namespace, comman
 
 
 def summarise(results: list[dict], styles: list[str]) -> dict:
-    def stats(values: list[float]) -> dict:
-        array = np.array(values, float)
-        return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0}
-
     table = {}
     for variant in VARIANTS:
         runs = [r for r in results if r["variant"] == variant]
@@ -109,9 +105,9 @@ def summarise(results: list[dict], styles: list[str]) -> dict:
             continue
         row = {"seeds": [r["seed"] for r in runs], "train_minutes": float(np.mean([r["train_seconds"] for r in runs]) / 60)}
         for style in styles:
-            row[style] = stats([r["miou"][style] for r in runs])
+            row[style] = mean_std(r["miou"][style] for r in runs)
         drops = [r["drop_to_shifted"] for r in runs if r["drop_to_shifted"] is not None]
-        row["drop_to_shifted"] = stats(drops) if drops else None
+        row["drop_to_shifted"] = mean_std(drops) if drops else None
         table[variant] = row
     return table
 
@@ -150,19 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     if set(args.styles) - set(STYLES) or "shifted" not in args.styles:
         parser.error(f"--styles: a subset of {', '.join(STYLES)} that includes shifted")
     command = "python " + " ".join(sys.argv)
-    results = []
-    for seed in args.seeds:
-        for variant in variants:
-            start = time.perf_counter()
-            result = run_one(args.out, variant, seed, args, command)
-            results.append(result)
-            cells = ", ".join(f"{style} {value:.3f}" for style, value in result["miou"].items())
-            print(f"{variant} seed {seed}: mIoU {cells} [{time.perf_counter() - start:.0f} s]", flush=True)
+    results = run_seed_major(
+        args.seeds,
+        variants,
+        lambda variant, seed: run_one(args.out, variant, seed, args, command),
+        lambda result: "mIoU " + ", ".join(f"{style} {value:.3f}" for style, value in result["miou"].items()),
+    )
     table = summarise(results, args.styles)
     print_table(table, args.styles)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.out / "transfer_ablation.json", json.dumps({"command": command, "table": table, "runs": results}, indent=2))
-    print(f"wrote {args.out / 'transfer_ablation.json'}")
+    write_report(args.out, "transfer_ablation.json", {"command": command, "table": table, "runs": results})
     return 0
 
 

@@ -102,6 +102,18 @@ class CameraIntrinsics:
             int(height),
         )
 
+    def subsampled(self, factor: int, offset: int = 0) -> CameraIntrinsics:
+        """Intrinsics of the image of every factor-th pixel from pixel ``offset`` on, in each
+        direction (``image[offset::factor, offset::factor]``): pixel u of the new image is
+        pixel factor*u + offset, and its ray is exactly that pixel's. (``downscaled`` is the
+        grid of block centres, for images averaged over blocks.)"""
+        f, o = int(factor), int(offset)
+        if f < 1 or not 0 <= o < f:
+            raise ValueError(f"subsampling needs factor >= 1 and 0 <= offset < factor, got {factor}, {offset}")
+        return CameraIntrinsics(
+            self.fx / f, self.fy / f, (self.cx - o) / f, (self.cy - o) / f, -(-(self.width - o) // f), -(-(self.height - o) // f)
+        )
+
     def downscaled(self, factor: int) -> CameraIntrinsics:
         """Intrinsics of the grid of factor x factor pixel blocks (``core.downscale``; the last partial blocks cut).
 

@@ -24,7 +24,7 @@ from ..core.samples import PointBlock
 from ..map.export import export_ply, render_png
 from ..map.map_file import load_map, save_map
 from ..map.voxel_map import SemanticVoxelMap
-from ..pipeline.keyframes import Keyframe, KeyframeConfig, KeyframeStore, keyframe_file
+from ..pipeline.keyframes import Keyframe, KeyframeConfig, KeyframeStore, keyframe_file, load_keyframes, save_keyframes
 from ..pipeline.refine_job import RefineJobConfig, RefineJobs
 from .metrics import evaluate_points, transfer_labels
 
@@ -67,10 +67,7 @@ def refine_map(
     if status.state != "done":
         raise ValueError(f"refinement {status.state}: {status.message}")
     save_map(voxel_map, out / "map.safetensors")
-    store = KeyframeStore(KeyframeConfig(max_count=max(len(keyframes), 1), max_megabytes=1e6))  # all of them, as given
-    for keyframe in keyframes:
-        store.add(keyframe)
-    store.save(keyframe_file(out / "map.safetensors"))
+    save_keyframes(keyframes, keyframe_file(out / "map.safetensors"))
     outputs += ["map.safetensors", "map.keyframes.safetensors"]
     export_ply(voxel_map, out / "map_labels.ply", color_by="label")
     outputs.append("map_labels.ply")
@@ -95,9 +92,7 @@ def map_keyframes(map_path: Path) -> tuple[list[Keyframe], dict[str, int]]:
     path = keyframe_file(map_path)
     if not path.is_file():
         raise ValueError(f"{map_path} has no keyframes beside it ({path.name}); pass --frames SEQUENCE")
-    store = KeyframeStore(KeyframeConfig(max_count=100000, max_megabytes=1e6))  # every saved keyframe
-    skipped = store.load(path)
-    return store.keyframes(), skipped
+    return load_keyframes(path)
 
 
 def sequence_keyframes(sequence, config: KeyframeConfig) -> list[Keyframe]:

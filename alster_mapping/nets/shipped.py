@@ -25,3 +25,13 @@ def shipped_checkpoint(file_name: str) -> Path:
 def shipped_instance_checkpoint(model: str) -> Path:
     """The shipped checkpoint of an instance model (``asis`` or ``ban``)."""
     return shipped_checkpoint(f"{model}_scannet20_synthetic.safetensors")
+
+
+def shipped_alster_checkpoint() -> Path:
+    """The shipped ALSTER model (trained on synthetic worlds); its 2D encoder is SAFNet's frozen image branch."""
+    return shipped_checkpoint("alster_scannet20_synthetic.safetensors")
+
+
+def shipped_safnet_checkpoint() -> Path:
+    """The shipped SAFNet, as ``~/refine_semantics`` and ``alster refine`` run it."""
+    return shipped_checkpoint("safnet_scannet20_synthetic.safetensors")

@@ -10,7 +10,8 @@ keyframe goes first: the one that alone covers the fewest cells (ties: the oldes
 A keyframe keeps colour (uint8) and depth in millimetres (uint16, 0 = none): 320x240 is
 230 + 154 kB, so the default budget of 64 MB holds about 170 such keyframes, or 40 at
 640x480. ``select_views`` is the paper's view selection for a chunk of the map (SAFNet
-section IV-B-1: the view that covers the most not yet covered points, greedily).
+section IV-B-1: the view that covers the most not yet covered points, greedily), over
+``keyframe_visibility``, computed once per map.
 
 Thread-safety: the mapper adds keyframes while a refinement job reads a snapshot; both go
 through the store's lock, and a ``Keyframe`` is never changed after it is made.
@@ -26,11 +27,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import sparse
 
 from ..core.camera import CameraIntrinsics
 from ..core.config import param
 from ..core.frame import RGBDFrame
-from ..core.geometry import depth_to_points, pack_keys, seen_points, transform_points, valid_depth_mask, voxel_keys
+from ..core.geometry import backproject, pack_keys, seen_points, transform_points, voxel_keys
 from ..core.tensor_file import TensorFileError, read_tensor_file, write_tensor_file
 
 KEYFRAME_FORMAT = "alster_keyframes"
@@ -100,11 +102,7 @@ def coverage_cells(frame: RGBDFrame, cell_size: float, max_range: float, pixel_s
     """Sorted unique int64 packed codes of the ``cell_size`` [m] cells that every
     ``pixel_step``-th pixel of ``frame``'s valid depth (within ``max_range`` [m]) lies in."""
     depth = torch.from_numpy(np.ascontiguousarray(frame.depth[::pixel_step, ::pixel_step]))
-    k = frame.intrinsics
-    # Pixel u' of the subsampled image is pixel step * u' of the full one: scale the intrinsics.
-    sub = CameraIntrinsics(k.fx / pixel_step, k.fy / pixel_step, k.cx / pixel_step, k.cy / pixel_step, depth.shape[1], depth.shape[0])
-    mask = valid_depth_mask(depth, max_range)
-    points = depth_to_points(torch.where(mask, depth, torch.zeros_like(depth)), sub)[mask]
+    points, _ = backproject(depth, frame.intrinsics.subsampled(pixel_step), max_range)
     if len(points) == 0:
         return np.empty(0, np.int64)
     keys = voxel_keys(transform_points(frame.T_world_camera, points), cell_size)
@@ -169,8 +167,12 @@ class KeyframeStore:
             self._keyframes.append(keyframe)
             self.counts["added"] += 1
             self._evict_to_budget()
-            self._covered = np.unique(np.concatenate([k.cells for k in self._keyframes])) if self._keyframes else np.empty(0, np.int64)
+            self._recount()
             return any(k is keyframe for k in self._keyframes)
+
+    def _recount(self) -> None:
+        """The union of the kept keyframes' cells (call with the lock held)."""
+        self._covered = np.unique(np.concatenate([k.cells for k in self._keyframes])) if self._keyframes else np.empty(0, np.int64)
 
     def _evict_to_budget(self) -> None:
         budget = self.config.max_megabytes * 1e6
@@ -204,62 +206,74 @@ class KeyframeStore:
     # -- files --------------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the keyframes to ``path`` (safetensors, atomically)."""
-        keyframes = self.keyframes()
-        tensors: dict[str, torch.Tensor] = {}
-        for i, k in enumerate(keyframes):
-            tensors[f"{i}.color"] = torch.from_numpy(np.ascontiguousarray(k.color))
-            tensors[f"{i}.depth_mm"] = torch.from_numpy(np.ascontiguousarray(k.depth_mm))
-            tensors[f"{i}.pose"] = torch.from_numpy(np.ascontiguousarray(k.T_world_camera))
-            tensors[f"{i}.cells"] = torch.from_numpy(k.cells)
-        meta = {
-            "format": KEYFRAME_FORMAT,
-            "version": str(KEYFRAME_VERSION),
-            "keyframes": str(len(keyframes)),
-            "intrinsics": json.dumps([intrinsics_row(k.intrinsics) for k in keyframes]),
-            "stamps": json.dumps([k.stamp_ns for k in keyframes]),
-        }
-        return write_tensor_file(path, tensors, meta)
+        """Write the keyframes to ``path`` (``save_keyframes``)."""
+        return save_keyframes(self.keyframes(), path)
 
     def load(self, path: str | os.PathLike) -> dict[str, int]:
-        """Replace the keyframes with those in ``path``, evicting down to this store's budget.
-        A keyframe that does not validate (shapes, pose) is skipped; returns the skip counts
-        by reason. Raises ``TensorFileError`` for a file that is not a keyframe file."""
-        tensors, meta = read_tensor_file(path)
-        if meta.get("format") != KEYFRAME_FORMAT:
-            raise TensorFileError(f"{path} is not a keyframe file (format {meta.get('format')!r})")
-        if int(meta.get("version", "0")) > KEYFRAME_VERSION:
-            raise TensorFileError(f"{path} is keyframe format version {meta['version']}; this build reads up to {KEYFRAME_VERSION}")
-        try:
-            intrinsics, stamps = json.loads(meta["intrinsics"]), json.loads(meta["stamps"])
-            count = int(meta["keyframes"])
-        except (KeyError, ValueError) as exc:
-            raise TensorFileError(f"{path}: keyframe metadata unreadable: {exc}") from exc
-        loaded, skipped = [], {}
-        for i in range(count):
-            try:
-                if len(intrinsics) != count or len(stamps) != count:
-                    raise ValueError("metadata lists do not match the keyframe count")
-                depth = tensors[f"{i}.depth_mm"].numpy()
-                if depth.dtype != np.uint16:
-                    raise ValueError(f"depth must be uint16 millimetres, got {depth.dtype}")
-                frame = RGBDFrame(
-                    tensors[f"{i}.color"].numpy(),
-                    depth.astype(np.float32) / 1000.0,
-                    CameraIntrinsics(*intrinsics[i]),
-                    tensors[f"{i}.pose"].numpy(),
-                    int(stamps[i]),
-                )
-                cells = tensors[f"{i}.cells"].numpy().astype(np.int64)
-                loaded.append(Keyframe(frame.color, depth, frame.intrinsics, frame.T_world_camera, frame.stamp_ns, np.unique(cells)))
-            except (KeyError, ValueError, TypeError) as exc:
-                reason = type(exc).__name__ if isinstance(exc, KeyError) else str(exc).split(":")[0][:80]
-                skipped[reason] = skipped.get(reason, 0) + 1
+        """Replace the keyframes with those in ``path`` (``load_keyframes``), evicting down to
+        this store's budget; returns the invalid keyframes skipped, by reason. Raises
+        ``TensorFileError`` for a file that is not a keyframe file (the store is unchanged)."""
+        loaded, skipped = load_keyframes(path)
         with self._lock:
             self._keyframes = loaded
             self._evict_to_budget()
-            self._covered = np.unique(np.concatenate([k.cells for k in self._keyframes])) if self._keyframes else np.empty(0, np.int64)
+            self._recount()
         return skipped
+
+
+def save_keyframes(keyframes: list[Keyframe], path: str | os.PathLike) -> Path:
+    """Write ``keyframes`` to ``path`` (safetensors with checksums, atomically)."""
+    tensors: dict[str, torch.Tensor] = {}
+    for i, k in enumerate(keyframes):
+        tensors[f"{i}.color"] = torch.from_numpy(np.ascontiguousarray(k.color))
+        tensors[f"{i}.depth_mm"] = torch.from_numpy(np.ascontiguousarray(k.depth_mm))
+        tensors[f"{i}.pose"] = torch.from_numpy(np.ascontiguousarray(k.T_world_camera))
+        tensors[f"{i}.cells"] = torch.from_numpy(k.cells)
+    meta = {
+        "format": KEYFRAME_FORMAT,
+        "version": str(KEYFRAME_VERSION),
+        "keyframes": str(len(keyframes)),
+        "intrinsics": json.dumps([intrinsics_row(k.intrinsics) for k in keyframes]),
+        "stamps": json.dumps([k.stamp_ns for k in keyframes]),
+    }
+    return write_tensor_file(path, tensors, meta)
+
+
+def load_keyframes(path: str | os.PathLike) -> tuple[list[Keyframe], dict[str, int]]:
+    """Every keyframe in ``path``, and the skip counts by reason of those that do not
+    validate (shapes, depth type, pose). Raises ``TensorFileError`` for a file that is not
+    a keyframe file."""
+    tensors, meta = read_tensor_file(path)
+    if meta.get("format") != KEYFRAME_FORMAT:
+        raise TensorFileError(f"{path} is not a keyframe file (format {meta.get('format')!r})")
+    if int(meta.get("version", "0")) > KEYFRAME_VERSION:
+        raise TensorFileError(f"{path} is keyframe format version {meta['version']}; this build reads up to {KEYFRAME_VERSION}")
+    try:
+        intrinsics, stamps = json.loads(meta["intrinsics"]), json.loads(meta["stamps"])
+        count = int(meta["keyframes"])
+    except (KeyError, ValueError) as exc:
+        raise TensorFileError(f"{path}: keyframe metadata unreadable: {exc}") from exc
+    loaded, skipped = [], {}
+    for i in range(count):
+        try:
+            if len(intrinsics) != count or len(stamps) != count:
+                raise ValueError("metadata lists do not match the keyframe count")
+            depth = tensors[f"{i}.depth_mm"].numpy()
+            if depth.dtype != np.uint16:
+                raise ValueError(f"depth must be uint16 millimetres, got {depth.dtype}")
+            frame = RGBDFrame(  # validates the images, intrinsics and pose
+                tensors[f"{i}.color"].numpy(),
+                depth.astype(np.float32) / 1000.0,
+                CameraIntrinsics(*intrinsics[i]),
+                tensors[f"{i}.pose"].numpy(),
+                int(stamps[i]),
+            )
+            cells = np.unique(tensors[f"{i}.cells"].numpy().astype(np.int64))
+            loaded.append(Keyframe(frame.color, depth, frame.intrinsics, frame.T_world_camera, frame.stamp_ns, cells))
+        except (KeyError, ValueError, TypeError) as exc:
+            reason = type(exc).__name__ if isinstance(exc, KeyError) else str(exc).split(":")[0][:80]
+            skipped[reason] = skipped.get(reason, 0) + 1
+    return loaded, skipped
 
 
 def keyframe_file(map_path: str | os.PathLike) -> Path:
@@ -268,23 +282,42 @@ def keyframe_file(map_path: str | os.PathLike) -> Path:
     return path.with_name(path.name.removesuffix(".safetensors") + ".keyframes.safetensors")
 
 
-def select_views(
-    points: np.ndarray, keyframes: list[Keyframe], count: int, max_range: float = 3.0, tolerance: float = 0.05
-) -> tuple[list[int], np.ndarray]:
-    """The views of a chunk (SAFNet section IV-B-1): repeatedly the keyframe that observes
-    the most of ``points`` (N, 3) [m] not observed by those chosen so far, until ``count``
-    are chosen or no keyframe adds a point. Observed: ``geometry.seen_points`` (in view,
-    within ``max_range`` [m], not hidden). Returns (keyframe indices in the order chosen,
-    (N,) bool of the points they observe)."""
+def keyframe_visibility(points: np.ndarray, keyframes: list[Keyframe], max_range: float = 3.0, tolerance: float = 0.05) -> sparse.csc_array:
+    """Which keyframe observes which of ``points`` (N, 3) [m] (``geometry.seen_points``: in
+    view, within ``max_range`` [m], not hidden): a sparse (K, N) bool matrix, columns
+    sliceable, computed once per map so that each chunk's choice only reads its columns (a
+    point lies in about nine chunks at test, and is seen by a few keyframes)."""
     points = np.asarray(points, np.float64)
-    seen = [seen_points(points, k.depth, k.intrinsics, k.T_world_camera, max_range, tolerance) for k in keyframes]
-    covered = np.zeros(len(points), bool)
+    rows, columns = [], []
+    for index, k in enumerate(keyframes):
+        seen = np.flatnonzero(seen_points(points, k.depth, k.intrinsics, k.T_world_camera, max_range, tolerance))
+        rows.append(np.full(len(seen), index))
+        columns.append(seen)
+    row, column = (np.concatenate(parts) if parts else np.empty(0, np.int64) for parts in (rows, columns))
+    return sparse.csc_array((np.ones(len(row), bool), (row, column)), shape=(len(keyframes), len(points)))
+
+
+def greedy_views(seen: np.ndarray, count: int) -> tuple[list[int], np.ndarray]:
+    """The views of a chunk (SAFNet section IV-B-1): repeatedly the keyframe that observes
+    the most points not observed by those chosen so far, until ``count`` are chosen or no
+    keyframe adds a point. seen: (K, N) bool, which keyframe observes which point. Returns
+    (keyframe indices in the order chosen, (N,) bool of the points they observe)."""
+    seen = np.asarray(seen, bool)
+    covered = np.zeros(seen.shape[1], bool)
     chosen: list[int] = []
-    while len(chosen) < count:
-        gains = [-1 if i in chosen else int((mask & ~covered).sum()) for i, mask in enumerate(seen)]
-        if not gains or max(gains) <= 0:
+    while len(chosen) < count and len(seen):
+        gains = (seen & ~covered).sum(1)
+        gains[chosen] = -1
+        best = int(np.argmax(gains))  # the first of ties
+        if gains[best] <= 0:
             break
-        best = int(np.argmax(gains))
         chosen.append(best)
         covered |= seen[best]
     return chosen, covered
+
+
+def select_views(
+    points: np.ndarray, keyframes: list[Keyframe], count: int, max_range: float = 3.0, tolerance: float = 0.05
+) -> tuple[list[int], np.ndarray]:
+    """``greedy_views`` of ``points`` (N, 3) [m] among ``keyframes`` (``keyframe_visibility``)."""
+    return greedy_views(keyframe_visibility(points, keyframes, max_range, tolerance).toarray(), count)

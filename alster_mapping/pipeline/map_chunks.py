@@ -6,7 +6,7 @@ A chunk is a ``size`` x ``size`` [m] column of the map's floor plan (the paper: 
 1.5 m x 3 m; indoor maps are under 3 m tall, so a column is the whole height). Its points
 are ``points`` voxels (sampled without replacement when the column has more, repeated when
 fewer), in a frame centred on the column with the floor at z = 0. Its views are the
-``views`` keyframes chosen greedily for coverage (``keyframes.select_views``); their
+``views`` keyframes chosen greedily for coverage (``keyframes.greedy_views``); their
 feature cells within ``radius`` of the column's box are its Q (at most ``image_points``,
 sampled). At test time columns step by ``stride`` and every voxel's label is the majority
 of its votes over the chunks that hold it (the paper's sliding window); a column with
@@ -26,7 +26,7 @@ from scipy.spatial.transform import Rotation
 from ..core.config import param
 from ..core.geometry import block_columns
 from ..nets.safnet.inputs import SafnetChunk, make_chunk, stack_chunks
-from .keyframes import Keyframe, select_views
+from .keyframes import Keyframe, greedy_views, keyframe_visibility
 from .view_features import ViewPoints
 
 
@@ -182,13 +182,15 @@ class ChunkPlan:
 
 def plan_chunks(xyz: np.ndarray, keyframes: list[Keyframe], config: ChunkConfig) -> ChunkPlan:
     """Tile the map voxels xyz (V, 3) [m] with ``config.size`` columns every ``config.stride``
-    and choose each column's keyframes (``select_views``). Columns with fewer than
+    and choose each column's keyframes (``greedy_views`` over the keyframes' visibility of
+    every voxel, computed once). Columns with fewer than
     ``config.min_points`` voxels are left out."""
     columns, unseen = [], []
+    visible = keyframe_visibility(xyz, keyframes, config.max_range)
     for _, rows in block_columns(xyz[:, :2], config.size, config.stride):
         if len(rows) < config.min_points:
             continue
-        chosen, _ = select_views(xyz[rows], keyframes, config.views, config.max_range)
+        chosen, _ = greedy_views(visible[:, rows].toarray(), config.views)
         (columns.append((rows, chosen)) if chosen else unseen.append(rows))
     return ChunkPlan(columns, unseen)
 

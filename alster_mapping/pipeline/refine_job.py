@@ -34,7 +34,7 @@ import torch
 from ..core.config import param, section
 from ..map.voxel_map import SemanticVoxelMap
 from ..nets.checkpoint import load_checkpoint
-from ..nets.shipped import shipped_checkpoint
+from ..nets.shipped import shipped_alster_checkpoint, shipped_safnet_checkpoint
 from .background_job import BackgroundJobs, JobStatus
 from .keyframes import Keyframe
 from .map_chunks import ChunkConfig, MapPrior, label_map, map_floor, plan_chunks
@@ -42,15 +42,13 @@ from .map_region import MapSnapshot, snapshot_region
 from .view_features import ViewFeatures, image_encoder_digest
 
 REFINE_TASK = "point_semantics"
-SHIPPED_SAFNET = "safnet_scannet20_synthetic.safetensors"
-SHIPPED_IMAGE_ENCODER = "alster_scannet20_synthetic.safetensors"
 
 
 @dataclass
 class RefineJobConfig:
     """``refine.*``: how ``~/refine_semantics`` relabels the map (read at each request)."""
 
-    checkpoint: str = param("", f"SAFNet checkpoint ('' = the shipped models/{SHIPPED_SAFNET})")
+    checkpoint: str = param("", "SAFNet checkpoint ('' = the shipped models/safnet_scannet20_synthetic.safetensors)")
     image_checkpoint: str = param(
         "", "ALSTER checkpoint whose 2D encoder gives SAFNet's image features ('' = the one SAFNet's card names, else the shipped model)"
     )
@@ -114,7 +112,7 @@ class RefineJobs(BackgroundJobs):
         """SAFNet and its image encoder as ``config`` names them, loaded once per
         (checkpoints, device). Raises ValueError (``CheckpointError``) for a missing file or
         a checkpoint of another model, task or label space."""
-        path = Path(config.checkpoint).expanduser() if config.checkpoint else shipped_checkpoint(SHIPPED_SAFNET)
+        path = Path(config.checkpoint).expanduser() if config.checkpoint else shipped_safnet_checkpoint()
         key = (str(path), config.image_checkpoint, config.device, voxel_map.label_space.name)
         if self._models is None or self._models[0] != key:
             model, card = load_checkpoint(path, voxel_map.label_space, task=REFINE_TASK, device=config.device)
@@ -123,7 +121,7 @@ class RefineJobs(BackgroundJobs):
             provenance = card.get("provenance", {})
             encoder_path = config.image_checkpoint or provenance.get("image_encoder", "")
             if not encoder_path or not Path(encoder_path).is_file():
-                encoder_path = str(shipped_checkpoint(SHIPPED_IMAGE_ENCODER))  # the card's path is another machine's
+                encoder_path = str(shipped_alster_checkpoint())  # the card's path is another machine's
             alster, _ = load_checkpoint(encoder_path, voxel_map.label_space, task="semantic_mapping", device=config.device)
             trained_on, digest = provenance.get("image_encoder_digest"), image_encoder_digest(encoder_path)
             if trained_on and trained_on != digest:

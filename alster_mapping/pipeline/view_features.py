@@ -4,9 +4,9 @@ back-projected to 3D (SAFNet section III-A: "pixels with features are back-proje
 
 The encoder is the project's own (``nets.encoder2d.Encoder2D`` of an ALSTER checkpoint,
 trained on 2D labels first and then frozen, as SAFNet freezes its CNN). Its features come
-at stride 4; each feature cell is back-projected with the depth at the pixel nearest its
-centre, so a 320x240 view gives up to 80x60 points (SAFNet resizes its views to 160x120
-for the same reason: memory).
+at stride 4; each feature cell is back-projected with the depth pixel nearest its centre
+(exact rays: ``CameraIntrinsics.subsampled``), so a 320x240 view gives up to 80x60 points (SAFNet resizes its views to 160x120 for the same
+reason: memory).
 
 Points are kept in the camera frame with the view's pose, so a training run can move a
 view (a misregistered pose) without running the encoder again.
@@ -14,6 +14,7 @@ view (a misregistered pose) without running the encoder again.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..core.camera import CameraIntrinsics
 from ..core.frame import RGBDFrame
 from ..core.geometry import backproject, transform_points
 from ..core.labels import LabelSpace
@@ -65,13 +65,6 @@ class ViewPoints:
         return transform_points(T, torch.from_numpy(self.camera_xyz)).numpy()
 
 
-def cell_intrinsics(intrinsics: CameraIntrinsics, rows: int, cols: int) -> CameraIntrinsics:
-    """Intrinsics of the image made of every STRIDE-th pixel from pixel STRIDE // 2 on
-    (pixel u' of it is pixel STRIDE u' + STRIDE // 2 of the full image)."""
-    s, o = STRIDE, STRIDE // 2
-    return CameraIntrinsics(intrinsics.fx / s, intrinsics.fy / s, (intrinsics.cx - o) / s, (intrinsics.cy - o) / s, cols, rows)
-
-
 class ViewFeatures:
     """Runs a frozen 2D encoder on views and back-projects its features.
 
@@ -112,10 +105,10 @@ class ViewFeatures:
         image, _ = network_image(frame, self.inputs, self.gravity, self.max_range, device)
         features, _ = self.encoder.forward_stride4(image)
         features = features[0].float().cpu()  # (D, h, w)
-        depth = frame.depth[STRIDE // 2 :: STRIDE, STRIDE // 2 :: STRIDE]
-        rows, cols = min(depth.shape[0], features.shape[1]), min(depth.shape[1], features.shape[2])
-        depth = np.ascontiguousarray(depth[:rows, :cols])
-        points, mask = backproject(torch.from_numpy(depth), cell_intrinsics(frame.intrinsics, rows, cols), self.max_range)
+        grid = frame.intrinsics.subsampled(STRIDE, STRIDE // 2)  # one pixel per 4 x 4 block, near its centre
+        rows, cols = min(grid.height, features.shape[1]), min(grid.width, features.shape[2])
+        depth = np.ascontiguousarray(frame.depth[STRIDE // 2 :: STRIDE, STRIDE // 2 :: STRIDE][:rows, :cols])
+        points, mask = backproject(torch.from_numpy(depth), dataclasses.replace(grid, width=cols, height=rows), self.max_range)
         cells = features[:, :rows, :cols].permute(1, 2, 0)[mask]
         labels = np.full(len(points), -1, np.int64)
         if frame.labels is not None and self.label_space is not None:

@@ -13,6 +13,7 @@ the subclass's ``publish_result`` from the executor.
 
 from __future__ import annotations
 
+import abc
 import json
 from typing import Any
 
@@ -31,7 +32,7 @@ STATUS_PERIOD = 0.5
 """Seconds between checks of the running job (status and results are published from the executor)."""
 
 
-class JobService:
+class JobService(abc.ABC):
     """A Trigger service ``~/SERVICE`` starting ``jobs`` and the topic ``~/STATUS_TOPIC``
     (see the module docstring). Subclasses implement ``start_job`` and ``publish_result``.
 
@@ -67,13 +68,13 @@ class JobService:
         self._published: tuple | None = None
         self.publish_status()
 
+    @abc.abstractmethod
     def start_job(self) -> JobStatus:
         """Start a job with the current parameters (raises JobBusy / ValueError to refuse)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def publish_result(self, result: Any) -> None:
         """Publish a finished job's result (called from the executor)."""
-        raise NotImplementedError
 
     def _on_request(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         try:

@@ -112,6 +112,22 @@ class Recipe(abc.ABC):
         return {}
 
 
+class OnePhaseRecipe(Recipe):
+    """A recipe of one phase, "train", over all of the model's parameters: ``config.steps``
+    optimizer steps at peak rate ``config.max_lr``, gradients clipped at
+    ``config.grad_clip`` (the point families' recipes)."""
+
+    def phases(self) -> list[str]:
+        return ["train"]
+
+    def steps(self, phase: str) -> int:
+        return self.config.steps
+
+    def start_phase(self, phase: str) -> Phase:
+        self.model.train()
+        return Phase(self.config.steps, [(list(self.model.parameters()), self.config.max_lr)], 1, self.config.grad_clip)
+
+
 class RecipeRegistry(Registry[type[Recipe]]):
     """name (the model's) -> recipe class; the built-in recipes register on first use."""
 

@@ -545,3 +545,17 @@ def test_block_columns_match_the_direct_scan():
         for (_, rows), (_, want) in zip(columns, expected):
             np.testing.assert_array_equal(rows, want)
     assert block_columns(np.zeros((0, 2)), 1.0, 0.5) == []
+
+
+
+def test_subsampled_intrinsics_give_the_kept_pixels_their_own_rays():
+    from alster_mapping.core.camera import CameraIntrinsics
+    from alster_mapping.core.geometry import pixel_rays
+
+    k = CameraIntrinsics(277.0, 270.0, 159.5, 119.3, 322, 241)
+    full = pixel_rays(k).numpy()
+    for f, o in ((1, 0), (3, 0), (4, 2), (4, 0)):
+        expected = full[o::f, o::f]
+        sub = k.subsampled(f, o)
+        assert (sub.height, sub.width) == expected.shape[:2]
+        assert np.allclose(pixel_rays(sub).numpy(), expected, atol=1e-6)

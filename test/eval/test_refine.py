@@ -5,9 +5,8 @@ import json
 
 from alster_mapping.cli import main
 from alster_mapping.map.map_file import load_map
-from alster_mapping.nets.shipped import shipped_checkpoint
+from alster_mapping.nets.shipped import shipped_alster_checkpoint
 from alster_mapping.pipeline.keyframes import keyframe_file
-from alster_mapping.pipeline.refine_job import SHIPPED_IMAGE_ENCODER
 
 
 def refine_args(checkpoint, tmp_path, width, height) -> list[str]:
@@ -59,6 +58,6 @@ def test_a_map_without_keyframes_or_a_wrong_checkpoint_is_refused(tiny_safnet_mo
     bare.write_bytes(map_file.read_bytes())  # a copy without its keyframes beside it
     assert main(["refine", str(bare), *refine_args(checkpoint, tmp_path / "out", width, height)]) == 1
     assert "has no keyframes beside it" in capsys.readouterr().err
-    shipped_alster = shipped_checkpoint(SHIPPED_IMAGE_ENCODER)
+    shipped_alster = shipped_alster_checkpoint()
     assert main(["refine", str(map_file), *refine_args(shipped_alster, tmp_path / "out", width, height)]) == 1
     assert "semantic_mapping" in capsys.readouterr().err

@@ -8,13 +8,14 @@ import pytest
 from alster_mapping.core.config import apply_overrides
 from alster_mapping.map.map_file import load_map
 from alster_mapping.nets.checkpoint import update_card
+from alster_mapping.nets.shipped import shipped_alster_checkpoint
 from alster_mapping.pipeline import refine_job
 from alster_mapping.pipeline.background_job import JobBusy
 from alster_mapping.pipeline.keyframes import KeyframeStore, keyframe_file
 from alster_mapping.pipeline.refine_job import RefineJobConfig, RefineJobs
 from alster_mapping.pipeline.view_features import image_encoder_digest
 
-SHIPPED_ALSTER = refine_job.shipped_checkpoint(refine_job.SHIPPED_IMAGE_ENCODER)
+SHIPPED_ALSTER = shipped_alster_checkpoint()
 
 
 @pytest.fixture

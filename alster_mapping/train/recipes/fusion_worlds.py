@@ -56,9 +56,9 @@ def prepare_world(
     keyframes: KeyframeConfig | None = None,
     mapper: OnlineMapper | None = None,
 ) -> FusionWorld:
-    """Walk ``sequence`` once (see the module docstring). Frames it cannot read are counted
-    in ``sequence.skipped``; frames the mapper rejects are left out of its map alone.
-    Raises ValueError without ground truth."""
+    """Walk ``sequence`` once (see the module docstring). Frames it cannot read, and frames
+    the fusion or the mapper rejects, are counted in ``sequence.skipped`` (and not kept as
+    keyframes). Raises ValueError without ground truth."""
     truth = sequence.ground_truth()
     if truth is None:
         raise ValueError(f"{sequence.name}: no ground truth to label the map with")
@@ -69,12 +69,13 @@ def prepare_world(
     features.reset()
     views: dict[int, ViewPoints] = {}
     for frame in sequence:
-        fusion.integrate(frame)
-        if mapper is not None:
-            try:
+        try:  # each checks the frame before changing its own map
+            fusion.integrate(frame)
+            if mapper is not None:
                 mapper.step(frame)
-            except ValueError:
-                pass  # a frame the online map lacks is what its prior then lacks
+        except ValueError as exc:
+            sequence.count_skip(exc)  # e.g. no valid depth in range; not a keyframe either
+            continue
         if store.consider(frame):
             views[id(store.keyframes()[-1])] = features(frame)  # the keyframe just added is the newest
     kept = store.keyframes()

@@ -31,7 +31,7 @@ from ...nets.points.inputs import block_inputs
 from ...nets.points.pointnet2 import PointNet2Config
 from ...nets.registry import MODELS
 from ...pipeline.label_fusion import LabelFusion
-from ..recipe import Phase, Recipe, RecipeConfig
+from ..recipe import OnePhaseRecipe, RecipeConfig
 
 
 @dataclass
@@ -86,7 +86,7 @@ def fused_world(seed: int, frames: int, width: int, height: int, voxel_size: flo
     return fused_map_points(SyntheticSequence(seed, frames, width, height), voxel_size)
 
 
-class InstanceBlockRecipe(Recipe):
+class InstanceBlockRecipe(OnePhaseRecipe):
     """An instance model trained on blocks (see the module docstring). Subclasses set
     ``config_class`` (an ``InstanceTrainConfig`` with a ``model`` section) and
     ``model_name`` (the registry name). sequences: training data instead of
@@ -126,16 +126,6 @@ class InstanceBlockRecipe(Recipe):
         """(semantic (N,) class index, -1 = ignored; instance (N,) id, -1 = none) of labelled points."""
         semantic = self.label_space.encode(points.labels, "block labels").numpy()
         return semantic, np.where(points.instances > 0, points.instances, -1)
-
-    def phases(self) -> list[str]:
-        return ["train"]
-
-    def steps(self, phase: str) -> int:
-        return self.config.steps
-
-    def start_phase(self, phase: str) -> Phase:
-        self.model.train()
-        return Phase(self.config.steps, [(list(self.model.parameters()), self.config.max_lr)], 1, self.config.grad_clip)
 
     def forward(self, phase: str, step: int, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.config.seed, 3, step, self.rank])

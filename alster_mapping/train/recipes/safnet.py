@@ -30,12 +30,11 @@ from ...data.sequences import parse_seed_range
 from ...nets.registry import MODELS
 from ...nets.safnet import SafnetConfig
 from ...nets.safnet.inputs import SafnetChunk, stack_chunks
-from ...nets.shipped import shipped_checkpoint
-from ...pipeline.keyframes import select_views
+from ...nets.shipped import shipped_alster_checkpoint
+from ...pipeline.keyframes import greedy_views, keyframe_visibility
 from ...pipeline.map_chunks import ChunkConfig, build_chunk, perturb_pose
-from ...pipeline.refine_job import SHIPPED_IMAGE_ENCODER
 from ...pipeline.view_features import ViewPoints, image_encoder_digest
-from ..recipe import RECIPES, Phase, Recipe, RecipeConfig
+from ..recipe import RECIPES, OnePhaseRecipe, RecipeConfig
 from .fusion_worlds import FusionWorld, image_encoder, synthetic_world
 
 
@@ -91,7 +90,7 @@ class SafnetTrainConfig(RecipeConfig):
 
 def image_checkpoint(checkpoint: str) -> str:
     """The ALSTER checkpoint whose 2D encoder is the frozen 2D branch ('' = the shipped one)."""
-    return checkpoint or str(shipped_checkpoint(SHIPPED_IMAGE_ENCODER))
+    return checkpoint or str(shipped_alster_checkpoint())
 
 
 def disturbed_views(views: list[ViewPoints], config: MisregistrationConfig, rng: np.random.Generator) -> tuple[list[ViewPoints], list[np.ndarray]]:
@@ -119,6 +118,7 @@ def training_chunks(
     each, their chosen views disturbed (``disturbed_views``, some dropped), with the world's
     map prior (if it has one) hidden in a share ``prior_dropout`` of them."""
     out: list[SafnetChunk] = []
+    visible = keyframe_visibility(world.xyz, world.keyframes, chunks.max_range)
     for _ in range(count * 3):  # columns too sparse are skipped; give up after 3x tries
         if len(out) == count:
             break
@@ -128,7 +128,7 @@ def training_chunks(
         if len(column) < chunks.min_points:
             continue
         rows = rng.choice(column, chunks.points, replace=len(column) < chunks.points)
-        chosen, _ = select_views(world.xyz[column], world.keyframes, chunks.views, chunks.max_range)
+        chosen, _ = greedy_views(visible[:, column].toarray(), chunks.views)
         chosen = [i for i in chosen if rng.random() >= wrong.drop_view]
         views, poses = disturbed_views([world.views[i] for i in chosen], wrong, rng)
         prior = world.prior if rng.random() >= prior_dropout else None
@@ -137,7 +137,7 @@ def training_chunks(
 
 
 @RECIPES.register("safnet")
-class SafnetRecipe(Recipe):
+class SafnetRecipe(OnePhaseRecipe):
     """SAFNet trained on chunks of fused synthetic maps (see the module docstring).
     sequences: ``FusionWorld``s instead of ``config.data.seeds`` (tests, other data)."""
 
@@ -177,16 +177,6 @@ class SafnetRecipe(Recipe):
         self.setup_seconds = time.perf_counter() - setup
         if not self.chunks:
             raise ValueError("no training chunks (worlds too small for the chunk size?)")
-
-    def phases(self) -> list[str]:
-        return ["train"]
-
-    def steps(self, phase: str) -> int:
-        return self.config.steps
-
-    def start_phase(self, phase: str) -> Phase:
-        self.model.train()
-        return Phase(self.config.steps, [(list(self.model.parameters()), self.config.max_lr)], 1, self.config.grad_clip)
 
     def forward(self, phase: str, step: int, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.config.seed, 3, step, self.rank])
