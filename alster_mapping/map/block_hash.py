@@ -68,6 +68,11 @@ class BlockHash(Protocol):
         every backend. Do not modify."""
         ...
 
+    def active_unordered(self) -> torch.Tensor:
+        """Buffer indices (M,) int64 of every stored block in the backend's own order: for
+        views that do not need ``active``'s order and should not pay for its sort."""
+        ...
+
     def keys(self) -> torch.Tensor:
         """Block keys by buffer index: (capacity, 3) int32 view; rows not in ``active`` are garbage."""
         ...

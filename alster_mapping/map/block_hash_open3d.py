@@ -106,8 +106,11 @@ class Open3DBlockHash:
         if block_keys.shape[0]:
             self._hash.erase(_to_o3d(block_keys.to(torch.int32)))
 
+    def active_unordered(self) -> torch.Tensor:
+        return _to_torch(self._hash.active_buf_indices()).to(torch.int64)
+
     def active(self) -> torch.Tensor:
-        active = _to_torch(self._hash.active_buf_indices()).to(torch.int64)
+        active = self.active_unordered()
         # Open3D's order depends on its buckets and threads; sort by packed key so that
         # items(), compaction and eviction ties come out the same on both backends.
         return active[torch.argsort(pack_keys(self.keys()[active]))]

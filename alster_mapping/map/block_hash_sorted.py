@@ -134,6 +134,9 @@ class SortedBlockHash:
     def active(self) -> torch.Tensor:
         return self._buffer
 
+    def active_unordered(self) -> torch.Tensor:
+        return self._buffer
+
     def keys(self) -> torch.Tensor:
         return self._keys
 

@@ -242,6 +242,19 @@ class VoxelBlockIndex:
         buf, found = self._find_blocks(block_keys.to(torch.int32))
         return self._voxels_of(block_keys[found], buf[found])
 
+    def blocks_observed_after(self, tick: int) -> torch.Tensor:
+        """Keys (K, 3) int32 of the blocks last observed at a tick after ``tick``, in no particular order."""
+        active = self._blocks.active_unordered()
+        return self._blocks.keys()[active[self._ticks()[active] > tick]].to(torch.int32)
+
+    def block_tables(self, block_keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row tables of blocks (K, 3) int32: (found (K,) bool, rows (K, B^3) int64, -1 where
+        no voxel or no block). Table index = x + B * (y + B * z) of the voxel in its block."""
+        buf, found = self._find_blocks(block_keys)
+        tables = self._tables()[buf.clamp_min(0)].to(torch.int64)
+        tables[~found] = -1
+        return found, tables
+
     def set_block_ticks(self, block_keys: torch.Tensor, ticks: torch.Tensor) -> None:
         """Restore last-observation ticks (M,) int64 of existing blocks (M, 3) int32 (used by map loading)."""
         buf, found = self._find_blocks(block_keys.to(torch.int32))

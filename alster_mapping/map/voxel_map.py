@@ -121,6 +121,10 @@ class SemanticVoxelMap:
         # Bumped whenever the whole contents change (clear, replace_with): a result computed
         # from an earlier snapshot (an instance segmentation job) no longer fits the map.
         self.generation = 0
+        # Bumped whenever voxels disappear or change labels other than by observation (removal,
+        # pruning, eviction, relabelling, clear, replace_with): views kept up to date from the
+        # blocks observed since a tick (the floor grid) must then be rebuilt.
+        self.edits = 0
         self._allocate_columns(min(self.config.initial_capacity, 1 << 20))
 
     # -- storage -------------------------------------------------------------------------
@@ -375,6 +379,31 @@ class SemanticVoxelMap:
         inside = in_frustum(centers, intrinsics, T_world_camera, max_range, min_range)
         return keys[inside], rows[inside]
 
+    @property
+    def tick(self) -> int:
+        """The observation counter: bumped by every ``insert`` (and ``write``), stored per block."""
+        return self._tick
+
+    def blocks_observed_after(self, tick: int) -> torch.Tensor:
+        """Keys (K, 3) int32 of the blocks observed after ``tick`` (a former ``self.tick``), in no order."""
+        with self.lock:
+            return self._index.blocks_observed_after(tick)
+
+    def block_labels(self, block_keys: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Class indices of every voxel of blocks (K, 3) int32 (block key = voxel key // block_size):
+        (K, B, B, B) int16 indexed [block, z, y, x] of the voxel in its block; -1 for a voxel
+        without a label, -2 where there is no voxel (or no block)."""
+        block_keys = self._as_keys(block_keys)
+        b = self.config.block_size
+        if block_keys.shape[0] == 0:
+            return torch.empty((0, b, b, b), dtype=torch.int16, device=self.device)
+        with self.lock:
+            _, rows = self._index.block_tables(block_keys)
+            present = rows >= 0
+            labels = self._columns["label"][rows.clamp_min(0)].to(torch.int16)
+        labels[~present] = -2
+        return labels.view(-1, b, b, b)
+
     def to_arrays(self) -> MapArrays:
         """The whole map as numpy arrays (see ``MapArrays``)."""
         with self.lock:
@@ -416,6 +445,7 @@ class SemanticVoxelMap:
         with self.lock:
             rows = self._index.find(keys)
             found = rows >= 0
+            self.edits += 1
             for name, value in values.items():
                 self._columns[name][rows[found]] = value[found]
             return int(found.sum())
@@ -442,6 +472,7 @@ class SemanticVoxelMap:
         """Remove voxel keys (N, 3) int32 (absent keys are ignored); returns how many were removed."""
         keys = self._as_keys(keys)
         with self.lock:
+            self.edits += 1
             return int(self._index.erase(keys).shape[0])
 
     def prune_radius(self, center: np.ndarray | torch.Tensor, radius: float) -> int:
@@ -457,7 +488,41 @@ class SemanticVoxelMap:
         with self.lock:
             keys, _ = self._index.items()
             far = (voxel_centers(keys, self.voxel_size) - center_t).norm(dim=1) > radius
+            self.edits += 1
             removed = int(self._index.erase(keys[far]).shape[0])
+            self._maybe_compact()
+            return removed
+
+    def remove_box(self, lo: np.ndarray, hi: np.ndarray) -> int:
+        """Remove the voxels whose centres lie in the axis-aligned box [lo, hi] ((3,) metres each,
+        lo <= hi in every coordinate; ValueError otherwise, nothing removed). Returns how many."""
+        lo_t, hi_t = (self._finite_point(p, name) for p, name in ((lo, "box min"), (hi, "box max")))
+        if bool((lo_t > hi_t).any()):
+            raise ValueError(f"box min {lo_t.tolist()} is above box max {hi_t.tolist()} in some coordinate")
+        return self._remove_where(lambda c: ((c >= lo_t) & (c <= hi_t)).all(dim=1))
+
+    def remove_sphere(self, center: np.ndarray, radius: float) -> int:
+        """Remove the voxels whose centres lie within ``radius`` metres (>= 0) of ``center`` (3,) metres. Returns how many."""
+        center_t = self._finite_point(center, "sphere center")
+        if not (radius >= 0 and np.isfinite(radius)):
+            raise ValueError(f"sphere radius must be finite and >= 0, got {radius}")
+        return self._remove_where(lambda c: (c - center_t).norm(dim=1) <= radius)
+
+    def _finite_point(self, point, name: str) -> torch.Tensor:
+        t = torch.as_tensor(np.asarray(point, dtype=np.float32), device=self.device)
+        if t.shape != (3,) or not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} must be a finite (x, y, z) point, got {np.asarray(point).tolist()}")
+        return t
+
+    def _remove_where(self, inside) -> int:
+        """Remove voxels whose centres (V, 3) pass ``inside`` -> (V,) bool; compacts when most rows are free."""
+        with self.lock:
+            keys, _ = self._index.items()
+            hit = inside(voxel_centers(keys, self.voxel_size))
+            if not bool(hit.any()):
+                return 0
+            self.edits += 1
+            removed = int(self._index.erase(keys[hit]).shape[0])
             self._maybe_compact()
             return removed
 
@@ -481,6 +546,7 @@ class SemanticVoxelMap:
         freed_bytes = torch.cumsum(counts[order] * self.row_bytes + self.block_bytes, 0)
         n_evict = int(torch.searchsorted(freed_bytes, torch.tensor([excess], device=freed_bytes.device)).item()) + 1
         victims = block_keys[order[: min(n_evict, order.shape[0])]]
+        self.edits += 1
         return int(self._index.erase_blocks(victims).shape[0])
 
     def _maybe_compact(self) -> None:
@@ -516,6 +582,7 @@ class SemanticVoxelMap:
             self._capacity = 0
             self.feature_kind = "none"
             self.generation += 1
+            self.edits += 1
             self._allocate_columns(min(self.config.initial_capacity, 1 << 20))
 
     def replace_with(self, other: SemanticVoxelMap) -> None:
@@ -535,3 +602,4 @@ class SemanticVoxelMap:
             self._index, self._columns, self._capacity = other._index, other._columns, other._capacity
             self._tick, self.feature_kind = other._tick, other.feature_kind
             self.generation += 1
+            self.edits += 1

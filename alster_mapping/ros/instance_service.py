@@ -54,6 +54,8 @@ class InstanceService(JobService):
 
     node, runtime, parameters: the node's. map_server: owns the map (and the frame id).
     camera_position: the latest camera position (3,) [m] or None (for the region).
+    on_objects: also given each finished job's object list, frame id and stamp (e.g.
+    ``VisionOutputs.publish_objects``).
     """
 
     def __init__(
@@ -63,8 +65,10 @@ class InstanceService(JobService):
         parameters: NodeParameters,
         map_server: MapServer,
         camera_position: Callable[[], np.ndarray | None] = lambda: None,
+        on_objects: Callable[[list[dict], str, object], None] | None = None,
     ):
         self._camera_position = camera_position
+        self._on_objects = on_objects
         self.cloud_pub = node.create_publisher(PointCloud2, "~/instances", CLOUD_QOS, event_callbacks=OUTPUT_EVENTS)
         self.markers_pub = node.create_publisher(MarkerArray, "~/objects", CLOUD_QOS, event_callbacks=OUTPUT_EVENTS)
         super().__init__(node, runtime, parameters, map_server, InstanceJobs(log=runtime.log.info), "segment_instances", "instance_status")
@@ -78,6 +82,8 @@ class InstanceService(JobService):
         space = self.map_server.map.label_space
         self.cloud_pub.publish(instances_to_cloud(result, space, frame_id, stamp))
         self.markers_pub.publish(object_markers(result.objects, space, frame_id, stamp))
+        if self._on_objects is not None:
+            self._on_objects(result.objects, frame_id, stamp)
         self.map_server.mark_changed()  # the map's instance layer changed
 
     def stats(self) -> dict:

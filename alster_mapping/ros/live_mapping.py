@@ -9,7 +9,8 @@ Inputs (topic names are parameters, relative to the node's namespace):
   (16UC1 / mono16 in ``depth_scale`` metres per unit, usually millimetres, or 32FC1 in
   metres; registered to colour) and, in ``label_fusion`` mode, ``label_topic`` (mono8 /
   mono16 / 16UC1 raw label ids of the label space, e.g. NYU40 from any 2D segmenter).
-  Subscribed raw (serialized bytes, best-effort): a callback reads only the header
+  Subscribed raw (serialized bytes; QoS ``image_reliability``, default best-effort, and
+  ``image_queue_depth``): a callback reads only the header
   (``raw_image``), checks the stamp and the size, and hands the bytes to the
   approximate-time synchroniser (``core.time_sync``, within ``sync_slop`` seconds).
   Pixels are decoded only for frames the worker maps.
@@ -43,8 +44,14 @@ Outputs (besides ``~/semantic_cloud``):
 - ``~/label_image`` (sensor_msgs/Image rgb8, when ``publish_label_image``): the map's
   class colours seen from each frame's pixels.
 - ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): messages received, rejected by
-  reason, frames mapped / superseded / skipped by reason with the latest reason's text,
-  time jumps, the worker's state, per-stage latency, map size, process memory.
+  reason, lost by DDS (QoS message-lost events) or refused for incompatible QoS, frames
+  mapped / superseded / skipped by reason with the latest reason's text, time jumps, the
+  worker's state, per-stage latency, map size, process memory, and the self-check's
+  finding (``self_check.py``: after ``self_check_timeout`` seconds without a mapped frame,
+  exactly what is missing, also logged once).
+
+``paused`` (``~/set_paused``, ``runtime_control.py``) stops integrating frames; they are
+still received and counted as ``paused_frames``.
 
 Bad input never stops the node or touches the map: a rejected message or skipped frame
 is counted under its reason, logged (throttled per kind) and dropped. A missing or
@@ -61,6 +68,7 @@ from functools import partial
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
@@ -83,7 +91,8 @@ from .map_server import CLOUD_QOS, OUTPUT_EVENTS, MapServer
 from .node_parameters import NodeParameters
 from .node_runtime import EXIT_WATCHDOG, NodeRuntime
 from .outputs import arrays_of_keys, frame_label_image, voxel_markers
-from .pose_input import INPUT_EVENTS, CameraPoseInput
+from .pose_input import CameraPoseInput
+from .self_check import SelfCheck
 from .watchdog import DEAD, STALLED, Heartbeat
 from .worker import Counters, LatencyStats, Throttle
 
@@ -148,6 +157,8 @@ class LiveMapping:
         self._intrinsics = None
         self._markers_version = 0
         self._reported: tuple[int, ...] = ()  # problem counters at the last diagnostics message
+        self.paused = False  # set by ~/set_paused: frames are received but not mapped
+        self.self_check = SelfCheck(cfg.self_check_timeout, self.log.warning)
 
         # The engine: builds or loads the model (a missing / corrupt checkpoint raises here).
         self.mapper = OnlineMapper(self.parameters.config, model=model, voxel_map=self.map_server.map)
@@ -161,20 +172,21 @@ class LiveMapping:
         self.output_group = MutuallyExclusiveCallbackGroup()
         self.diagnostics_group = MutuallyExclusiveCallbackGroup()
         self.watchdog_group = MutuallyExclusiveCallbackGroup()  # alone: nothing it waits for can hold it up
-        qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=max(10, cfg.sync_queue_size), reliability=ReliabilityPolicy.BEST_EFFORT
-        )
+        reliability = ReliabilityPolicy.RELIABLE if cfg.image_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=cfg.image_queue_depth, reliability=reliability)
         for i, topic in enumerate(self.intake.topics):
             callback = self.runtime.guarded_callback(f"{IMAGE_STREAMS[i]}_image", partial(self.intake.image, i))
-            self.node.create_subscription(Image, topic, callback, qos, callback_group=self.input_group, raw=True, event_callbacks=INPUT_EVENTS)
+            events = self._input_events(IMAGE_STREAMS[i], topic)
+            self.node.create_subscription(Image, topic, callback, qos, callback_group=self.input_group, raw=True, event_callbacks=events)
         self.sync_backend = "alster_mapping.core.time_sync (raw messages)"
+        info_topic = self.node.resolve_topic_name(cfg.camera_info_topic)
         self.node.create_subscription(
             CameraInfo,
             cfg.camera_info_topic,
             self.runtime.guarded_callback("camera_info", self._on_camera_info),
             qos,
             callback_group=self.input_group,
-            event_callbacks=INPUT_EVENTS,
+            event_callbacks=self._input_events("camera_info", info_topic),
         )
         self.poses = CameraPoseInput(node, runtime, parameters, self.intake, self.counters, self.pose_group)
 
@@ -186,9 +198,12 @@ class LiveMapping:
         )
         self.diagnostics_pub = self.node.create_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=events)
         guarded, clock = self.runtime.guarded_callback, self.map_server.steady_clock
-        if cfg.markers_period > 0:
-            self.node.create_timer(cfg.markers_period, guarded("markers", self._on_markers_timer), self.output_group, clock=clock)
-        self.node.create_timer(cfg.diagnostics_period, guarded("diagnostics", self._on_diagnostics_timer), self.diagnostics_group, clock=clock)
+        self.markers_timer = self.node.create_timer(
+            cfg.markers_period or 1.0, guarded("markers", self._on_markers_timer), self.output_group, clock=clock
+        )
+        self.diagnostics_timer = self.node.create_timer(
+            cfg.diagnostics_period, guarded("diagnostics", self._on_diagnostics_timer), self.diagnostics_group, clock=clock
+        )
         self.node.create_timer(WATCHDOG_PERIOD, guarded("watchdog", self._on_watchdog_timer), self.watchdog_group, clock=clock)
 
         parameters.on_change(self._on_parameters_changed)
@@ -222,7 +237,37 @@ class LiveMapping:
         if self.worker.is_alive() and self.worker is not threading.current_thread():
             self.worker.join(timeout=10.0)
 
+    def _input_events(self, stream: str, topic: str) -> SubscriptionEventCallbacks:
+        """QoS events of an input subscription: messages DDS lost, publishers with incompatible QoS."""
+
+        def lost(info) -> None:
+            self.counters.add(f"lost.{stream}", int(info.total_count_change), message=f"DDS lost {info.total_count_change} message(s) on {topic}")
+
+        def incompatible(info) -> None:
+            message = (
+                f"a publisher on {topic} has QoS incompatible with this subscription ({self.parameters.node_config.image_reliability}); "
+                "its messages never arrive: set image_reliability to best_effort"
+            )
+            self.counters.add(f"incompatible_qos.{stream}", message=message)
+            self.log.error(message)
+
+        guarded = self.runtime.guarded_callback
+        return SubscriptionEventCallbacks(
+            message_lost=guarded(f"{stream}_lost", lost),
+            incompatible_qos=guarded(f"{stream}_incompatible_qos", incompatible),
+            use_default_callbacks=False,
+        )
+
     def _on_parameters_changed(self, old: dict) -> None:
+        cfg, before = self.parameters.node_config, old["node_config"]
+        self.log.throttle.period = cfg.log_throttle
+        self.self_check.timeout = cfg.self_check_timeout
+        for timer, period, was in (
+            (self.markers_timer, cfg.markers_period, before.markers_period),
+            (self.diagnostics_timer, cfg.diagnostics_period, before.diagnostics_period),
+        ):
+            if period != was and period > 0:
+                timer.timer_period_ns = int(period * 1e9)
         # Ranges apply from the next frame on (the mapper reads its config per frame).
         self.mapper.config = self.parameters.config
         if self.keyframes is not None:
@@ -255,6 +300,9 @@ class LiveMapping:
             self.heartbeat.beat()
             item = self.intake.queue.get(timeout=0.2)
             if item is None:
+                continue
+            if self.paused:
+                self.counters.add("paused_frames")
                 continue
             self._current_item = item  # if this thread dies now, the watchdog counts the frame
             try:
@@ -382,6 +430,8 @@ class LiveMapping:
     # -- timers -------------------------------------------------------------------------------------
 
     def _on_markers_timer(self) -> None:
+        if self.parameters.node_config.markers_period <= 0:
+            return
         version = self.map_server.version
         if version == self._markers_version or self.markers_pub.get_subscription_count() == 0:
             return  # building markers costs about a microsecond per voxel: only for a listener
@@ -430,7 +480,7 @@ class LiveMapping:
         def group(prefix: str) -> dict[str, int]:
             return {k[len(prefix):]: v for k, v in counts.items() if k.startswith(prefix)}
 
-        skipped, rejected = group("skipped."), group("rejected.")
+        skipped, rejected, lost = group("skipped."), group("rejected."), group("lost.")
         queue = self.intake.queue
         sync = self.intake.sync_stats
         return {
@@ -443,6 +493,12 @@ class LiveMapping:
             "mapped": counts.get("mapped", 0),
             "skipped": skipped,
             "skipped_total": sum(skipped.values()),
+            "lost": lost,
+            "lost_total": sum(lost.values()),
+            "incompatible_qos": group("incompatible_qos."),
+            "paused": self.paused,
+            "paused_frames": counts.get("paused_frames", 0),
+            "self_check": self.self_check.problem or "ok",
             "bad_poses": counts.get("bad_poses", 0),
             "time_jumps": counts.get("time_jumps", 0),
             "worker": {"state": self.worker_state, "restarts": counts.get("worker.restarts", 0), "stalls": counts.get("worker.stalls", 0)},
@@ -460,15 +516,26 @@ class LiveMapping:
     def diagnostics_status(self):
         """The pipeline's ``DiagnosticStatus``: ERROR without a worker or a pose source, WARN after new problems."""
         stats = self.pipeline_stats()
-        problems = (stats["skipped_total"], stats["rejected_total"], stats["bad_poses"], stats["time_jumps"], stats["worker"]["restarts"])
+        cfg = self.parameters.node_config
+        streams = dict(zip(IMAGE_STREAMS, self.intake.topics))
+        problem = self.self_check.update(stats, streams, self.node.resolve_topic_name(cfg.camera_info_topic), cfg.sync_slop, self.paused)
+        stats["self_check"] = problem or "ok"
+        problems = (
+            stats["skipped_total"], stats["rejected_total"], stats["lost_total"], stats["bad_poses"], stats["time_jumps"],
+            stats["worker"]["restarts"], sum(stats["incompatible_qos"].values()),
+        )  # fmt: skip
         summary = (
             f"{stats['mapped']} frames mapped, {stats['queue']['superseded']} superseded, {stats['skipped_total']} skipped; "
-            f"{stats['rejected_total']} messages rejected"
+            f"{stats['rejected_total']} messages rejected, {stats['lost_total']} lost"
         )
         if self.worker_state != "running":
             level, message = ERROR, f"the worker is {self.worker_state}: nothing is mapped; {summary}"
         elif self.poses.backend is None:
             level, message = ERROR, "no pose source: every frame is skipped"
+        elif self.paused:
+            level, message = OK, f"paused by ~/set_paused: {stats['paused_frames']} frames not mapped; {summary}"
+        elif problem is not None:
+            level, message = WARN, f"nothing mapped: {problem}"
         elif problems != self._reported:
             level, message = WARN, f"{summary} (problems since the last report)"
         else:

@@ -3,8 +3,10 @@
 A node for serving a saved map, and the ``main`` both nodes share. The node is a
 composition: ``NodeRuntime`` (log, guarded callbacks, exit), ``NodeParameters`` (the
 ``MappingConfig`` and ``MapServerConfig`` parameters), the ``MapServer`` component
-(``ros/map_server.py``, which documents the topics and services) and ``InstanceService``
-(``ros/instance_service.py``: ``~/segment_instances`` on the served map). ``MappingNode``
+(``ros/map_server.py``, which documents the topics and services), ``InstanceService``
+(``ros/instance_service.py``: ``~/segment_instances`` on the served map), ``RefineService``,
+``VisionOutputs`` (``~/label_info``, ``~/detections``), ``SemanticGridOutput``
+(``~/semantic_grid`` for Nav2) and ``RuntimeControl`` (``~/clear_region``). ``MappingNode``
 (``ros/mapping_node.py``) composes the same parts with the live pipeline.
 """
 
@@ -19,12 +21,15 @@ from rclpy.node import Node
 from ..map.voxel_map import SemanticVoxelMap
 from ..pipeline.keyframes import KeyframeStore
 from ..pipeline.mapping_config import MappingConfig
+from .grid_output import SemanticGridOutput
 from .instance_service import InstanceService
 from .map_server import MapServer
-from .node_config import FIXED_AT_START, MapServerConfig
+from .node_config import MapServerConfig, fixed_reason
 from .node_parameters import NodeParameters
 from .node_runtime import NodeRuntime
 from .refine_service import RefineService
+from .runtime_control import RuntimeControl
+from .vision_outputs import VisionOutputs
 
 NODE_NAME = "mapping_node"
 
@@ -42,13 +47,21 @@ class MapServerNode(Node):
         super().__init__(node_name, **kwargs)
         self.runtime = NodeRuntime(self)
         self.parameters = NodeParameters(
-            self, self.runtime, {"config": MappingConfig(), "server_config": MapServerConfig()}, lambda name: name in FIXED_AT_START
+            self, self.runtime, {"config": MappingConfig(), "server_config": MapServerConfig()}, fixed_reason
         )
         self.keyframes = KeyframeStore(self.parameters.config.keyframes)  # those saved with a loaded map
-        stats = lambda: {"keyframes": self.keyframes.stats(), "instances": self.instances.stats(), "refine": self.refine.stats()}  # noqa: E731
+        stats = lambda: {  # noqa: E731
+            "keyframes": self.keyframes.stats(),
+            "instances": self.instances.stats(),
+            "refine": self.refine.stats(),
+            "grid": self.grid.stats(),
+        }
         self.map_server = MapServer(self, self.runtime, self.parameters, voxel_map, extra_stats=stats, keyframes=self.keyframes)
-        self.instances = InstanceService(self, self.runtime, self.parameters, self.map_server)
+        self.vision = VisionOutputs(self, self.runtime, self.map_server)
+        self.instances = InstanceService(self, self.runtime, self.parameters, self.map_server, on_objects=self.vision.publish_objects)
         self.refine = RefineService(self, self.runtime, self.parameters, self.map_server, self.keyframes)
+        self.grid = SemanticGridOutput(self, self.runtime, self.parameters, self.map_server)
+        self.control = RuntimeControl(self, self.runtime, self.parameters, self.map_server)
         self.parameters.watch()
 
     @property

@@ -18,7 +18,12 @@ The node is a composition of components, each given the node:
 - ``RefineService`` (``refine_service.py``): ``~/refine_semantics`` (SAFNet relabels the
   map from the keyframes in a background job) and ``~/refine_status``; the keyframes
   (``pipeline.keyframes.KeyframeStore``) are kept by ``LiveMapping`` and saved and loaded
-  with the map by ``MapServer``.
+  with the map by ``MapServer``;
+- ``VisionOutputs`` (``vision_outputs.py``): ``~/label_info`` and ``~/detections``
+  (vision_msgs, when importable);
+- ``SemanticGridOutput`` (``grid_output.py``): ``~/semantic_grid`` (nav_msgs/OccupancyGrid
+  for Nav2) and one grid per class group;
+- ``RuntimeControl`` (``runtime_control.py``): ``~/set_paused`` and ``~/clear_region``.
 
 Model services (the offline fusion models) join as further components with runtime
 parameters only. The modules of the components document their topics, services and
@@ -36,23 +41,29 @@ from ..map.voxel_map import SemanticVoxelMap
 from ..pipeline.keyframes import KeyframeStore
 from ..pipeline.mapping_config import MappingConfig
 from . import map_server_node
+from .grid_output import SemanticGridOutput
 from .instance_service import InstanceService
 from .live_mapping import LiveMapping
 from .map_server import MapServer
 from .map_server_node import NODE_NAME
-from .node_config import FIXED_AT_START, NODE_CONFIG_KEYS, POSE_SOURCES, CameraExtrinsicConfig, MappingNodeConfig, MapServerConfig
+from .node_config import POSE_SOURCES, CameraExtrinsicConfig, MappingNodeConfig, MapServerConfig, fixed_reason
 from .node_parameters import NodeParameters
 from .node_runtime import NodeRuntime
 from .refine_service import RefineService
+from .runtime_control import RuntimeControl
+from .vision_outputs import VisionOutputs
 
 # Parameters read once at start-up (they build the mapper); changing them needs a restart.
 FIXED_ENGINE_KEYS = ("mode", "alster.checkpoint")
 FIXED_ENGINE_PREFIXES = ("model.",)
 
 
-def fixed_parameter(name: str) -> bool:
-    """The map geometry, the engine's mode / model and every pipeline parameter are fixed while running."""
-    return name in FIXED_AT_START or name in FIXED_ENGINE_KEYS or name.startswith(FIXED_ENGINE_PREFIXES) or name in NODE_CONFIG_KEYS
+def fixed_parameter(name: str) -> str | None:
+    """Why ``name`` is fixed while running (the map geometry, the engine's mode and model, the
+    pipeline's subscriptions and threads); None for parameters that may change."""
+    if name in FIXED_ENGINE_KEYS or name.startswith(FIXED_ENGINE_PREFIXES):
+        return "it builds the mapper's model at start-up"
+    return fixed_reason(name)
 
 
 class MappingNode(Node):
@@ -84,13 +95,17 @@ class MappingNode(Node):
                     "keyframes": self.keyframes.stats(),
                     "instances": self.instances.stats(),
                     "refine": self.refine.stats(),
+                    "grid": self.grid.stats(),
                 },
                 keyframes=self.keyframes,
             )
             self.live = LiveMapping(self, self.runtime, self.parameters, self.map_server, model, self.keyframes)
             camera = lambda: self.live.camera_position  # noqa: E731 - read at each request
-            self.instances = InstanceService(self, self.runtime, self.parameters, self.map_server, camera)
+            self.vision = VisionOutputs(self, self.runtime, self.map_server)
+            self.instances = InstanceService(self, self.runtime, self.parameters, self.map_server, camera, self.vision.publish_objects)
             self.refine = RefineService(self, self.runtime, self.parameters, self.map_server, self.keyframes, camera)
+            self.grid = SemanticGridOutput(self, self.runtime, self.parameters, self.map_server)
+            self.control = RuntimeControl(self, self.runtime, self.parameters, self.map_server, self.live)
             self.parameters.watch()
         except BaseException:
             self.destroy_node()

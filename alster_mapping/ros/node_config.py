@@ -17,6 +17,9 @@ COLOR_BY = ("label", "rgb")
 """Colours of the published clouds: the class colour or the mean observed colour."""
 
 POSE_SOURCES = ("tf", "pose", "odometry", "transform")
+RELIABILITY = ("best_effort", "reliable")
+REGION_SHAPES = ("box", "sphere")
+UNLABELLED = ("obstacle", "free")
 
 FIXED_AT_START = (
     "label_space",
@@ -27,6 +30,38 @@ FIXED_AT_START = (
     "map.initial_capacity",
 )
 """MappingConfig keys that describe the live map's geometry: fixed while the node runs."""
+
+
+@dataclass
+class SemanticGridConfig:
+    """The floor grid published for navigation (``~/semantic_grid``; ``map/semantic_grid.py``)."""
+
+    period: float = param(1.0, "seconds between grid updates when the map changed; 0 = no grid", min=0.0, max=3600.0)
+    resolution: float = param(0.0, "cell edge [m]; 0 = the map's voxel size", min=0.0, max=10.0)
+    min_height: float = param(0.1, "lowest voxel centre above the map frame's z = 0 that can block a cell [m]", min=-100.0, max=100.0)
+    max_height: float = param(1.8, "highest voxel centre that can block a cell (the robot's height) [m]", min=-100.0, max=100.0)
+    obstacle_classes: str = param(
+        "", "comma-separated class names that occupy a cell ('' = every class not in free_classes)"
+    )
+    free_classes: str = param("floor", "comma-separated class names that never occupy a cell (used when obstacle_classes is '')")
+    unlabelled: str = param("obstacle", "voxels without a class: an obstacle (safe) or free", choices=UNLABELLED)
+    groups: str = param(
+        "",
+        "extra grids, one per class group, as 'name:class,class;name:class' (e.g. 'keep_out:stairs,bathtub'), "
+        "published as ~/semantic_grid_NAME; fixed while the node runs",
+    )
+    max_cells: int = param(4_000_000, "a grid with more cells than this is not built (counted, logged)", min=1, max=2**31 - 1)
+
+
+@dataclass
+class ClearRegionConfig:
+    """The part of the map ``~/clear_region`` removes (in the map frame; read at each call)."""
+
+    shape: str = param("box", "box (between min and max) or sphere (radius around center)", choices=REGION_SHAPES)
+    min: tuple[float, ...] = param((-1.0, -1.0, -1.0), "box: lowest corner (x, y, z) [m]", min=-1e6, max=1e6)
+    max: tuple[float, ...] = param((1.0, 1.0, 1.0), "box: highest corner (x, y, z) [m]; every coordinate >= min's", min=-1e6, max=1e6)
+    center: tuple[float, ...] = param((0.0, 0.0, 0.0), "sphere: centre (x, y, z) [m]", min=-1e6, max=1e6)
+    radius: float = param(1.0, "sphere: radius [m]", min=0.0, max=1e6)
 
 
 @dataclass
@@ -43,6 +78,8 @@ class MapServerConfig:
         "label", "colour of the cloud's points: label colours or mean observed colours", choices=COLOR_BY
     )
     save_on_shutdown: bool = param(False, "save the map to save_path when the node shuts down")
+    grid: SemanticGridConfig = section(SemanticGridConfig)
+    clear_region: ClearRegionConfig = section(ClearRegionConfig)
 
 
 @dataclass
@@ -67,6 +104,13 @@ class MappingNodeConfig:
         "camera/aligned_depth_to_color/image_raw", "depth image topic registered to colour (16UC1 / mono16 or 32FC1 metres)"
     )
     camera_info_topic: str = param("camera/color/camera_info", "CameraInfo of the colour (and registered depth) images")
+    image_reliability: str = param(
+        "best_effort",
+        "QoS reliability of the image, camera_info and label subscriptions: best_effort (the sensor-data convention; "
+        "also receives reliable publishers) or reliable (receives only reliable publishers; an incompatible one is reported)",
+        choices=RELIABILITY,
+    )
+    image_queue_depth: int = param(10, "QoS history depth of the image, camera_info and label subscriptions", min=1, max=1000)
     label_topic: str = param(
         "labels/image_raw", "label_fusion mode: label image topic (mono8 / mono16 / 16UC1 raw label ids, aligned with colour)"
     )
@@ -118,8 +162,35 @@ class MappingNodeConfig:
     markers_max_voxels: int = param(100_000, "~/markers shows at most this many voxels (thinned by a stride)", min=1, max=10_000_000)
     publish_label_image: bool = param(False, "publish ~/label_image: the map's class colours at each frame's pixels (debugging)")
     diagnostics_period: float = param(1.0, "seconds between /diagnostics messages", min=0.05, max=3600.0)
+    self_check_timeout: float = param(
+        10.0,
+        "after this long without a mapped frame (from the start or the last one) the node says exactly what is missing, "
+        "once, in the log and /diagnostics [s]; 0 = off",
+        min=0.0,
+        max=3600.0,
+    )
     log_throttle: float = param(5.0, "each kind of skipped-frame warning is logged at most once per this many seconds", min=0.0, max=3600.0)
 
 
 NODE_CONFIG_KEYS = frozenset(flatten(MappingNodeConfig()))
-"""Parameter names of the pipeline (all fixed while the node runs: they set up subscriptions and threads)."""
+"""Parameter names of the pipeline."""
+
+RUNTIME_NODE_KEYS = frozenset(
+    {"publish_update", "markers_max_voxels", "markers_period", "diagnostics_period", "log_throttle", "pose_timeout", "self_check_timeout"}
+)
+"""Pipeline parameters that may change while the node runs (rates, outputs, logging); the
+others set up subscriptions, QoS, synchronisation and threads at start-up."""
+
+FIXED_SERVER_KEYS = frozenset({"grid.groups"})
+"""Map server parameters fixed while running: each group grid has its own publisher."""
+
+
+def fixed_reason(name: str) -> str | None:
+    """Why parameter ``name`` cannot change while a node runs; None when it can."""
+    if name in FIXED_AT_START:
+        return "it describes the live map's geometry"
+    if name in FIXED_SERVER_KEYS:
+        return "each group grid's publisher is created at start-up"
+    if name in NODE_CONFIG_KEYS and name not in RUNTIME_NODE_KEYS:
+        return "it sets up the subscriptions, QoS, synchronisation or threads at start-up"
+    return None

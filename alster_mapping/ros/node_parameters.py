@@ -2,9 +2,10 @@
 
 ``NodeParameters`` declares one parameter per leaf of each config section (``ros/params.py``),
 keeps the current, validated config objects (``parameters.config``, ``.server_config``, ...),
-refuses changes of fixed parameters and invalid values before they happen, and tells the
-components after a change (``on_change``). Components read the configs through it, so
-they always see the current values.
+refuses changes of fixed parameters (with the reason why each is fixed), invalid values and
+values a component rejects (``add_check``) before they happen, and tells the components
+after a change (``on_change``). Components read the configs through it, so they always see
+the current values.
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ from .params import ParameterError, apply_parameters, declare_config
 class NodeParameters:
     """node: the rclpy node; runtime: its ``NodeRuntime``. sections: attribute name ->
     default config (e.g. ``{"config": MappingConfig(), "server_config": MapServerConfig()}``);
-    each becomes an attribute holding the current values. fixed: whether a parameter name
-    may not change while the node runs. Raises ``ParameterError`` listing every invalid
-    value of every section.
+    each becomes an attribute holding the current values. fixed: why a parameter name may
+    not change while the node runs (None: it may). Raises ``ParameterError`` listing every
+    invalid value of every section.
     """
 
-    def __init__(self, node: Node, runtime: NodeRuntime, sections: dict[str, Any], fixed: Callable[[str], bool]):
+    def __init__(self, node: Node, runtime: NodeRuntime, sections: dict[str, Any], fixed: Callable[[str], str | None]):
         self._node = node
         self._sections = list(sections)
         self._fixed = fixed
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._checks: list[Callable[[dict[str, Any]], str | None]] = []
         problems = []
         for attr, defaults in sections.items():
             try:
@@ -49,6 +51,11 @@ class NodeParameters:
         self._node.add_on_set_parameters_callback(self._check)
         self._node.add_post_set_parameters_callback(self._runtime.guarded_callback("apply_parameters", self._apply))
 
+    def add_check(self, check: Callable[[dict[str, Any]], str | None]) -> None:
+        """Before a change applies, ``check(proposed)`` (section -> config with the change) may
+        return why it cannot (e.g. a class name the label space lacks); the change is then refused."""
+        self._checks.append(check)
+
     def on_change(self, listener: Callable[[dict[str, Any]], None]) -> None:
         """Call ``listener(old)`` after every accepted change; ``old``: section -> its previous config."""
         self._listeners.append(listener)
@@ -60,17 +67,17 @@ class NodeParameters:
         self._node.set_parameters(parameters)
 
     def _check(self, parameters: list[Parameter]) -> SetParametersResult:
-        fixed = [p.name for p in parameters if self._fixed(p.name)]
-        if fixed:
-            return SetParametersResult(
-                successful=False,
-                reason=f"{', '.join(fixed)} fixed while the node runs (the live map's geometry); restart the node",
-            )
+        reasons = [f"{p.name}: {reason}" for p in parameters if (reason := self._fixed(p.name))]
+        if reasons:
+            reason = "fixed while the node runs: " + "; ".join(reasons) + " (restart the node to change it)"
+            return SetParametersResult(successful=False, reason=reason)
         try:
-            for attr in self._sections:
-                apply_parameters(getattr(self, attr), parameters)
+            proposed = {attr: apply_parameters(getattr(self, attr), parameters) for attr in self._sections}
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
+        problems = [problem for check in self._checks if (problem := check(proposed))]
+        if problems:
+            return SetParametersResult(successful=False, reason="; ".join(problems))
         return SetParametersResult(successful=True)
 
     def _apply(self, parameters: list[Parameter]) -> None:

@@ -21,6 +21,7 @@ accepted as that float, as the config YAML loader does.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import sys
 import typing
@@ -175,7 +176,9 @@ def apply_parameters(cfg: T, parameters: list[Parameter], prefix: str = "") -> T
     changes = {}
     for p in parameters:
         if p.name.startswith(prefix) and p.name[len(prefix):] in leaves:
-            changes[p.name[len(prefix):]] = p.value
+            value = p.value
+            # Arrays set over the parameter services (``ros2 param set``) arrive as array.array.
+            changes[p.name[len(prefix):]] = value.tolist() if isinstance(value, array.array) else value
     return apply_overrides(cfg, changes) if changes else cfg
 
 

@@ -141,7 +141,10 @@ class CameraPoseInput:
                 raise SkipFrame("pose_unavailable", str(exc)) from exc
         if self.backend is None:
             raise SkipFrame("pose_unavailable", "no TF implementation (tf2_ros / tf2_msgs) is importable")
-        return self.buffer.lookup(map_frame, camera_frame, stamp, cfg.pose_timeout)
+        try:
+            return self.buffer.lookup(map_frame, camera_frame, stamp, cfg.pose_timeout)
+        except SkipFrame as exc:  # name the link, as tf2_ros's errors do
+            raise SkipFrame(exc.reason, f"TF {map_frame} <- {camera_frame}: {exc}") from exc
 
     # -- callbacks (never block) ----------------------------------------------------------------
 

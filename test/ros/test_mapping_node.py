@@ -121,10 +121,10 @@ def depth_msg(depth: np.ndarray, encoding: str, ns: int) -> Image:
 class Harness:
     """Publishers of the node's inputs and subscribers of its outputs, in the test's own rclpy context."""
 
-    def __init__(self, ctx: Context, proc: NodeProcess, ns: str = "", pose_type=PoseStamped):
+    def __init__(self, ctx: Context, proc: NodeProcess, ns: str = "", pose_type=PoseStamped, name: str = "mapping_node"):
         self.proc = proc
-        self.prefix = prefix = f"{ns}/mapping_node"
-        self.node = Node("mapping_node_test_peer", context=ctx)
+        self.prefix = prefix = f"{ns}/{name}"
+        self.node = Node(f"{name}_test_peer", context=ctx)
         self.executor = SingleThreadedExecutor(context=ctx)
         self.executor.add_node(self.node)
         n = self.node
@@ -199,10 +199,11 @@ class Harness:
             assert time.monotonic() < deadline, f"timed out waiting for {what}; stats {stats}\n{self.proc.output()}"
             self.spin(0.1)
 
-    def wait_connected(self) -> None:
-        """Publishers matched to the node's subscriptions (else the first messages are lost)."""
+    def wait_connected(self, pose: bool = True) -> None:
+        """Publishers matched to the node's subscriptions (else the first messages are lost);
+        pose: the node subscribes the pose topic (not with pose_source tf)."""
         deadline = time.monotonic() + START_TIMEOUT
-        pubs = [self.color, self.depth, self.info, self.pose]
+        pubs = [self.color, self.depth, self.info] + ([self.pose] if pose else [])
         while not all(p.get_subscription_count() > 0 for p in pubs):
             self.alive()
             assert time.monotonic() < deadline, f"the node did not subscribe:\n{self.proc.output()}"

@@ -1,8 +1,9 @@
 """``alster play`` / ``BagPlayer``: a bag published live with its timing drives the real mapping node.
 
 The bag is written with ``write_bag`` (colour, 16UC1 depth, camera info, labels, /tf,
-/tf_static); tf2_msgs has no wheel here, so /tf and /tf_static cannot be published and
-the player's ``pose_topic`` resolves each image's pose offline through the bag's TF.
+/tf_static). The player publishes /tf and /tf_static (tf2_msgs is built by ``make setup``)
+and, with ``pose_topic``, each image's pose resolved offline through the bag's TF: a node
+posed by TF and a node posed by the topic must build the same map.
 """
 
 import dataclasses
@@ -17,12 +18,13 @@ pytestmark = pytest.mark.ros
 rclpy = pytest.importorskip("rclpy")
 
 from sensor_msgs.msg import Image  # noqa: E402
-from test_map_server import NodeProcess  # noqa: E402
+from test_map_server import NodeProcess, sorted_by_xyz  # noqa: E402
 from test_mapping_node import Harness, counter, params_file  # noqa: E402
 
 from alster_mapping.data.procedural_room import ProceduralRoom  # noqa: E402
 from alster_mapping.data.rosbag_io import COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, write_bag  # noqa: E402
 from alster_mapping.ros.bag_player import BagPlayer, message_class  # noqa: E402
+from alster_mapping.ros.cloud import cloud_to_arrays  # noqa: E402
 
 try:
     from rosgraph_msgs.msg import Clock
@@ -35,6 +37,8 @@ PERIOD = 400_000_000  # 2.5 Hz: slow enough that timing errors of the machine st
 FRAMES = 6
 RATE = 2.0
 LABELS_TOPIC = "/labels/image_raw"
+TF_PUBLISHED = message_class("tf2_msgs/msg/TFMessage") is not None
+"""Whether the player can publish /tf (tf2_msgs importable: built by make setup)."""
 NODE_DEPTH_TOPIC = "/camera/aligned_depth_to_color/image_raw"  # the node's default depth input
 
 
@@ -83,7 +87,7 @@ def test_play_into_the_live_node(tmp_path, bag, ros_context):
         tmp_path,
         mode="label_fusion",
         voxel_size="0.08",
-        pose_source="pose",
+        pose_source="tf" if TF_PUBLISHED else "pose",
         publish_period="0.2",
         diagnostics_period="0.5",
         queue_size="10",
@@ -93,7 +97,7 @@ def test_play_into_the_live_node(tmp_path, bag, ros_context):
     try:
         peer = Harness(ros_context, proc)
         assert peer.stats()["voxels"] == 0
-        peer.wait_connected()
+        peer.wait_connected(pose=not TF_PUBLISHED)
         arrivals: list[tuple[float, int]] = []
         clocks: list[int] = []
         peer.node.create_subscription(
@@ -105,7 +109,7 @@ def test_play_into_the_live_node(tmp_path, bag, ros_context):
         player = BagPlayer(
             bag,
             rate=RATE,
-            pose_topic="/camera_pose",
+            pose_topic=None if TF_PUBLISHED else "/camera_pose",
             remap={DEPTH_TOPIC: NODE_DEPTH_TOPIC},
             wait_for_subscribers=20.0,
             expect_subscribers={COLOR_TOPIC: 2},  # the node and this test
@@ -121,10 +125,13 @@ def test_play_into_the_live_node(tmp_path, bag, ros_context):
         (result,) = results
         peer.spin(0.5)
 
-        # Every frame with its pose; /tf and /tf_static reported (tf2_msgs has no wheel here).
+        # Every frame with its pose: on /tf (the node's default pose_source), or on a pose
+        # topic where tf2_msgs is missing (then /tf and /tf_static are reported as skipped).
         assert result.published[COLOR_TOPIC] == result.published[NODE_DEPTH_TOPIC] == FRAMES
-        assert result.published["/camera_pose"] == FRAMES and result.poses_missing == 0
-        if message_class("tf2_msgs/msg/TFMessage") is None:
+        if TF_PUBLISHED:
+            assert result.published["/tf"] == FRAMES and result.published["/tf_static"] == 1
+        else:
+            assert result.published["/camera_pose"] == FRAMES and result.poses_missing == 0
             assert set(result.skipped_topics) == {"/tf", "/tf_static"}
 
         # The node maps the frames.
@@ -159,3 +166,48 @@ def test_play_into_the_live_node(tmp_path, bag, ros_context):
         if peer is not None:
             peer.close()
         proc.stop()
+
+
+@pytest.mark.skipif(not TF_PUBLISHED, reason="tf2_msgs is built by make setup (interfaces/)")
+def test_tf_posed_and_pose_topic_nodes_map_the_bag_identically(tmp_path, bag, ros_context):
+    """One bag into two nodes: one takes poses from /tf + /tf_static, the other from the player's pose topic."""
+    common = dict(mode="label_fusion", voxel_size="0.08", publish_period="0.2", queue_size="10", image_reliability="reliable")
+    procs, peers = {}, {}
+    try:
+        for source in ("tf", "pose"):
+            (tmp_path / source).mkdir()
+            params = params_file(tmp_path / source, pose_source=source, **common)
+            name = f"mapping_node_{source}"
+            procs[source] = NodeProcess(tmp_path, ["--params-file", str(params), "-r", f"__node:={name}"], name=source)
+            peers[source] = Harness(ros_context, procs[source], name=name)
+        for peer in peers.values():
+            assert peer.stats()["voxels"] == 0
+        player = BagPlayer(
+            bag,
+            rate=4.0,
+            pose_topic="/camera_pose",
+            remap={DEPTH_TOPIC: NODE_DEPTH_TOPIC},
+            wait_for_subscribers=30.0,
+            expect_subscribers={COLOR_TOPIC: 2, "/tf": 1, "/camera_pose": 1},
+            delay=1.0,
+            log=lambda line: None,
+        )
+        result = player.play()
+        assert result.published["/tf"] == FRAMES and result.published["/tf_static"] == 1 and not result.skipped_topics
+        clouds = {}
+        for source, peer in peers.items():
+            # Reliable image subscriptions: every frame arrives and is mapped.
+            stats = peer.wait_stats(lambda s: counter(s, "mapped") == FRAMES, f"every frame mapped ({source})", timeout=30.0)
+            assert stats["pipeline"]["skipped_total"] == 0 and stats["voxels"] > 100, stats
+            clouds[source] = cloud_to_arrays(peer.wait_for("cloud", lambda m, n=stats["voxels"]: m.width == n))
+        assert peers["tf"].stats()["pipeline"]["received"]["tf"] == FRAMES
+        tf_map, pose_map = (sorted_by_xyz(c.xyz, c.label, c.confidence) for c in (clouds["tf"], clouds["pose"]))
+        for a, b in zip(tf_map, pose_map):
+            np.testing.assert_array_equal(a, b)
+        for proc in procs.values():
+            assert proc.stop() == 0, proc.output()
+    finally:
+        for peer in peers.values():
+            peer.close()
+        for proc in procs.values():
+            proc.stop()
