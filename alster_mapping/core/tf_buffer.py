@@ -27,6 +27,10 @@ from .geometry import check_rigid, interpolate_pose, invert_se3
 
 # tf2's default cache length.
 DEFAULT_CACHE_NS = 10_000_000_000
+MAX_DEPTH = 100
+"""Longest chain of links from a frame to its root that is accepted (robot trees are a few tens
+of links deep): a deeper (or hostile) tree is refused link by link instead of making every
+insertion and lookup walk it."""
 
 
 class TransformError(ValueError):
@@ -76,12 +80,15 @@ class TransformBuffer:
 
     cache_ns: how much history [ns] each dynamic edge keeps, measured back from its
     newest sample (tf2's default: 10 s); ``None`` keeps everything (offline bags).
+    max_depth: the most links between a frame and its root (a new link that would make a
+    longer chain raises TransformError).
     """
 
-    def __init__(self, cache_ns: int | None = DEFAULT_CACHE_NS):
+    def __init__(self, cache_ns: int | None = DEFAULT_CACHE_NS, max_depth: int = MAX_DEPTH):
         if cache_ns is not None and cache_ns < 0:
             raise ValueError(f"cache_ns must be non-negative or None, got {cache_ns}")
         self.cache_ns = cache_ns
+        self.max_depth = max_depth
         self._edges: dict[str, _Edge] = {}
         # Frames stay known after re-parenting orphans them, so lookups say "not connected".
         self._known: set[str] = set()
@@ -109,9 +116,13 @@ class TransformBuffer:
         if edge is None or edge.parent != parent or edge.static != static:
             # Walking up from the new parent must not reach the child, or the tree would loop.
             frame: str | None = parent
+            depth = 0
             while frame is not None:
                 if frame == child:
                     raise TransformError(f"transform {parent} -> {child} would create a cycle")
+                depth += 1
+                if depth >= self.max_depth:
+                    raise TransformError(f"transform {parent} -> {child} would make a chain of more than {self.max_depth} links")
                 up = self._edges.get(frame)
                 frame = up.parent if up is not None else None
             if edge is not None:
@@ -211,6 +222,8 @@ class TransformBuffer:
         chain = [frame]
         while (edge := self._edges.get(chain[-1])) is not None:
             chain.append(edge.parent)
+            if len(chain) > 2 * self.max_depth:  # re-parenting can join two chains below max_depth each
+                raise TransformError(f"frame {frame!r} lies more than {2 * self.max_depth} links below its root")
         return chain
 
     def _path(self, target: str, source: str) -> tuple[list[str], list[str]]:

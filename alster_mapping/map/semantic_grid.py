@@ -166,8 +166,8 @@ def semantic_grid(
     return Grid(cells.reshape(height, width), (x0, y0), resolution)
 
 
-def _grid_settings(voxel_map, blocks: np.ndarray, resolution: float, min_height: float, max_height: float) -> tuple:
-    return (id(voxel_map), voxel_map.generation, voxel_map.edits, blocks.tobytes(), resolution, min_height, max_height)
+def _grid_settings(voxel_map, blocks: np.ndarray, resolution: float, min_height: float, max_height: float, max_cells: int) -> tuple:
+    return (id(voxel_map), voxel_map.generation, voxel_map.edits, blocks.tobytes(), resolution, min_height, max_height, max_cells)
 
 
 class FloorGrid:
@@ -208,7 +208,7 @@ class FloorGrid:
         resolution = float(resolution or voxel_size)
         with voxel_map.lock:  # a consistent snapshot of the counters; blocks observed later are caught next time
             tick = voxel_map.tick
-            settings = _grid_settings(voxel_map, blocks, resolution, min_height, max_height)
+            settings = _grid_settings(voxel_map, blocks, resolution, min_height, max_height, max_cells)
         try:
             if settings != self._settings or resolution != voxel_size or self._cells is None:
                 return self._full(voxel_map, blocks, tick, settings, resolution, min_height, max_height, max_cells)

@@ -98,14 +98,13 @@ class SemanticGridOutput:
         }
         self._published_version = 0
         self._last: dict[str, Grid] = {}
-        self.timer = None
-        if cfg.period > 0:
-            self.timer = node.create_timer(
-                cfg.period,
-                runtime.guarded_callback("semantic_grid", self.publish_if_changed),
-                callback_group=MutuallyExclusiveCallbackGroup(),
-                clock=map_server.steady_clock,
-            )
+        # Always a timer (period 0 makes it do nothing), so a grid switched on at run time runs.
+        self.timer = node.create_timer(
+            cfg.period or 1.0,
+            runtime.guarded_callback("semantic_grid", self.publish_if_changed),
+            callback_group=MutuallyExclusiveCallbackGroup(),
+            clock=map_server.steady_clock,
+        )
         parameters.add_check(self._check_parameters)
         parameters.on_change(self._on_parameters_changed)
 
@@ -126,7 +125,7 @@ class SemanticGridOutput:
         if cfg == before and self.parameters.server_config.frame_id == old["server_config"].frame_id:
             return
         self._masks = {name: mask for name, mask in grid_masks(cfg, self.map_server.map.label_space).items() if name in self._publishers}
-        if cfg.period != before.period and self.timer is not None and cfg.period > 0:
+        if cfg.period != before.period and cfg.period > 0:
             self.timer.timer_period_ns = int(cfg.period * 1e9)
         self._published_version = 0  # publish with the new settings at the next tick
 

@@ -500,6 +500,7 @@ class LiveMapping:
             "paused_frames": counts.get("paused_frames", 0),
             "self_check": self.self_check.problem or "ok",
             "bad_poses": counts.get("bad_poses", 0),
+            "tf_reparented": counts.get("tf_reparented", 0),
             "time_jumps": counts.get("time_jumps", 0),
             "worker": {"state": self.worker_state, "restarts": counts.get("worker.restarts", 0), "stalls": counts.get("worker.stalls", 0)},
             "queue": {

@@ -175,9 +175,17 @@ class CameraPoseInput:
             if not static and not self.intake.admit(("tf", child), stamp_to_ns(t.header.stamp), f"{topic} {child}"):
                 continue
             try:
+                parent = self.buffer.buffer.parent_of(child)
                 self.buffer.add_transform(t, static)
             except ValueError as exc:
                 bad.append(str(exc))
+                continue
+            if parent is not None and parent != self.buffer.buffer.parent_of(child):
+                # Two publishers disagree about a frame's parent (or a localisation took it
+                # over): tf2 follows the latest; say so, since a flapping parent moves the map.
+                message = f"frame {child!r} changed parent from {parent!r} to {t.header.frame_id!r} on {topic}"
+                self.counters.add("tf_reparented", message=message)
+                self.log.throttled("tf_reparented", message)
         if bad:
             self.counters.add("bad_poses", len(bad), message=bad[-1])
             self.log.throttled("bad_tf", f"ignored {len(bad)} unusable transform(s) on {topic}: {bad[-1]}")

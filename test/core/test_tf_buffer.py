@@ -4,6 +4,7 @@ from scipy.spatial.transform import Rotation
 
 from alster_mapping.core.geometry import interpolate_pose, invert_se3
 from alster_mapping.core.tf_buffer import (
+    MAX_DEPTH,
     ExtrapolationError,
     FrameNotFound,
     NotConnected,
@@ -139,3 +140,24 @@ def test_gaps_beyond_max_gap_are_not_interpolated():
     # Exact samples and the static edge need no interpolation.
     np.testing.assert_allclose(buf.lookup("map", "base_link", 2 * S, max_gap_ns=1), B)
     assert not buf.can_transform("map", "camera", 1_500_000_000, max_gap_ns=S // 2)
+
+
+def test_chains_deeper_than_max_depth_are_refused_link_by_link():
+    buf = TransformBuffer(max_depth=10)
+    T = np.eye(4)
+    for i in range(9):
+        buf.set_transform(f"f{i}", f"f{i + 1}", T, 0, static=True)
+    with pytest.raises(TransformError, match="more than 10 links"):
+        buf.set_transform("f9", "f10", T, 0, static=True)
+    np.testing.assert_array_equal(buf.lookup("f0", "f9", None), T)  # the accepted part still works
+    # A 10,000-link chain: every link that would reach past max_depth is refused (each check
+    # walks at most max_depth links), so no frame ends up more than max_depth below its root.
+    big = TransformBuffer()
+    refused = 0
+    for i in range(10_000):
+        try:
+            big.set_transform(f"g{i}", f"g{i + 1}", T, 0, static=True)
+        except TransformError:
+            refused += 1
+    assert refused == 10_000 // MAX_DEPTH
+    assert big.can_transform("g0", f"g{MAX_DEPTH - 1}", None) and not big.can_transform("g0", "g10000", None)

@@ -45,6 +45,7 @@ from alster_mapping.core.config import apply_overrides  # noqa: E402
 from alster_mapping.core.frame import RGBDFrame  # noqa: E402
 from alster_mapping.core.geometry import invert_se3, pose_from_quaternion, quaternion_from_pose  # noqa: E402
 from alster_mapping.core.image_codec import color_to_rgb, depth_to_metres, image_to_array  # noqa: E402
+from alster_mapping.core.tf_buffer import MAX_DEPTH  # noqa: E402
 from alster_mapping.data.procedural_room import ProceduralRoom  # noqa: E402
 from alster_mapping.map.semantic_grid import class_mask, semantic_grid  # noqa: E402
 from alster_mapping.pipeline.mapping_config import MappingConfig  # noqa: E402
@@ -226,6 +227,21 @@ def test_tf_self_check_grid_pause_clear_and_label_info(tmp_path, ros_context):
             lambda s: s["pipeline"]["bad_poses"] >= 2, "bad transforms counted", resend=lambda: tf.tf.publish(TFMessage(transforms=[nan, cycle]))
         )
         assert stats["voxels"] == len(offline.map)
+        # A second parent for base_link is reported; a 10,000-link static chain is refused beyond
+        # the depth limit (each refused link counted) without holding the node up; a transform
+        # stamped a day ahead is rejected.
+        reparent = transform("other_odom", "base_link", np.eye(4), late)
+        chain = TFMessage(transforms=[transform(f"link{i}", f"link{i + 1}", np.eye(4), 0) for i in range(10_000)])
+        ahead = transform("odom", "base_link", np.eye(4), time.time_ns() + 86_400 * 10**9)
+        bad_before = stats["pipeline"]["bad_poses"]
+        tf.tf_static.publish(chain)
+        stats = peer.wait_stats(
+            lambda s: s["pipeline"]["tf_reparented"] >= 1 and s["pipeline"]["bad_poses"] >= bad_before + 10_000 // MAX_DEPTH
+            and counter(s, "rejected", "future_stamp") >= 1,
+            "two parents, a deep tree and a future stamp",
+            resend=lambda: tf.tf.publish(TFMessage(transforms=[reparent, ahead])),
+        )
+        assert "changed parent" in stats["pipeline"]["latest"]["tf_reparented"] and stats["voxels"] == len(offline.map)
 
         # Pause: frames are received but not mapped; resume.
         assert tf.call(SetBool, "set_paused", SetBool.Request(data=True)).success
