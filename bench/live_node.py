@@ -91,10 +91,15 @@ class Camera:
     Messages are serialized once; ``publish`` only rewrites their stamps, so this process
     costs the node as little CPU as a C++ driver would. Colour (rgb8), depth (16UC1) and
     CameraInfo go out with the sensor-data profile (best effort), the PoseStamped reliably.
-    Its own rclpy context, spun in a thread.
+    poses: ``pose`` (a PoseStamped on /camera_pose) or ``tf`` (odom -> base_link on /tf at
+    each stamp; map -> odom and base_link -> camera_optical once on /tf_static, latched), as
+    a robot's localisation and robot_state_publisher would. Its own rclpy context, spun in a thread.
     """
 
-    def __init__(self, frames, intrinsics, name: str = "bench_camera"):
+    T_BASE_CAMERA = np.array([[0.0, 0.0, 1.0, 0.1], [-1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.3], [0.0, 0.0, 0.0, 1.0]])
+    """base_link -> camera_optical of ``poses='tf'``: 10 cm ahead, 30 cm up, optical axes."""
+
+    def __init__(self, frames, intrinsics, name: str = "bench_camera", poses: str = "pose"):
         import array
 
         import rclpy
@@ -116,12 +121,24 @@ class Camera:
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
         n = self.node
+        self.poses = poses
         self.pubs = {
             "info": n.create_publisher(CameraInfo, "/camera/color/camera_info", qos_profile_sensor_data),
-            "pose": n.create_publisher(PoseStamped, "/camera_pose", 10),
             "color": n.create_publisher(Image, "/camera/color/image_raw", qos_profile_sensor_data),
             "depth": n.create_publisher(Image, "/camera/aligned_depth_to_color/image_raw", qos_profile_sensor_data),
         }
+        if poses == "tf":
+            from rclpy.qos import DurabilityPolicy, QoSProfile
+            from tf2_msgs.msg import TFMessage
+
+            self.TFMessage = TFMessage
+            self.pubs["tf"] = n.create_publisher(TFMessage, "/tf", 100)
+            latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self.tf_static = n.create_publisher(TFMessage, "/tf_static", latched)
+            static = [self._transform("map", "odom", np.eye(4), 0), self._transform("base_link", "camera_optical", self.T_BASE_CAMERA, 0)]
+            self.tf_static.publish(TFMessage(transforms=static))
+        else:
+            self.pubs["pose"] = n.create_publisher(PoseStamped, "/camera_pose", 10)
         self.lock = threading.Lock()
         self.latency: dict[int, float] = {}  # stamp [ns] -> seconds from stamp to the update's receipt
         n.create_subscription(PointCloud2, "/mapping_node/semantic_cloud_update", self._on_update, 10)
@@ -146,10 +163,27 @@ class Camera:
             pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in t)
             o = pose.pose.orientation
             o.x, o.y, o.z, o.w = (float(v) for v in q)
-            self.messages.append((image(frame.color, "rgb8"), image(depth_mm(frame.depth), "16UC1"), serialize_message(pose)))
+            pose_message = serialize_message(pose)
+            if poses == "tf":  # odom -> base_link = T_world_camera @ inv(T_base_camera), sent as a TFMessage per stamp
+                pose_message = frame.T_world_camera @ np.linalg.inv(self.T_BASE_CAMERA)
+            self.messages.append((image(frame.color, "rgb8"), image(depth_mm(frame.depth), "16UC1"), pose_message))
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._spin, daemon=True)
         self.thread.start()
+
+    def _transform(self, parent: str, child: str, T: np.ndarray, ns: int):
+        from geometry_msgs.msg import TransformStamped
+
+        from alster_mapping.core.geometry import quaternion_from_pose
+
+        t = TransformStamped()
+        t.header.frame_id, t.child_frame_id = parent, child
+        t.header.stamp.sec, t.header.stamp.nanosec = ns // 1_000_000_000, ns % 1_000_000_000
+        xyz, q = quaternion_from_pose(T)
+        t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (float(v) for v in xyz)
+        r = t.transform.rotation
+        r.x, r.y, r.z, r.w = (float(v) for v in q)
+        return t
 
     def _spin(self) -> None:
         while not self._stop.is_set():
@@ -181,7 +215,10 @@ class Camera:
         color, depth, pose = self.messages[walk(i, len(self.messages))]
         ns = time.time_ns()
         self.pubs["info"].publish(restamped(self.info, ns))
-        self.pubs["pose"].publish(restamped(pose, ns))
+        if self.poses == "tf":
+            self.pubs["tf"].publish(self.TFMessage(transforms=[self._transform("odom", "base_link", pose, ns)]))
+        else:
+            self.pubs["pose"].publish(restamped(pose, ns))
         self.pubs["color"].publish(restamped(color, ns))
         self.pubs["depth"].publish(restamped(depth, ns))
         return ns
