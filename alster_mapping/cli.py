@@ -31,9 +31,12 @@ from tqdm import tqdm
 
 from .core.atomic_file import write_text_atomic
 from .core.config import apply_overrides, load_yaml, to_dict
+from .core.grid_config import SemanticGridConfig
 from .core.labels import LabelSpace
 from .map.export import export_ply, project_labels, render_png, save_png
+from .map.grid_files import grid_image, write_nav2_map
 from .map.map_file import load_map, save_map
+from .map.semantic_grid import FREE, OCCUPIED, FloorGrid, grid_masks
 from .map.voxel_map import SemanticVoxelMap
 from .nets.shipped import shipped_alster_checkpoint
 from .pipeline.keyframes import KeyframeStore, keyframe_file
@@ -456,15 +459,27 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Convert a map file to PLY and/or PNG."""
+    """Convert a map file to PLY, PNG and / or the floor grid's Nav2 map files."""
     voxel_map = load_map(args.map)
-    if not (args.ply or args.png):
-        print("nothing to do: pass --ply and/or --png", file=sys.stderr)
+    if not (args.ply or args.png or args.grid):
+        print("nothing to do: pass --ply, --png and / or --grid", file=sys.stderr)
         return 2
     if args.ply:
         print(export_ply(voxel_map, args.ply, args.color_by))
     if args.png:
         print(render_png(voxel_map, args.png, args.color_by))
+    if args.grid:
+        cfg = apply_overrides(SemanticGridConfig(), args.grid_set)
+        for name, mask in grid_masks(cfg, voxel_map.label_space).items():
+            grid = FloorGrid().update(
+                voxel_map, mask, resolution=cfg.resolution, min_height=cfg.min_height, max_height=cfg.max_height, max_cells=cfg.max_cells
+            )
+            stem = "semantic_grid" + (f"_{name}" if name else "")
+            pgm, yaml_path = write_nav2_map(grid, args.grid, stem)
+            png = save_png(args.grid / f"{stem}.png", np.repeat(grid_image(grid, scale=4)[..., None], 3, axis=2))
+            occupied, free = int((grid.cells == OCCUPIED).sum()), int((grid.cells == FREE).sum())
+            size = f"{grid.shape[1]} x {grid.shape[0]} cells of {grid.resolution} m"
+            print(f"{yaml_path} ({pgm.name}, {png.name}): {size}, {occupied} occupied, {free} free")
     return 0
 
 
@@ -564,10 +579,14 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("map", type=Path)
     info.set_defaults(func=cmd_info)
 
-    export = sub.add_parser("export", help="convert a map file to PLY / PNG")
+    export = sub.add_parser("export", help="convert a map file to PLY / PNG / a Nav2 floor grid")
     export.add_argument("map", type=Path)
     export.add_argument("--ply", type=Path)
     export.add_argument("--png", type=Path)
+    export.add_argument("--grid", type=Path, metavar="DIR", help="write the floor grid as nav2_map_server's PGM + YAML and a PNG into DIR")
+    export.add_argument(
+        "--grid-set", nargs="*", default=[], metavar="KEY=VALUE", help="grid settings as the node's grid.* (e.g. max_height=1.2)"
+    )
     export.add_argument("--color-by", choices=("label", "rgb"), default="label")
     export.set_defaults(func=cmd_export)
     return parser

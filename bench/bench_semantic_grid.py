@@ -32,12 +32,12 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alster_mapping.core.atomic_file import write_text_atomic  # noqa: E402
 from alster_mapping.core.config import apply_overrides  # noqa: E402
+from alster_mapping.core.grid_config import SemanticGridConfig  # noqa: E402
 from alster_mapping.data.sequences import SyntheticSequence  # noqa: E402
 from alster_mapping.map.semantic_grid import FloorGrid, class_mask, class_names, semantic_grid  # noqa: E402
 from alster_mapping.map.voxel_map import SemanticVoxelMap  # noqa: E402
 from alster_mapping.pipeline.mapping_config import MappingConfig  # noqa: E402
 from alster_mapping.pipeline.online_mapper import OnlineMapper  # noqa: E402
-from alster_mapping.ros.node_config import SemanticGridConfig  # noqa: E402
 
 FRAMES_PER_UPDATE = (1, 10)
 """Frames mapped between two grid updates: every frame, and the default period at a 10 Hz camera."""

@@ -239,3 +239,35 @@ def test_demo_maps_a_synthetic_world_with_the_shipped_model(tmp_path, capsys):
 def test_demo_without_a_model_says_how_to_get_one(tmp_path, capsys):
     assert main(["demo", "--model", str(tmp_path / "none.safetensors"), "--out", str(tmp_path)]) == 2
     assert "alster train" in capsys.readouterr().err
+
+
+def test_export_grid_writes_nav2_map_files(demo_out, tmp_path, capsys):
+    """The floor grid as nav2_map_server reads it: a trinary P5 PGM, top row = largest y, and its YAML."""
+    import yaml
+
+    from alster_mapping.map.semantic_grid import FREE, OCCUPIED, UNKNOWN, class_mask, semantic_grid
+
+    rc, out = demo_out
+    assert rc == 0
+    m = load_map(out / "map.safetensors")
+    background, first, second = m.label_space.names  # the real frames' own label space
+    grid_dir = tmp_path / "grid"
+    args = ["export", str(out / "map.safetensors"), "--grid", str(grid_dir)]
+    assert main(args + ["--grid-set", f"free_classes={background}", f"groups=second:{second}"]) == 0
+    printed = capsys.readouterr().out
+    assert "semantic_grid.yaml" in printed and "semantic_grid_second.yaml" in printed
+    assert main(args) == 1 and "unknown class(es) ['floor']" in capsys.readouterr().err  # no floor in this label space
+    arrays = m.to_arrays()
+    keys = np.floor(arrays.xyz / m.voxel_size).astype(np.int64)
+    want = semantic_grid(keys, arrays.label_index, m.voxel_size, class_mask(m.label_space, [background], invert=True))
+    meta = yaml.safe_load((grid_dir / "semantic_grid.yaml").read_text())
+    assert meta["image"] == "semantic_grid.pgm" and meta["mode"] == "trinary" and meta["resolution"] == m.voxel_size
+    assert meta["origin"] == pytest.approx([*want.origin, 0.0])
+    pgm = (grid_dir / "semantic_grid.pgm").read_bytes()
+    assert pgm.startswith(b"P5")
+    image = np.asarray(Image.open(grid_dir / "semantic_grid.pgm"))[::-1]  # back to rows of increasing y
+    assert image.shape == want.shape
+    for value, grey in ((OCCUPIED, 0), (FREE, 254), (UNKNOWN, 205)):
+        assert (image[want.cells == value] == grey).all() and (want.cells == value).any()
+    assert main(args + ["--grid-set", f"free_classes={background}", "min_height=-6", "max_height=-5"]) == 1
+    assert "empty" in capsys.readouterr().err

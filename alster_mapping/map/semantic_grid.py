@@ -25,10 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.grid_config import SemanticGridConfig
 from ..core.labels import LabelSpace
 
 FREE, OCCUPIED, UNKNOWN = 0, 100, -1
 """Cell values of nav_msgs/OccupancyGrid (occupancy probability in percent; -1 unknown)."""
+
+MAIN_GRID = ""
+"""Key of the main grid (``~/semantic_grid``) among the grids of ``grid_masks`` (groups go by name)."""
+
 
 class GridTooLarge(ValueError):
     """The grid would have more cells than allowed."""
@@ -101,6 +106,20 @@ def parse_groups(text: str) -> dict[str, list[str]]:
             raise ValueError(f"grid group {name!r} is given twice")
         groups[name] = class_names(classes)
     return groups
+
+
+def grid_masks(cfg: SemanticGridConfig, label_space: LabelSpace) -> dict[str, np.ndarray]:
+    """Which classes block a cell, per grid: {'' (the Nav2 grid) or group name: (C + 1,) bool}.
+    Raises ValueError naming unknown classes or malformed groups."""
+    unlabelled = cfg.unlabelled == "obstacle"
+    obstacles = class_names(cfg.obstacle_classes)
+    if obstacles:
+        masks = {MAIN_GRID: class_mask(label_space, obstacles, unlabelled_blocks=unlabelled)}
+    else:
+        masks = {MAIN_GRID: class_mask(label_space, class_names(cfg.free_classes), invert=True, unlabelled_blocks=unlabelled)}
+    for name, classes in parse_groups(cfg.groups).items():
+        masks[name] = class_mask(label_space, classes, unlabelled_blocks=False)
+    return masks
 
 
 def height_keys(voxel_size: float, min_height: float, max_height: float) -> tuple[int, int]:

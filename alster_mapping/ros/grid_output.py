@@ -30,9 +30,8 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from ..map.semantic_grid import FloorGrid, Grid, GridTooLarge, class_mask, class_names, parse_groups
+from ..map.semantic_grid import MAIN_GRID, FloorGrid, Grid, GridTooLarge, grid_masks
 from .map_server import OUTPUT_EVENTS, MapServer
-from .node_config import SemanticGridConfig
 from .node_parameters import NodeParameters
 from .node_runtime import NodeRuntime
 from .params import ParameterError
@@ -41,24 +40,6 @@ GRID_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
 """A map's QoS (as nav2_map_server publishes /map): late subscribers get the latest grid."""
-
-MAIN_GRID = ""
-"""Key of ``~/semantic_grid`` among the grids (group grids are keyed by their names)."""
-
-
-def grid_masks(cfg: SemanticGridConfig, label_space) -> dict[str, Any]:
-    """Which classes block a cell, per grid: {'' (the Nav2 grid) or group name: (C + 1,) bool}.
-    Raises ValueError naming unknown classes or malformed groups."""
-    unlabelled = cfg.unlabelled == "obstacle"
-    obstacles = class_names(cfg.obstacle_classes)
-    if obstacles:
-        masks = {MAIN_GRID: class_mask(label_space, obstacles, unlabelled_blocks=unlabelled)}
-    else:
-        masks = {MAIN_GRID: class_mask(label_space, class_names(cfg.free_classes), invert=True, unlabelled_blocks=unlabelled)}
-    for name, classes in parse_groups(cfg.groups).items():
-        masks[name] = class_mask(label_space, classes, unlabelled_blocks=False)
-    return masks
-
 
 def grid_message(grid: Grid, frame_id: str, stamp) -> OccupancyGrid:
     """``grid`` as an OccupancyGrid in ``frame_id`` at ``stamp`` (builtin_interfaces/Time)."""

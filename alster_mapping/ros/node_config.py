@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.config import flatten, param, section
+from ..core.grid_config import SemanticGridConfig
 
 COLOR_BY = ("label", "rgb")
 """Colours of the published clouds: the class colour or the mean observed colour."""
@@ -19,7 +20,6 @@ COLOR_BY = ("label", "rgb")
 POSE_SOURCES = ("tf", "pose", "odometry", "transform")
 RELIABILITY = ("best_effort", "reliable")
 REGION_SHAPES = ("box", "sphere")
-UNLABELLED = ("obstacle", "free")
 
 FIXED_AT_START = (
     "label_space",
@@ -30,27 +30,6 @@ FIXED_AT_START = (
     "map.initial_capacity",
 )
 """MappingConfig keys that describe the live map's geometry: fixed while the node runs."""
-
-
-@dataclass
-class SemanticGridConfig:
-    """The floor grid published for navigation (``~/semantic_grid``; ``map/semantic_grid.py``)."""
-
-    period: float = param(1.0, "seconds between grid updates when the map changed; 0 = no grid", min=0.0, max=3600.0)
-    resolution: float = param(0.0, "cell edge [m]; 0 = the map's voxel size", min=0.0, max=10.0)
-    min_height: float = param(0.1, "lowest voxel centre above the map frame's z = 0 that can block a cell [m]", min=-100.0, max=100.0)
-    max_height: float = param(1.8, "highest voxel centre that can block a cell (the robot's height) [m]", min=-100.0, max=100.0)
-    obstacle_classes: str = param(
-        "", "comma-separated class names that occupy a cell ('' = every class not in free_classes)"
-    )
-    free_classes: str = param("floor", "comma-separated class names that never occupy a cell (used when obstacle_classes is '')")
-    unlabelled: str = param("obstacle", "voxels without a class: an obstacle (safe) or free", choices=UNLABELLED)
-    groups: str = param(
-        "",
-        "extra grids, one per class group, as 'name:class,class;name:class' (e.g. 'keep_out:stairs,bathtub'), "
-        "published as ~/semantic_grid_NAME; fixed while the node runs",
-    )
-    max_cells: int = param(4_000_000, "a grid with more cells than this is not built (counted, logged)", min=1, max=2**31 - 1)
 
 
 @dataclass
