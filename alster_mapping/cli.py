@@ -471,9 +471,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.grid:
         cfg = apply_overrides(SemanticGridConfig(), args.grid_set)
         for name, mask in grid_masks(cfg, voxel_map.label_space).items():
-            grid = FloorGrid().update(
-                voxel_map, mask, resolution=cfg.resolution, min_height=cfg.min_height, max_height=cfg.max_height, max_cells=cfg.max_cells
-            )
+            grid = FloorGrid().update(voxel_map, mask, cfg)
             stem = "semantic_grid" + (f"_{name}" if name else "")
             pgm, yaml_path = write_nav2_map(grid, args.grid, stem)
             png = save_png(args.grid / f"{stem}.png", np.repeat(grid_image(grid, scale=4)[..., None], 3, axis=2))

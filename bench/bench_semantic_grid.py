@@ -73,10 +73,7 @@ def time_full(voxel_map: SemanticVoxelMap, blocks: np.ndarray, grid_cfg: Semanti
     for _ in range(repeats):
         start = time.perf_counter()
         keys, rows = voxel_map.items()
-        semantic_grid(
-            keys.numpy(), voxel_map.read_column("label", rows).numpy(), voxel_map.voxel_size, blocks,
-            min_height=grid_cfg.min_height, max_height=grid_cfg.max_height,
-        )  # fmt: skip
+        semantic_grid(keys.numpy(), voxel_map.read_column("label", rows).numpy(), voxel_map.voxel_size, blocks, grid_cfg)
         times.append(time.perf_counter() - start)
     return times
 
@@ -97,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     full = time_full(voxel_map, blocks, grid_cfg, args.repeats)
 
     floor = FloorGrid()
-    floor.update(voxel_map, blocks, min_height=grid_cfg.min_height, max_height=grid_cfg.max_height)
+    floor.update(voxel_map, blocks, grid_cfg)
     incremental: dict[int, list[float]] = {n: [] for n in FRAMES_PER_UPDATE}
     observed = []
     for _ in range(args.repeats):
@@ -108,13 +105,10 @@ def main(argv: list[str] | None = None) -> int:
                     voxel_map.insert(keys)  # the frame's voxels observed again, as a mapped frame does
                 observed.append(int(voxel_map.blocks_observed_after(tick).shape[0]))
                 start = time.perf_counter()
-                grid = floor.update(voxel_map, blocks, min_height=grid_cfg.min_height, max_height=grid_cfg.max_height)
+                grid = floor.update(voxel_map, blocks, grid_cfg)
                 incremental[n].append(time.perf_counter() - start)
     keys, rows = voxel_map.items()
-    reference = semantic_grid(
-        keys.numpy(), voxel_map.read_column("label", rows).numpy(), voxel_map.voxel_size, blocks,
-        min_height=grid_cfg.min_height, max_height=grid_cfg.max_height,
-    )  # fmt: skip
+    reference = semantic_grid(keys.numpy(), voxel_map.read_column("label", rows).numpy(), voxel_map.voxel_size, blocks, grid_cfg)
     if grid.shape != reference.shape or grid.corner != reference.corner or not np.array_equal(grid.cells, reference.cells):
         print("error: the incrementally kept grid differs from a full build", file=sys.stderr)
         return 1

@@ -128,26 +128,18 @@ def height_keys(voxel_size: float, min_height: float, max_height: float) -> tupl
     return int(np.ceil(min_height / voxel_size - 0.5)), int(np.floor(max_height / voxel_size - 0.5))
 
 
-def semantic_grid(
-    keys: np.ndarray,
-    labels: np.ndarray,
-    voxel_size: float,
-    blocks: np.ndarray,
-    *,
-    resolution: float = 0.0,
-    min_height: float = 0.1,
-    max_height: float = 1.8,
-    max_cells: int = 4_000_000,
-) -> Grid:
+def semantic_grid(keys: np.ndarray, labels: np.ndarray, voxel_size: float, blocks: np.ndarray, settings: SemanticGridConfig | None = None) -> Grid:
     """The floor grid of a map.
 
     keys: (V, 3) int voxel keys (voxel centre = (key + 0.5) * voxel_size, metres).
     labels: (V,) int class indices, -1 without a label. blocks: (C + 1,) bool from
-    ``class_mask``. resolution: cell edge [m] (0: voxel_size). Heights [m] are voxel-centre
-    z in the map frame. Returns an empty (0, 0) grid when nothing at or below
-    ``max_height`` was seen. Raises GridTooLarge above ``max_cells`` cells, ValueError for
-    inconsistent inputs.
+    ``class_mask``. settings: ``resolution`` (cell edge [m], 0: voxel_size), ``min_height``
+    / ``max_height`` (voxel-centre z [m] in the map frame) and ``max_cells`` (default: the
+    node's defaults). Returns an empty (0, 0) grid when nothing at or below ``max_height``
+    was seen. Raises GridTooLarge above ``max_cells`` cells, ValueError for inconsistent inputs.
     """
+    settings = settings or SemanticGridConfig()
+    resolution, min_height, max_height = settings.resolution, settings.min_height, settings.max_height
     keys = np.asarray(keys)
     labels = np.asarray(labels)
     if keys.ndim != 2 or keys.shape[1] != 3 or labels.shape != (keys.shape[0],):
@@ -172,10 +164,10 @@ def semantic_grid(
         iy = np.floor((keys[:, 1] + 0.5) * scale).astype(np.int64)
     x0, y0 = int(ix.min()), int(iy.min())
     width, height = int(ix.max()) - x0 + 1, int(iy.max()) - y0 + 1
-    if width * height > max_cells:
+    if width * height > settings.max_cells:
         raise GridTooLarge(
             f"the grid would be {width} x {height} cells ({width * resolution:.1f} x {height * resolution:.1f} m at "
-            f"{resolution} m), more than max_cells {max_cells}"
+            f"{resolution} m), more than max_cells {settings.max_cells}"
         )
     flat = (iy - y0) * width + (ix - x0)
     occupied = blocks[labels.astype(np.int64) + 1] & (z >= low)
@@ -185,8 +177,10 @@ def semantic_grid(
     return Grid(cells.reshape(height, width), (x0, y0), resolution)
 
 
-def _grid_settings(voxel_map, blocks: np.ndarray, resolution: float, min_height: float, max_height: float, max_cells: int) -> tuple:
-    return (id(voxel_map), voxel_map.generation, voxel_map.edits, blocks.tobytes(), resolution, min_height, max_height, max_cells)
+def _grid_settings(voxel_map, blocks: np.ndarray, settings: SemanticGridConfig) -> tuple:
+    """What a kept grid depends on besides observations: the map's identity and edits, the classes, the settings."""
+    geometry = (settings.resolution, settings.min_height, settings.max_height, settings.max_cells)
+    return (id(voxel_map), voxel_map.generation, voxel_map.edits, blocks.tobytes(), geometry)
 
 
 class FloorGrid:
@@ -203,7 +197,7 @@ class FloorGrid:
     """
 
     def __init__(self) -> None:
-        self._settings: tuple | None = None
+        self._depends_on: tuple | None = None
         self._tick = 0
         self._cells: np.ndarray | None = None  # (H, W) int8
         self._origin = (0, 0)  # cell index (x, y) of cells[0, 0]
@@ -211,48 +205,36 @@ class FloorGrid:
         self.full_builds = 0
         self.incremental_updates = 0
 
-    def update(
-        self,
-        voxel_map,
-        blocks: np.ndarray,
-        *,
-        resolution: float = 0.0,
-        min_height: float = 0.1,
-        max_height: float = 1.8,
-        max_cells: int = 4_000_000,
-    ) -> Grid:
+    def update(self, voxel_map, blocks: np.ndarray, settings: SemanticGridConfig | None = None) -> Grid:
         """The grid of ``voxel_map`` (a ``SemanticVoxelMap``) now; arguments as ``semantic_grid``.
         Raises GridTooLarge (the kept grid is dropped) or ValueError."""
-        voxel_size = voxel_map.voxel_size
-        resolution = float(resolution or voxel_size)
+        settings = settings or SemanticGridConfig()
         with voxel_map.lock:  # a consistent snapshot of the counters; blocks observed later are caught next time
             tick = voxel_map.tick
-            settings = _grid_settings(voxel_map, blocks, resolution, min_height, max_height, max_cells)
+            depends_on = _grid_settings(voxel_map, blocks, settings)
         try:
-            if settings != self._settings or resolution != voxel_size or self._cells is None:
-                return self._full(voxel_map, blocks, tick, settings, resolution, min_height, max_height, max_cells)
-            return self._incremental(voxel_map, blocks, tick, min_height, max_height, max_cells)
+            per_voxel = settings.resolution in (0.0, voxel_map.voxel_size)
+            if depends_on != self._depends_on or not per_voxel or self._cells is None:
+                return self._full(voxel_map, blocks, tick, depends_on, settings)
+            return self._incremental(voxel_map, blocks, tick, settings)
         except ValueError:
-            self._settings, self._cells = None, None
+            self._depends_on, self._cells = None, None
             raise
 
-    def _full(self, voxel_map, blocks, tick, settings, resolution, min_height, max_height, max_cells) -> Grid:
+    def _full(self, voxel_map, blocks, tick, depends_on, settings: SemanticGridConfig) -> Grid:
         keys, rows = voxel_map.items()
         labels = voxel_map.read_column("label", rows)
         keys_np = keys.cpu().numpy()
-        grid = semantic_grid(
-            keys_np, labels.cpu().numpy(), voxel_map.voxel_size, blocks,
-            resolution=resolution, min_height=min_height, max_height=max_height, max_cells=max_cells,
-        )  # fmt: skip
+        grid = semantic_grid(keys_np, labels.cpu().numpy(), voxel_map.voxel_size, blocks, settings)
         self.full_builds += 1
-        self._settings, self._tick = settings, tick
+        self._depends_on, self._tick = depends_on, tick
         if keys_np.shape[0]:
             self._lowest_block = int(keys_np[:, 2].min()) // voxel_map.config.block_size
         self._cells = grid.cells.copy() if grid.cells.size else None
         self._origin = grid.corner
         return grid
 
-    def _incremental(self, voxel_map, blocks, tick, min_height, max_height, max_cells) -> Grid:
+    def _incremental(self, voxel_map, blocks, tick, settings: SemanticGridConfig) -> Grid:
         voxel_size, b = voxel_map.voxel_size, voxel_map.config.block_size
         observed = voxel_map.blocks_observed_after(self._tick).cpu().numpy()
         self._tick = tick
@@ -260,27 +242,27 @@ class FloorGrid:
             self.incremental_updates += 1
             self._lowest_block = min(self._lowest_block, int(observed[:, 2].min()))
             # Block z range of a column: from the lowest block of the map to the one holding max_height.
-            top = height_keys(voxel_size, min_height, max_height)[1] // b
+            top = height_keys(voxel_size, settings.min_height, settings.max_height)[1] // b
             columns = np.unique(observed[:, :2], axis=0)
             if top >= self._lowest_block and columns.shape[0]:
-                self._write_columns(voxel_map, blocks, columns, top, min_height, max_height, max_cells)
+                self._write_columns(voxel_map, blocks, columns, top, settings)
         return Grid(self._cells, self._origin, voxel_size).cropped()
 
-    def _write_columns(self, voxel_map, blocks, columns, top, min_height, max_height, max_cells) -> None:
+    def _write_columns(self, voxel_map, blocks, columns, top, settings: SemanticGridConfig) -> None:
         """Recompute the cells of block columns (N, 2) from all their blocks up to block z ``top``."""
         voxel_size, b = voxel_map.voxel_size, voxel_map.config.block_size
         bz = np.arange(self._lowest_block, top + 1)
         n, nz = columns.shape[0], bz.shape[0]
         block_keys = np.concatenate([np.repeat(columns, nz, axis=0), np.tile(bz, n)[:, None]], axis=1).astype(np.int32)
         labels = voxel_map.block_labels(block_keys).cpu().numpy().reshape(n, nz * b, b, b)  # [column, z, y, x]
-        low, high = height_keys(voxel_size, min_height, max_height)
+        low, high = height_keys(voxel_size, settings.min_height, settings.max_height)
         z = self._lowest_block * b + np.arange(nz * b)  # voxel z keys of a column
         present = labels > -2
         seen = (present & (z <= high)[None, :, None, None]).any(axis=1)
         band = ((z >= low) & (z <= high))[None, :, None, None]
         occupied = (present & blocks[np.maximum(labels, -1).astype(np.int64) + 1] & band).any(axis=1)
         tiles = np.where(occupied, OCCUPIED, np.where(seen, FREE, UNKNOWN)).astype(np.int8)  # (N, B, B) [y, x]
-        self._grow(columns.min(0) * b, (columns.max(0) + 1) * b, max_cells)
+        self._grow(columns.min(0) * b, (columns.max(0) + 1) * b, settings.max_cells)
         x0, y0 = self._origin
         local = np.arange(b)
         ys = (columns[:, 1, None] * b - y0 + local[None, :])[:, :, None]  # (N, B, 1)

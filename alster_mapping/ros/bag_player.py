@@ -9,7 +9,8 @@ loop. ``/clock`` (rosgraph_msgs/Clock) carries the bag time, so a node with
 ``clock_period`` seconds of wall time in between).
 
 A topic whose message type is not importable here (e.g. tf2_msgs/TFMessage for /tf and
-/tf_static where tf2_msgs has no wheel) is reported once and skipped. For such
+/tf_static in a pip-only install set up with ``ALSTER_SKIP_INTERFACES=1``; ``make setup``
+builds tf2_msgs) is reported once and skipped. For such
 environments ``pose_topic`` resolves the camera pose of every colour image offline
 through the bag's TF (``BagSequence``'s ``TransformBuffer``, interpolated at the image
 stamp) and publishes it as geometry_msgs/PoseStamped in the map frame just before the

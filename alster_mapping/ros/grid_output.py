@@ -114,12 +114,7 @@ class SemanticGridOutput:
         """Every grid of the map now (name -> Grid; '' is ``~/semantic_grid``). Raises GridTooLarge."""
         cfg = self.parameters.server_config.grid
         voxel_map = self.map_server.map
-        return {
-            name: self._floors[name].update(
-                voxel_map, mask, resolution=cfg.resolution, min_height=cfg.min_height, max_height=cfg.max_height, max_cells=cfg.max_cells
-            )
-            for name, mask in self._masks.items()
-        }
+        return {name: self._floors[name].update(voxel_map, mask, cfg) for name, mask in self._masks.items()}
 
     def publish_if_changed(self) -> None:
         """Build and publish the grids when the map changed since the last publication."""

@@ -238,7 +238,10 @@ class LiveMapping:
             self.worker.join(timeout=10.0)
 
     def _input_events(self, stream: str, topic: str) -> SubscriptionEventCallbacks:
-        """QoS events of an input subscription: messages DDS lost, publishers with incompatible QoS."""
+        """QoS events of an input subscription: messages DDS lost, and (reliable subscriptions
+        only: a best-effort, volatile one is compatible with every publisher) publishers with
+        incompatible QoS. Each handler is one more waitable the executor checks per wake-up,
+        hence none that cannot fire."""
 
         def lost(info) -> None:
             self.counters.add(f"lost.{stream}", int(info.total_count_change), message=f"DDS lost {info.total_count_change} message(s) on {topic}")
@@ -252,9 +255,10 @@ class LiveMapping:
             self.log.error(message)
 
         guarded = self.runtime.guarded_callback
+        reliable = self.parameters.node_config.image_reliability == "reliable"
         return SubscriptionEventCallbacks(
             message_lost=guarded(f"{stream}_lost", lost),
-            incompatible_qos=guarded(f"{stream}_incompatible_qos", incompatible),
+            incompatible_qos=guarded(f"{stream}_incompatible_qos", incompatible) if reliable else None,
             use_default_callbacks=False,
         )
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from alster_mapping.core.grid_config import SemanticGridConfig
 from alster_mapping.core.labels import scannet20
 from alster_mapping.map.semantic_grid import (
     FREE,
@@ -41,7 +42,7 @@ def test_cells_by_hand():
     tables = class_mask(SPACE, ["table"], unlabelled_blocks=False)
     assert semantic_grid(keys, labels, VS, tables).cells.max() == FREE
     # A coarser grid: 2 x 2 voxel columns per cell; the origin follows negative keys.
-    coarse = semantic_grid(keys - [4, 0, 0], labels, VS, NAV, resolution=0.2)
+    coarse = semantic_grid(keys - [4, 0, 0], labels, VS, NAV, SemanticGridConfig(resolution=0.2))
     assert coarse.corner == (-2, 0) and coarse.origin == pytest.approx((-0.4, 0.0)) and coarse.shape == (2, 2)
     np.testing.assert_array_equal(coarse.cells, [[OCCUPIED, OCCUPIED], [FREE, UNKNOWN]])
 
@@ -50,12 +51,12 @@ def test_height_band_borders_are_exact_and_limits_are_enforced():
     # A voxel centre exactly on min_height counts (the same integer bound in every path).
     assert height_keys(0.04, 0.1, 1.8) == (2, 44)  # centres 0.10 .. 1.78 m
     keys, labels = np.array([[0, 0, 2]]), np.array([CHAIR])
-    assert semantic_grid(keys, labels, 0.04, NAV, min_height=0.1).cells[0, 0] == OCCUPIED
+    assert semantic_grid(keys, labels, 0.04, NAV, SemanticGridConfig(min_height=0.1)).cells[0, 0] == OCCUPIED
     assert semantic_grid(np.zeros((0, 3)), np.zeros(0), VS, NAV).shape == (0, 0)
     with pytest.raises(GridTooLarge, match="max_cells"):
-        semantic_grid(np.array([[0, 0, 0], [3000, 3000, 0]]), np.array([FLOOR, FLOOR]), VS, NAV, max_cells=1_000_000)
+        semantic_grid(np.array([[0, 0, 0], [3000, 3000, 0]]), np.array([FLOOR, FLOOR]), VS, NAV, SemanticGridConfig(max_cells=1_000_000))
     with pytest.raises(ValueError, match="above max_height"):
-        semantic_grid(keys, labels, VS, NAV, min_height=2.0, max_height=1.0)
+        semantic_grid(keys, labels, VS, NAV, SemanticGridConfig(min_height=2.0, max_height=1.0))
     with pytest.raises(ValueError, match="unknown class"):
         class_mask(SPACE, ["lava"])
 
@@ -104,7 +105,7 @@ def test_incremental_upkeep_equals_a_full_build():
     keys, _ = m.items()
     m.assign_labels(keys[:100], torch.full((100,), FLOOR), torch.full((100,), 0.9))
     assert np.array_equal(floor.update(m, NAV).cells, full_grid(m).cells) and floor.full_builds == 3
-    floor.update(m, NAV, max_height=1.0)
+    floor.update(m, NAV, SemanticGridConfig(max_height=1.0))
     assert floor.full_builds == 4
 
 
