@@ -7,7 +7,8 @@
   frame ``frame_id``, through tf2_ros when importable, else /tf and /tf_static into
   ``core.tf_buffer.TransformBuffer`` when tf2_msgs is importable (``make setup`` builds it;
   with neither, every frame is skipped as ``pose_unavailable`` and the diagnostics say
-  so). Unusable transforms are counted as ``bad_poses``, a frame that changes parent as
+  so). Unusable transforms (NaN, a quaternion far from unit length, a cycle, a chain over
+  100 links) are counted as ``bad_poses``, a frame that changes parent as
   ``tf_reparented``; a failed lookup names the link (``TF map <- camera: ...``);
 - ``pose`` / ``odometry`` / ``transform``: geometry_msgs/PoseStamped, nav_msgs/Odometry or
   geometry_msgs/TransformStamped on ``pose_topic`` in the map frame, interpolated to the

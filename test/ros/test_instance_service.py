@@ -23,6 +23,10 @@ from alster_mapping.map.map_file import load_map  # noqa: E402
 from alster_mapping.ros.cloud import cloud_to_arrays  # noqa: E402
 from alster_mapping.ros.map_server import CLOUD_QOS  # noqa: E402
 from alster_mapping.ros.map_server_node import MapServerNode  # noqa: E402
+from alster_mapping.ros.vision_outputs import LabelInfo  # noqa: E402
+
+if LabelInfo is not None:  # vision_msgs built by make setup (interfaces/)
+    from vision_msgs.msg import Detection3DArray
 
 TIMEOUT = 60.0
 
@@ -38,8 +42,11 @@ class Peer:
         self.executor = SingleThreadedExecutor(context=ctx)
         self.executor.add_node(self.node)
         self.executor.add_node(self.peer)
-        self.received = {"status": [], "cloud": [], "objects": []}
-        for key, kind, topic in (("status", String, "instance_status"), ("cloud", PointCloud2, "instances"), ("objects", MarkerArray, "objects")):
+        self.received = {"status": [], "cloud": [], "objects": [], "detections": []}
+        topics = [("status", String, "instance_status"), ("cloud", PointCloud2, "instances"), ("objects", MarkerArray, "objects")]
+        if LabelInfo is not None:
+            topics.append(("detections", Detection3DArray, "detections"))
+        for key, kind, topic in topics:
             self.peer.create_subscription(kind, f"/{name}/{topic}", self.received[key].append, CLOUD_QOS)
         self.client = self.peer.create_client(Trigger, f"/{name}/segment_instances")
 
@@ -103,6 +110,15 @@ def test_the_service_replies_at_once_and_publishes_status_cloud_and_objects(serv
     texts = [m for m in markers if m.ns == "labels"]
     assert len(boxes) == len(texts) == len(status["objects"])
     assert texts[0].text.startswith(status["objects"][0]["class"])
+    if LabelInfo is not None:  # the same objects as vision_msgs/Detection3DArray
+        p.spin_until(lambda: p.received["detections"], "~/detections")
+        detections = p.received["detections"][-1].detections
+        space = p.node.map.label_space
+        assert [d.id for d in detections] == [str(o["id"]) for o in status["objects"]]
+        for d, o in zip(detections, status["objects"]):
+            assert d.results[0].hypothesis.class_id == str(space.ids[o["class_index"]])
+            assert d.results[0].hypothesis.score == pytest.approx(o["score"])
+            assert [d.bbox.size.x, d.bbox.size.y, d.bbox.size.z] == pytest.approx(o["extent"])
     # The map's instance layer holds the result; get_stats reports the job.
     layer = p.node.map.to_arrays().instance
     assert sorted(set(layer[layer >= 0].tolist())) == sorted(o["id"] for o in status["objects"])

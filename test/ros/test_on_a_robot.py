@@ -219,12 +219,17 @@ def test_tf_self_check_grid_pause_clear_and_label_info(tmp_path, ros_context):
         )
         assert "extrapolate" in stats["pipeline"]["latest"]["skipped.pose_extrapolation"]
 
-        # Bad TF: a NaN rotation and a cycle are counted; the node and the map stay as they are.
+        # Bad TF: a NaN rotation, a quaternion of norm 2 and a cycle are counted; the node and
+        # the map stay as they are.
         nan = transform("odom", "base_link", np.eye(4), late)
         nan.transform.rotation.x = float("nan")
+        scaled = transform("odom", "base_link", np.eye(4), late + 1)
+        scaled.transform.rotation.w = 2.0
         cycle = transform("camera_optical", "odom", np.eye(4), late)
         stats = peer.wait_stats(
-            lambda s: s["pipeline"]["bad_poses"] >= 2, "bad transforms counted", resend=lambda: tf.tf.publish(TFMessage(transforms=[nan, cycle]))
+            lambda s: s["pipeline"]["bad_poses"] >= 3 and "norm 2.000" in s["pipeline"]["latest"].get("bad_poses", ""),
+            "bad transforms counted",
+            resend=lambda: tf.tf.publish(TFMessage(transforms=[nan, cycle, scaled])),
         )
         assert stats["voxels"] == len(offline.map)
         # A second parent for base_link is reported; a 10,000-link static chain is refused beyond
