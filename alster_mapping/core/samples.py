@@ -9,9 +9,9 @@ and instance ids, the sample of ALSTER):
   label ids and instance ids.
 * ``ImagePointChunk``: a few posed frames and the labelled points they observe (SAFNet:
   images + points -> point semantics).
-* ``VoxelVolume``: a camera-aligned voxel grid with a truncated signed distance from one
-  depth image and the labels of the complete scene in it (IMENet: one RGB-D frame -> a
-  completed semantic volume).
+* ``VoxelVolume``: a gravity-aligned voxel grid in front of one camera with the flipped TSDF
+  of its depth image, what the camera knows of each voxel, the labels of the complete scene
+  and the pixel -> voxel mapping (IMENet: one RGB-D frame -> a completed semantic volume).
 
 Labels are *raw* ids (e.g. NYU40) as the data sources store them; a ``LabelSpace``
 encodes them into class indices where a model or a metric needs those. Instance ids are
@@ -118,24 +118,34 @@ class ImagePointChunk:
             raise ValueError(f"points must be a PointBlock, got {type(self.points).__name__}")
 
 
+OUTSIDE, FREE, SURFACE, OCCLUDED = 0, 1, 2, 3
+"""What the camera knows of a voxel of a ``VoxelVolume`` (``visibility``): outside its view
+(not in the image, behind it or beyond the depth range), seen empty (in front of the
+measured surface), on the measured surface, occluded (behind it, or its pixel has no depth)."""
+
+
 @dataclass
 class VoxelVolume:
-    """A voxel grid seen from one camera, with its truncated signed distance and labels.
+    """A gravity-aligned voxel grid in front of one camera: what the camera measured and the complete scene.
 
-    tsdf: (X, Y, Z) float32, the signed distance to the observed surface along the camera
-    ray in units of the truncation (clipped to [-1, 1]: > 0 in front of the surface, < 0
-    behind it, 1 where the ray sees past the voxel's distance range or it lies outside the
-    image). labels: (X, Y, Z) int64 raw label ids of the complete scene (0 = empty, as
-    NYU40's "unlabelled"), including surfaces the camera does not see. origin: (3,) float64
-    world position of the corner of voxel (0, 0, 0) [m]; voxel_size: edge [m]; the grid
-    axes are the world axes. frame: the RGB-D frame it was built from. Raises ValueError
-    on inconsistent shapes or values.
+    tsdf: (X, Y, Z) float32 in [-1, 1], the input of a completion network (``data/
+    completion_volumes.py`` says how it is computed). labels: (X, Y, Z) int64 class ids of
+    the complete scene (0 = empty), hidden parts and object interiors included.
+    T_world_grid: (4, 4) float64, the grid's corner frame: voxel (i, j, k) has its centre at
+    ``T_world_grid @ [(i, j, k) + 0.5) * voxel_size, 1]``; a rotation about world z and a
+    translation (the grid is gravity aligned). voxel_size: edge [m]. visibility: (X, Y, Z)
+    uint8 of ``OUTSIDE`` / ``FREE`` / ``SURFACE`` / ``OCCLUDED``, or None. pixel_voxel:
+    (H, W) int64, the flat index (``np.ravel_multi_index``) of the voxel each pixel's depth
+    point falls in, -1 where it has no depth or falls outside the grid; or None. frame: the
+    RGB-D frame it was built from. Raises ValueError on inconsistent shapes or values.
     """
 
     tsdf: np.ndarray
     labels: np.ndarray
-    origin: np.ndarray
+    T_world_grid: np.ndarray
     voxel_size: float
+    visibility: np.ndarray | None = None
+    pixel_voxel: np.ndarray | None = None
     frame: RGBDFrame | None = None
     name: str = "volume"
 
@@ -144,18 +154,30 @@ class VoxelVolume:
         if tsdf.ndim != 3:
             raise ValueError(f"tsdf must be an (X, Y, Z) grid, got shape {tsdf.shape}")
         if tsdf.size and (not np.isfinite(tsdf).all() or np.abs(tsdf).max() > 1.0):
-            raise ValueError("tsdf must be finite and within [-1, 1] (units of the truncation)")
+            raise ValueError("tsdf must be finite and within [-1, 1]")
         labels = np.asarray(self.labels)
         if labels.shape != tsdf.shape:
             raise ValueError(f"labels {labels.shape} and tsdf {tsdf.shape} differ in shape")
         if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0):
             raise ValueError("labels must be non-negative integer ids")
-        origin = np.asarray(self.origin, dtype=np.float64)
-        if origin.shape != (3,) or not np.isfinite(origin).all():
-            raise ValueError(f"origin must be 3 finite numbers, got {self.origin!r}")
+        T = np.asarray(self.T_world_grid, dtype=np.float64)
+        if T.shape != (4, 4) or not np.isfinite(T).all() or not np.allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-6):
+            raise ValueError("T_world_grid must be a finite (4, 4) rigid transform")
         if not (np.isfinite(self.voxel_size) and self.voxel_size > 0):
             raise ValueError(f"voxel_size must be positive, got {self.voxel_size}")
-        self.tsdf, self.labels, self.origin, self.voxel_size = tsdf, labels.astype(np.int64, copy=False), origin, float(self.voxel_size)
+        if self.visibility is not None:
+            visibility = np.asarray(self.visibility)
+            if visibility.shape != tsdf.shape or (visibility.size and visibility.max() > OCCLUDED):
+                raise ValueError(f"visibility must be an (X, Y, Z) grid of codes 0..{OCCLUDED} like tsdf {tsdf.shape}")
+            self.visibility = visibility.astype(np.uint8, copy=False)
+        if self.pixel_voxel is not None:
+            pixel_voxel = np.asarray(self.pixel_voxel, dtype=np.int64)
+            if pixel_voxel.ndim != 2 or (pixel_voxel.size and (pixel_voxel.min() < -1 or pixel_voxel.max() >= tsdf.size)):
+                raise ValueError("pixel_voxel must be an (H, W) grid of flat voxel indices or -1")
+            if self.frame is not None and pixel_voxel.shape != self.frame.shape:
+                raise ValueError(f"pixel_voxel {pixel_voxel.shape} and the frame {self.frame.shape} differ in size")
+            self.pixel_voxel = pixel_voxel
+        self.tsdf, self.labels, self.T_world_grid, self.voxel_size = tsdf, labels.astype(np.int64, copy=False), T, float(self.voxel_size)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -164,5 +186,6 @@ class VoxelVolume:
 
     def centers(self) -> np.ndarray:
         """(X, Y, Z, 3) float64 world positions of the voxel centres [m]."""
-        axes = [(np.arange(n) + 0.5) * self.voxel_size + o for n, o in zip(self.shape, self.origin)]
-        return np.stack(np.meshgrid(*axes, indexing="ij"), -1)
+        axes = [(np.arange(n) + 0.5) * self.voxel_size for n in self.shape]
+        local = np.stack(np.meshgrid(*axes, indexing="ij"), -1)
+        return local @ self.T_world_grid[:3, :3].T + self.T_world_grid[:3, 3]

@@ -58,17 +58,34 @@ class _GroundTruthMixin:
                 keep &= ((pts > eps).all(1)) & ((pts < self.size - eps).all(1))
             near = np.flatnonzero(occ & (lo <= hi[k]).all(1) & (hi >= lo[k]).all(1))
             for j in near:
-                if j == k:
-                    continue
-                o = parts[j]
-                qd = _matmul_rows(pts - o.center, o.R)
-                if o.kind == "cyl":
-                    inside = (np.abs(qd[:, 2]) < o.half[2] + eps) & (qd[:, 0] ** 2 + qd[:, 1] ** 2 < (o.half[0] + eps) ** 2)
-                else:
-                    inside = (np.abs(qd) < o.half + eps).all(1)
-                keep &= ~inside
+                if j != k:
+                    keep &= ~_inside_part(pts, parts[j], eps)
             out_p.append(pts[keep])
             out_k.append(np.full(int(keep.sum()), k))
         pts = np.concatenate(out_p)
         k = np.concatenate(out_k)
         return pts.astype(np.float32), self._part_label[k].copy(), self._part_inst[k].copy()
+
+    def solid_labels(self, points: np.ndarray) -> np.ndarray:
+        """NYU40 label (N,) uint16 of the solid part each world point (N, 3) [m] lies inside, 0
+        for none: objects are solid, not only their surfaces (scene-completion ground truth).
+        The room shell and curtains are surfaces without an inside; where solids overlap, the
+        later part wins."""
+        points = np.asarray(points, dtype=np.float64)
+        out = np.zeros(len(points), np.uint16)
+        for k, q in enumerate(self._parts):
+            if not q.occluder or q.kind not in ("box", "cyl") or not (q.half > 0).all():
+                continue
+            lo, hi = q.verts.min(0), q.verts.max(0)
+            near = np.flatnonzero(((points >= lo) & (points <= hi)).all(1))  # the part's world box first: cheap
+            if near.size:
+                out[near[_inside_part(points[near], q, 0.0)]] = self._part_label[k]
+        return out
+
+
+def _inside_part(points: np.ndarray, part, eps: float) -> np.ndarray:
+    """Whether points (N, 3) lie inside ``part``'s oriented box or cylinder, grown by ``eps`` [m]."""
+    local = _matmul_rows(points - part.center, part.R)
+    if part.kind == "cyl":
+        return (np.abs(local[:, 2]) < part.half[2] + eps) & (local[:, 0] ** 2 + local[:, 1] ** 2 < (part.half[0] + eps) ** 2)
+    return (np.abs(local) < part.half + eps).all(1)
