@@ -99,5 +99,12 @@ class ModelRegistry(Registry[ModelEntry]):
 
 
 MODELS = ModelRegistry(
-    "model", builtins=("alster_mapping.nets.alster", "alster_mapping.nets.asis", "alster_mapping.nets.ban", "alster_mapping.nets.safnet")
+    "model",
+    builtins=(
+        "alster_mapping.nets.alster",
+        "alster_mapping.nets.asis",
+        "alster_mapping.nets.ban",
+        "alster_mapping.nets.safnet",
+        "alster_mapping.nets.imenet",
+    ),
 )
