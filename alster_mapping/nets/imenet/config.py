@@ -29,6 +29,7 @@ class ImenetConfig:
     width_3d: int = param(32, "channels of the 3D branch's convolutions", min=4, max=512)
     dilated_blocks: int = param(2, "dilated (rate 2) residual blocks of the 3D branch after the plain one (SSCNet: 2)", min=0, max=8)
     pyramid_rates: tuple[int, ...] = param((1, 2, 3), "dilations of the deformable context pyramid's convolutions (DCP and DDA)", min=1, max=16)
+    dda_stride: int = param(2, "DDA's 3D deformable pyramid runs at 1 / this resolution (1 = full; 2 costs an eighth)", min=1, max=4)
     iterations: int = param(3, "T: rounds of mutual refinement at inference (the paper finds 3-4 best)", min=1, max=10)
     iterative_learning: bool = param(True, "IL: alternate the two branches' updates in training, each with the other frozen; off = variant A")
     dcp: bool = param(True, "DCP (eq. 1): the reprojected 3D prediction refines the 2D one")
