@@ -1,7 +1,8 @@
 """The one training loop of every model family (``alster train --model NAME``).
 
-The loop runs a recipe (``train/recipe.py``) phase by phase: each phase gets Adam with the
-recipe's parameter groups and one OneCycle schedule over their peak rates; a step zeroes
+The loop runs a recipe (``train/recipe.py``) phase by phase: each phase gets Adam (or SGD
+with momentum, when the phase asks) with the recipe's parameter groups and one OneCycle
+schedule over their peak rates; a step zeroes
 the gradients, runs the phase's forwards (each backward scaled by 1 / forwards; under
 ``torchrun`` only the last one synchronises gradients), clips the gradient norm and steps
 the optimizer and the schedule. Everything random is seeded by the config's ``seed``
@@ -87,17 +88,24 @@ class TrainingLoop:
     # -- optimisation set-up --------------------------------------------------------------------
 
     def _start_phase(self) -> None:
-        """Adam + OneCycle for the current phase (one group per recipe parameter group)."""
+        """The phase's optimizer (Adam, or SGD with momentum) + OneCycle (one group per recipe parameter group)."""
         self.current = self.recipe.start_phase(self.phase)
-        groups = self.current.param_groups
-        self.optimizer = torch.optim.Adam([{"params": params, "lr": lr} for params, lr in groups])
+        groups = [{"params": params, "lr": lr} for params, lr in self.current.param_groups]
+        if self.current.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(groups, momentum=self.current.momentum, weight_decay=self.current.weight_decay)
+        elif self.current.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(groups, weight_decay=self.current.weight_decay)
+        else:
+            raise ValueError(f"unknown optimizer {self.current.optimizer!r} (adam or sgd)")
         self._build_scheduler()
 
     def _build_scheduler(self) -> None:
         """OneCycle over the phase's steps (its peaks from the recipe, also after a resume)."""
         peaks = [lr for _, lr in self.current.param_groups]
-        # total_steps + 1: the last step() lands on the end of the schedule.
-        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=peaks, total_steps=self.current.steps + 1)
+        # total_steps + 1: the last step() lands on the end of the schedule. SGD keeps its momentum constant.
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=peaks, total_steps=self.current.steps + 1, cycle_momentum=self.current.optimizer == "adam"
+        )
 
     # -- training state ----------------------------------------------------------------------
 

@@ -38,12 +38,13 @@ class RecipeConfig:
 class Phase:
     """One optimisation phase as the loop runs it.
 
-    param_groups: (parameters, peak learning rate) pairs, one Adam group each, annealed by
-    one OneCycle schedule over ``steps``. forwards: forwards per optimizer step; each
+    param_groups: (parameters, peak learning rate) pairs, one optimizer group each, annealed
+    by one OneCycle schedule over ``steps``. forwards: forwards per optimizer step; each
     backward is scaled by 1 / forwards, so a step sums their mean gradient. grad_clip:
     clip the gradient norm at this value (0 = off). network: the module the forwards go
     through when it is wrapped in DistributedDataParallel (the loop skips gradient sync in
-    all but the last forward of a step); None otherwise.
+    all but the last forward of a step); None otherwise. optimizer: ``adam`` (the default)
+    or ``sgd`` with ``momentum`` (constant, not cycled) and ``weight_decay`` (IMENet's protocol).
     """
 
     steps: int
@@ -51,6 +52,9 @@ class Phase:
     forwards: int = 1
     grad_clip: float = 0.0
     network: nn.Module | None = None
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
 
 
 class Recipe(abc.ABC):
@@ -148,5 +152,6 @@ RECIPES = RecipeRegistry(
         "alster_mapping.train.recipes.asis",
         "alster_mapping.train.recipes.ban",
         "alster_mapping.train.recipes.safnet",
+        "alster_mapping.train.recipes.imenet",
     ),
 )

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...core.samples import OCCLUDED
 from ..deformable import DeformConv
 from ..encoder2d import Encoder2D
 from ..registry import MODELS
@@ -168,13 +169,13 @@ class ImenetModel(nn.Module):
         return {"num_classes": self.num_classes}
 
     def forward(self, batch: dict[str, torch.Tensor], iterations: int | None = None) -> ImenetOutput:
-        """Coarse predictions, then ``iterations`` (default ``config.iterations``) rounds of DCP and DDA."""
+        """Coarse predictions, then ``iterations`` (default ``config.iterations``; 0: none) rounds of DCP and DDA."""
         pixel_voxel = batch["pixel_voxel"]
         _, coarse_2d = self.branch_2d(batch["color"])
         coarse_3d = self.branch_3d(batch["tsdf"])
         shape = tuple(coarse_3d.shape[2:])
         logits_2d, logits_3d = coarse_2d, coarse_3d
-        for _ in range(iterations or self.config.iterations):
+        for _ in range(self.config.iterations if iterations is None else iterations):
             if self.dcp is not None:
                 logits_2d = self.dcp(coarse_2d, reproject_to_pixels(torch.softmax(logits_3d, 1), pixel_voxel))
             if self.dda is not None:
@@ -183,3 +184,29 @@ class ImenetModel(nn.Module):
             if self.dcp is None and self.dda is None:
                 break  # no interaction: nothing changes between rounds
         return ImenetOutput(logits_2d, logits_3d, coarse_2d, coarse_3d)
+
+
+def completion_losses(
+    output: ImenetOutput, batch: dict[str, torch.Tensor], tasks: tuple[str, ...] = ("2d", "3d"), coarse_weight: float = 1.0
+) -> dict[str, torch.Tensor]:
+    """Section 3.6: softmax cross-entropy without class balancing — in 3D on the voxels that are
+    not empty or are occluded (seen-free and outside-view empty voxels are left out), in 2D on
+    the pixels with a class. tasks: which of them count in "total" (the iterative learning
+    trains one branch at a time). The coarse predictions get ``coarse_weight`` of their own
+    loss (deep supervision of each branch: a deviation, the paper is silent on it)."""
+    losses: dict[str, torch.Tensor] = {}
+    total = output.logits_3d.new_zeros(())
+    if "3d" in tasks:
+        mask = (batch["labels_3d"] > 0) | (batch["visibility"] == OCCLUDED)
+        target = batch["labels_3d"][mask]
+        for name, logits in (("3d", output.logits_3d), ("coarse_3d", output.coarse_3d)):
+            losses[name] = F.cross_entropy(logits.movedim(1, -1)[mask], target) if target.numel() else logits.sum() * 0
+        total = total + losses["3d"] + coarse_weight * losses["coarse_3d"]
+    if "2d" in tasks:
+        mask = batch["labels_2d"] > 0
+        target = batch["labels_2d"][mask]
+        for name, logits in (("2d", output.logits_2d), ("coarse_2d", output.coarse_2d)):
+            losses[name] = F.cross_entropy(logits.movedim(1, -1)[mask], target) if target.numel() else logits.sum() * 0
+        total = total + losses["2d"] + coarse_weight * losses["coarse_2d"]
+    losses["total"] = total
+    return losses
