@@ -400,6 +400,37 @@ def cmd_refine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_complete(args: argparse.Namespace) -> int:
+    """The scene behind one frame of a sequence completed by IMENet: PLY, PNGs, summary (and scores on synthetic worlds)."""
+    from .data.completion_volumes import completion_volume, nyu40_to_ssc, ssc_label_space
+    from .data.sequences import SyntheticSequence
+    from .eval.complete import complete_to_files
+    from .nets.shipped import shipped_imenet_checkpoint
+    from .pipeline.scene_completion import estimate_floor, load_completion_model
+
+    (sequence,) = _sequences(args, [args.source])
+    if not 0 <= args.frame < len(sequence):
+        raise ValueError(f"--frame {args.frame} is outside the sequence's {len(sequence)} frames")
+    checkpoint = args.model or shipped_imenet_checkpoint()
+    model, card = load_completion_model(checkpoint)
+    frame = sequence.frame(args.frame)
+    synthetic = isinstance(sequence, SyntheticSequence)
+    floor_z = args.floor_z if args.floor_z is not None else (0.0 if synthetic else estimate_floor(frame))
+    truth = None
+    if synthetic:  # its ground truth scores the completion
+        volume = completion_volume(frame, sequence.ground_truth(), floor_z, sequence.world.solid_labels)
+        truth = (volume, nyu40_to_ssc()[np.asarray(frame.labels, dtype=np.int64)] if frame.labels is not None else None)
+    summary = complete_to_files(model, ssc_label_space(), frame, floor_z, args.out, args.iterations, truth, str(checkpoint))
+    v = summary["voxels"]
+    print(f"{v['observed']} observed and {v['predicted']} predicted voxels ({summary['seconds']:.2f} s, floor at {floor_z:.2f} m)")
+    if "scores" in summary:
+        s = summary["scores"]
+        line = f"  SC IoU {s['sc']['iou']:.3f}  SSC mIoU {s['ssc']['miou']:.3f}"
+        print(line + (f"  SS mIoU {s['ss']['miou']:.3f}" if "ss" in s else ""))
+    print(f"outputs in {args.out}/: {', '.join(summary['outputs'])}, summary.json")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: a synthetic world mapped live with the shipped model, then scored."""
     from .data.sequences import SyntheticSequence
@@ -572,6 +603,16 @@ def build_parser() -> argparse.ArgumentParser:
     refine.add_argument("--set", action="append", metavar="KEY=VALUE", help="override RefineJobConfig, e.g. chunks.views=5")
     _add_sequence_args(refine, frames_option="--synthetic-frames")
     refine.set_defaults(func=cmd_refine)
+
+    complete = sub.add_parser("complete", help="complete the scene behind one frame of a sequence with IMENet (PLY, PNGs, summary)")
+    complete.add_argument("source", help="a sequence: synthetic:SEED, ScanNet folder, bag")
+    complete.add_argument("--frame", type=int, default=0, help="index of the frame in the sequence")
+    complete.add_argument("--model", type=Path, help="scene-completion checkpoint (default: the shipped IMENet)")
+    complete.add_argument("--floor-z", type=float, help="world height of the floor [m] (default: 0 in synthetic worlds, else from the frame)")
+    complete.add_argument("--iterations", type=int, help="rounds of mutual refinement (default: the model's)")
+    complete.add_argument("--out", type=Path, default=Path("build/complete"), help="output folder")
+    _add_sequence_args(complete, frames_option="--synthetic-frames")
+    complete.set_defaults(func=cmd_complete)
 
     info = sub.add_parser("info", help="print a map file's contents")
     info.add_argument("map", type=Path)

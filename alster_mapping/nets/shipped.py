@@ -35,3 +35,8 @@ def shipped_alster_checkpoint() -> Path:
 def shipped_safnet_checkpoint() -> Path:
     """The shipped SAFNet, as ``~/refine_semantics`` and ``alster refine`` run it."""
     return shipped_checkpoint("safnet_scannet20_synthetic.safetensors")
+
+
+def shipped_imenet_checkpoint() -> Path:
+    """The shipped IMENet, as ``~/complete_scene`` and ``alster complete`` run it."""
+    return shipped_checkpoint("imenet_ssc11_synthetic.safetensors")

@@ -1,0 +1,98 @@
+"""``alster complete``: the scene behind one frame completed by IMENet, written as files.
+
+Outputs in the folder: ``completion.ply`` (the occupied voxels' centres in the world frame,
+coloured by class — predicted voxels, those the camera did not see on a surface, in a
+lighter tint — with vertex properties ``label`` (ssc11 id), ``confidence`` and ``observed``
+(1 on the measured surface, 0 predicted)), ``completion.png`` (a headless render of them),
+``labels_2d.png`` (the refined 2D segmentation in class colours, at the frame's size) and
+``summary.json`` (counts per class observed / predicted, time, floor, model; with a ground
+truth the SC / SSC / SS scores of this frame).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..core.atomic_file import write_text_atomic
+from ..core.frame import RGBDFrame
+from ..core.labels import LabelSpace
+from ..core.samples import VoxelVolume
+from ..map.export import render_points_png, save_png, write_point_ply
+from ..pipeline.scene_completion import SceneCompletion, complete_frame, completion_points
+from .completion_metrics import CompletionMeter, segmentation_scores
+
+PREDICTED_TINT = 0.5
+"""Predicted voxels are drawn this far towards white (observed ones in the plain class colour)."""
+
+
+def class_colors(space: LabelSpace, ids: np.ndarray) -> np.ndarray:
+    """RGB uint8 (..., 3) of ssc11 ids (1..11; 0 black)."""
+    return space.colorize(np.asarray(ids) - 1)
+
+
+def write_completion(result: SceneCompletion, space: LabelSpace, out: Path, frame: RGBDFrame) -> list[str]:
+    """Write the PLY, the render and the 2D label image of ``result``; returns the files written
+    (the render is left out, and said so, where no rendering context exists)."""
+    out.mkdir(parents=True, exist_ok=True)
+    xyz, ids, confidence, observed = completion_points(result)
+    colors = class_colors(space, ids).astype(np.float32)
+    colors[~observed] = colors[~observed] * (1 - PREDICTED_TINT) + 255 * PREDICTED_TINT
+    colors = colors.round().astype(np.uint8)
+    written = []
+    write_point_ply(out / "completion.ply", xyz, colors, label=ids.astype(np.uint16), confidence=confidence, observed=observed.astype(np.uint8))
+    written.append("completion.ply")
+    h, w = frame.shape
+    rows = np.minimum(np.arange(h) * result.label_image.shape[0] // h, result.label_image.shape[0] - 1)
+    cols = np.minimum(np.arange(w) * result.label_image.shape[1] // w, result.label_image.shape[1] - 1)
+    save_png(out / "labels_2d.png", class_colors(space, result.label_image[rows][:, cols]))
+    written.append("labels_2d.png")
+    if len(xyz):
+        try:
+            render_points_png(xyz, colors, out / "completion.png", result.volume.voxel_size)
+            written.append("completion.png")
+        except RuntimeError as exc:  # no EGL / Mesa on this machine
+            written.append(f"(no completion.png: {exc})")
+    return written
+
+
+def frame_scores(result: SceneCompletion, truth: VoxelVolume, truth_image: np.ndarray | None) -> dict:
+    """SC / SSC scores of one completion against a labelled volume of the same frame (and SS against its 2D labels)."""
+    meter = CompletionMeter()
+    meter.add(truth.labels, result.labels, truth.visibility)
+    report = meter.scores().to_dict([str(i) for i in range(1, 12)])
+    if truth_image is not None:
+        h, w = result.label_image.shape
+        rows = np.minimum((np.arange(h) + 0.5) * truth_image.shape[0] / h, truth_image.shape[0] - 1).astype(np.int64)
+        cols = np.minimum((np.arange(w) + 0.5) * truth_image.shape[1] / w, truth_image.shape[1] - 1).astype(np.int64)
+        report["ss"] = {"miou": float(segmentation_scores(truth_image[rows][:, cols], result.label_image).miou)}
+    return report
+
+
+def complete_to_files(
+    model, space: LabelSpace, frame: RGBDFrame, floor_z: float, out: Path, iterations: int | None = None, truth=None, model_name: str = ""
+) -> dict:
+    """Complete ``frame`` and write the outputs (module docstring); returns the summary.
+    truth: (labelled ``VoxelVolume`` of the frame, its 2D labels (H, W) ssc11 or None) to score against."""
+    result = complete_frame(model, frame, floor_z, iterations=iterations)
+    files = write_completion(result, space, out, frame)
+    _, ids, _, observed = completion_points(result)
+    per_class = {
+        name: {"observed": int(((ids == k) & observed).sum()), "predicted": int(((ids == k) & ~observed).sum())}
+        for k, name in zip(space.ids, space.names)
+    }
+    summary = {
+        "model": model_name,
+        "frame_stamp_ns": int(frame.stamp_ns),
+        "floor_z": floor_z,
+        "seconds": round(result.seconds, 3),
+        "voxels": {"observed": int(observed.sum()), "predicted": int((~observed).sum())},
+        "per_class": per_class,
+        "outputs": files,
+    }
+    if truth is not None:
+        summary["scores"] = frame_scores(result, *truth)
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
+    return summary

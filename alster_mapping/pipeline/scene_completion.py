@@ -1,0 +1,99 @@
+"""Completing the scene behind one RGB-D frame with IMENet (issue 13): what ``alster complete`` and
+the node's ``~/complete_scene`` run.
+
+``complete_frame`` builds the volume in front of the frame's camera
+(``core.completion_grid.observed_volume``: SSCNet's 4.8 x 4.8 x 2.88 m at 0.08 m, on the
+floor), runs the model (T rounds of mutual refinement) and returns the completed classes
+per voxel, their confidence, and the refined 2D segmentation. ``completion_points`` lists
+the occupied voxels with a flag telling observed ones (on the measured surface) from
+predicted ones (hidden, or inside objects) — predictions are never mixed into the map.
+
+``estimate_floor`` gives a floor height from the frame alone when nothing better is known
+(the node passes the mapper's floor).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.completion_grid import CompletionVolumeConfig, VolumeError, observed_volume
+from ..core.frame import RGBDFrame
+from ..core.samples import SURFACE, VoxelVolume
+from ..nets.checkpoint import load_checkpoint
+from ..nets.imenet.inputs import completion_input, stack_inputs
+
+__all__ = ["SceneCompletion", "VolumeError", "complete_frame", "completion_points", "estimate_floor", "load_completion_model"]
+
+TASK = "scene_completion"
+
+
+@dataclass
+class SceneCompletion:
+    """volume: the observed volume (its ``labels`` = the prediction). labels: (X, Y, Z) int64
+    predicted ssc11 ids (0 empty). confidence: (X, Y, Z) float32 probability of that class.
+    label_image: (h, w) int64 refined 2D classes (1..11) at the model's image width.
+    image_confidence: (h, w) float32. seconds: inference time."""
+
+    volume: VoxelVolume
+    labels: np.ndarray
+    confidence: np.ndarray
+    label_image: np.ndarray
+    image_confidence: np.ndarray
+    seconds: float
+
+
+def load_completion_model(path: str | Path):
+    """(model in eval mode, card) of a scene-completion checkpoint; CheckpointError for a
+    missing or corrupt file or a checkpoint of another kind of model."""
+    return load_checkpoint(path, task=TASK)
+
+
+def estimate_floor(frame: RGBDFrame, quantile: float = 0.02) -> float:
+    """A floor height [m] from the frame alone: a low quantile of its depth points' world
+    heights (the floor when it is in view, as it nearly always is for a robot's camera).
+    Raises VolumeError for a frame without valid depth."""
+    depth = frame.depth
+    valid = np.isfinite(depth) & (depth > 0)
+    if not valid.any():
+        raise VolumeError("the frame has no valid depth")
+    v, u = np.nonzero(valid)
+    k = frame.intrinsics
+    z = depth[valid].astype(np.float64)
+    camera = np.stack([(u - k.cx) * z / k.fx, (v - k.cy) * z / k.fy, z], 1)
+    heights = camera @ frame.T_world_camera[2, :3] + frame.T_world_camera[2, 3]
+    return float(np.quantile(heights, quantile))
+
+
+def complete_frame(
+    model, frame: RGBDFrame, floor_z: float, config: CompletionVolumeConfig | None = None, iterations: int | None = None
+) -> SceneCompletion:
+    """Complete the volume in front of ``frame`` (module docstring). model: an ``ImenetModel``;
+    floor_z: world height of the floor [m]. Raises VolumeError for a frame that gives no volume."""
+    start = time.perf_counter()
+    volume = observed_volume(frame, floor_z, config)
+    sample = completion_input(volume, model.config.image_width)
+    model.eval()
+    with torch.no_grad():
+        out = model(stack_inputs([sample]), iterations=iterations)
+    probabilities = torch.softmax(out.logits_3d[0], 0)
+    confidence, labels = probabilities.max(0)
+    image = torch.softmax(out.logits_2d[0, 1:], 0)  # a pixel always shows some class
+    image_confidence, label_image = image.max(0)
+    volume.labels = labels.numpy().astype(np.int64)
+    return SceneCompletion(
+        volume, volume.labels, confidence.numpy(), label_image.numpy().astype(np.int64) + 1, image_confidence.numpy(), time.perf_counter() - start
+    )
+
+
+def completion_points(result: SceneCompletion) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The occupied voxels: centres (N, 3) float32 [m] in the world frame, ssc11 ids (N,) int64,
+    confidence (N,) float32 and observed (N,) bool (on the measured surface; else predicted)."""
+    occupied = result.labels > 0
+    xyz = result.volume.centers()[occupied].astype(np.float32)
+    observed = result.volume.visibility[occupied] == SURFACE
+    return xyz, result.labels[occupied], result.confidence[occupied], observed
