@@ -40,6 +40,9 @@ from .frame import RGBDFrame
 from .geometry import depth_to_points, project_points
 from .samples import FREE, OCCLUDED, OUTSIDE, SURFACE, VoxelVolume
 
+SSC_LABEL_SPACE = "ssc11"
+"""The label space of scene completion: ``config/labelspaces/ssc11.yaml`` (ids 1..11; 0 is empty space)."""
+
 
 class VolumeError(ValueError):
     """A frame cannot give a completion volume (no horizontal view, no depth in the volume, a non-finite pose)."""

@@ -17,15 +17,12 @@ from functools import lru_cache
 import numpy as np
 import yaml
 
-from ..core.completion_grid import CompletionVolumeConfig, VolumeError, grid_index, observed_volume
+from ..core.completion_grid import SSC_LABEL_SPACE, CompletionVolumeConfig, VolumeError, grid_index, observed_volume
 from ..core.frame import RGBDFrame
 from ..core.labels import LabelSpace, labelspace_dirs
 from ..core.samples import PointBlock, VoxelVolume
 
 __all__ = ["SSC_LABEL_SPACE", "CompletionVolumeConfig", "VolumeError", "completion_volume", "nyu40_to_ssc", "ssc_label_space"]
-
-SSC_LABEL_SPACE = "ssc11"
-
 
 def ssc_label_space() -> LabelSpace:
     """The 11 classes of scene completion (ids 1..11; 0 is empty space)."""

@@ -132,6 +132,13 @@ class GravityReference:
         source = "estimated" if self.floor_elevation is not None else f"not seen yet (assumed {self.config.camera_height} m below the camera)"
         return {"up": self.config.up, "floor": source, "floor_height_m": self.floor_elevation}
 
+    def floor_height(self) -> float | None:
+        """The floor's world z [m] when the map frame is z-up and the floor is given or has
+        been seen (what gravity-aligned consumers such as scene completion need); else None."""
+        if self.config.up != "z":
+            return None
+        return self.config.floor_height if self.config.floor == "given" else self.floor_elevation
+
     def reset(self) -> None:
         """A new map: forget the floor and (with ``up = first_camera``) the up direction."""
         self.estimator.reset()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..core.config import LabelFusionConfig, MapConfig, param, section
 from ..nets.alster.config import AlsterNetConfig
+from .completion_job import CompletionJobConfig
 from .gravity import GravityConfig
 from .instance_job import InstanceJobConfig
 from .keyframes import KeyframeConfig
@@ -59,3 +60,4 @@ class MappingConfig:
     instances: InstanceJobConfig = section(InstanceJobConfig, "the node's ~/segment_instances: instance model and region (read at each request)")
     keyframes: KeyframeConfig = section(KeyframeConfig, "the keyframes the node keeps for ~/refine_semantics (saved beside the map)")
     refine: RefineJobConfig = section(RefineJobConfig, "the node's ~/refine_semantics: SAFNet, its image encoder, region, chunks (read per request)")
+    completion: CompletionJobConfig = section(CompletionJobConfig, "the node's ~/complete_scene: IMENet on the latest keyframe (read per request)")

@@ -6,7 +6,8 @@ composition: ``NodeRuntime`` (log, guarded callbacks, exit), ``NodeParameters`` 
 (``ros/map_server.py``, which documents the topics and services), ``InstanceService``
 (``ros/instance_service.py``: ``~/segment_instances`` on the served map), ``RefineService``,
 ``VisionOutputs`` (``~/label_info``, ``~/detections``), ``SemanticGridOutput``
-(``~/semantic_grid`` for Nav2) and ``RuntimeControl`` (``~/clear_region``). ``MappingNode``
+(``~/semantic_grid`` for Nav2), ``RuntimeControl`` (``~/clear_region``) and
+``CompletionService`` (``~/complete_scene`` on the newest keyframe loaded with the map). ``MappingNode``
 (``ros/mapping_node.py``) composes the same parts with the live pipeline.
 """
 
@@ -21,6 +22,7 @@ from rclpy.node import Node
 from ..map.voxel_map import SemanticVoxelMap
 from ..pipeline.keyframes import KeyframeStore
 from ..pipeline.mapping_config import MappingConfig
+from .completion_service import CompletionService
 from .grid_output import SemanticGridOutput
 from .instance_service import InstanceService
 from .map_server import MapServer
@@ -54,12 +56,14 @@ class MapServerNode(Node):
             "keyframes": self.keyframes.stats(),
             "instances": self.instances.stats(),
             "refine": self.refine.stats(),
+            "completion": self.completion.stats(),
             "grid": self.grid.stats(),
         }
         self.map_server = MapServer(self, self.runtime, self.parameters, voxel_map, extra_stats=stats, keyframes=self.keyframes)
         self.vision = VisionOutputs(self, self.runtime, self.map_server)
         self.instances = InstanceService(self, self.runtime, self.parameters, self.map_server, on_objects=self.vision.publish_objects)
         self.refine = RefineService(self, self.runtime, self.parameters, self.map_server, self.keyframes)
+        self.completion = CompletionService(self, self.runtime, self.parameters, self.map_server, self.keyframes)
         self.grid = SemanticGridOutput(self, self.runtime, self.parameters, self.map_server)
         self.control = RuntimeControl(self, self.runtime, self.parameters, self.map_server)
         self.parameters.watch()
@@ -76,6 +80,7 @@ class MapServerNode(Node):
         """Cancel running instance and refine jobs (``main`` calls this before saving)."""
         self.instances.shutdown()
         self.refine.shutdown()
+        self.completion.shutdown()
 
 
 def main(args: list[str] | None = None, node_class: type[Node] | None = None) -> int:

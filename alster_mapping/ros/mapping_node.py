@@ -23,7 +23,10 @@ The node is a composition of components, each given the node:
   (vision_msgs, when importable);
 - ``SemanticGridOutput`` (``grid_output.py``): ``~/semantic_grid`` (nav_msgs/OccupancyGrid
   for Nav2) and one grid per class group;
-- ``RuntimeControl`` (``runtime_control.py``): ``~/set_paused`` and ``~/clear_region``.
+- ``RuntimeControl`` (``runtime_control.py``): ``~/set_paused`` and ``~/clear_region``;
+- ``CompletionService`` (``completion_service.py``): ``~/complete_scene`` (IMENet completes
+  the scene in front of the newest keyframe in a background job), ``~/completion``,
+  ``~/completion_label_image`` and ``~/completion_status``.
 
 Model services (the offline fusion models) join as further components with runtime
 parameters only. The modules of the components document their topics, services and
@@ -41,6 +44,7 @@ from ..map.voxel_map import SemanticVoxelMap
 from ..pipeline.keyframes import KeyframeStore
 from ..pipeline.mapping_config import MappingConfig
 from . import map_server_node
+from .completion_service import CompletionService
 from .grid_output import SemanticGridOutput
 from .instance_service import InstanceService
 from .live_mapping import LiveMapping
@@ -95,6 +99,7 @@ class MappingNode(Node):
                     "keyframes": self.keyframes.stats(),
                     "instances": self.instances.stats(),
                     "refine": self.refine.stats(),
+                    "completion": self.completion.stats(),
                     "grid": self.grid.stats(),
                 },
                 keyframes=self.keyframes,
@@ -104,6 +109,8 @@ class MappingNode(Node):
             self.vision = VisionOutputs(self, self.runtime, self.map_server)
             self.instances = InstanceService(self, self.runtime, self.parameters, self.map_server, camera, self.vision.publish_objects)
             self.refine = RefineService(self, self.runtime, self.parameters, self.map_server, self.keyframes, camera)
+            floor = lambda: self.live.mapper.gravity.floor_height()  # noqa: E731 - read at each request
+            self.completion = CompletionService(self, self.runtime, self.parameters, self.map_server, self.keyframes, floor)
             self.grid = SemanticGridOutput(self, self.runtime, self.parameters, self.map_server)
             self.control = RuntimeControl(self, self.runtime, self.parameters, self.map_server, self.live)
             self.parameters.watch()
@@ -126,6 +133,7 @@ class MappingNode(Node):
         self.live.shutdown()
         self.instances.shutdown()
         self.refine.shutdown()
+        self.completion.shutdown()
 
 
 def main(args: list[str] | None = None) -> int:

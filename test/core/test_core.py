@@ -556,9 +556,9 @@ def test_flatten_lists_every_leaf_with_help():
     expected |= {f"label_fusion.{f.name}" for f in dataclasses.fields(LabelFusionConfig)}
     expected |= {f"gravity.{f.name}" for f in dataclasses.fields(GravityConfig)}
     assert expected <= set(flat)
-    assert {k for k in flat if not k.startswith(("model.", "alster.", "instances.", "keyframes.", "refine."))} == expected | {"mode"}
+    assert {k for k in flat if not k.startswith(("model.", "alster.", "instances.", "keyframes.", "refine.", "completion."))} == expected | {"mode"}
     assert {"instances.model", "instances.region_radius", "instances.segmentation.bandwidth"} <= set(flat)
-    assert {"keyframes.max_count", "refine.checkpoint", "refine.chunks.points"} <= set(flat)
+    assert {"keyframes.max_count", "refine.checkpoint", "refine.chunks.points", "completion.checkpoint"} <= set(flat)
     assert {"model.inputs", "model.focal_gamma", "model.unet3d.channels", "model.expert.layers", "model.encoder2d.backbone"} <= set(flat)
     assert "map.voxel_size" in flat and "label_fusion.max_range" in flat
     for key, (value, f) in flat.items():
