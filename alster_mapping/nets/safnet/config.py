@@ -4,9 +4,11 @@ ablation (section IV-D): 3D only, concatenation late fusion (eq. 1), + GSM, + GS
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ...core.config import param, section
 from ..points.pointnet2 import PointNet2Config
+from ..variants import SwitchedVariants
 
 VARIANT_SWITCHES = {
     "points": dict(image_branch=False, geometric_similarity=False, contextual_similarity=False),
@@ -25,9 +27,12 @@ def backbone_for_2048_points() -> PointNet2Config:
 
 
 @dataclass
-class SafnetConfig:
+class SafnetConfig(SwitchedVariants):
     """SAFNet: a frozen 2D branch's features back-projected to 3D, PointNet++ on the chunk,
     geometric (GSM) and contextual (CSM) similarity weighting the image features (eq. 2-10)."""
+
+    variant_switches: ClassVar[dict] = VARIANT_SWITCHES
+    family: ClassVar[str] = "SAFNet"
 
     image_features: int = param(40, "D^2D: width of the frozen 2D branch's features (the ALSTER 2D encoder: 40)", min=1, max=1024)
     image_branch: bool = param(True, "fuse the back-projected image features; off = the 3D-only variant")
@@ -51,16 +56,3 @@ class SafnetConfig:
     weight_2d: float = param(0.2, "lambda_1 of eq. 11: the 2D loss on the back-projected pixels", min=0.0, max=100.0)
     weight_3d: float = param(0.8, "lambda_2 of eq. 11: the 3D branch's auxiliary loss", min=0.0, max=100.0)
     weight_unprojected: float = param(0.8, "lambda_3 of eq. 11: the nearest back-projected feature's loss against the 3D label", min=0.0, max=100.0)
-
-    @classmethod
-    def variant(cls, name: str, **changes) -> SafnetConfig:
-        """The config of one of ``VARIANTS`` (other keys from ``changes``)."""
-        if name not in VARIANTS:
-            raise ValueError(f"unknown SAFNet variant {name!r}; one of {', '.join(VARIANTS)}")
-        return cls(**{**VARIANT_SWITCHES[name], **changes})
-
-    @property
-    def variant_name(self) -> str:
-        """Which of ``VARIANTS`` the switches make ("custom" for another combination)."""
-        switches = {key: getattr(self, key) for key in VARIANT_SWITCHES["full"]}
-        return next((name for name, flags in VARIANT_SWITCHES.items() if flags == switches), "custom")
