@@ -4,7 +4,8 @@ the node's ``~/complete_scene`` run.
 ``complete_frame`` builds the volume in front of the frame's camera
 (``core.completion_grid.observed_volume``: SSCNet's 4.8 x 4.8 x 2.88 m at 0.08 m, on the
 floor), runs the model (T rounds of mutual refinement) and returns the completed classes
-per voxel, their confidence, and the refined 2D segmentation. ``completion_points`` lists
+per voxel — in the camera's view: on the measured surface and hidden behind it; seen-free
+and outside-view voxels are empty — their confidence, and the refined 2D segmentation. ``completion_points`` lists
 the occupied voxels with a flag telling observed ones (on the measured surface) from
 predicted ones (hidden, or inside objects) — predictions are never mixed into the map.
 
@@ -23,7 +24,7 @@ import torch
 
 from ..core.completion_grid import CompletionVolumeConfig, VolumeError, observed_volume
 from ..core.frame import RGBDFrame
-from ..core.samples import SURFACE, VoxelVolume
+from ..core.samples import FREE, OUTSIDE, SURFACE, VoxelVolume
 from ..nets.checkpoint import load_checkpoint
 from ..nets.imenet.inputs import completion_input, stack_inputs
 
@@ -84,7 +85,12 @@ def complete_frame(
     confidence, labels = probabilities.max(0)
     image = torch.softmax(out.logits_2d[0, 1:], 0)  # a pixel always shows some class
     image_confidence, label_image = image.max(0)
-    volume.labels = labels.numpy().astype(np.int64)
+    labels = labels.numpy().astype(np.int64)
+    # What the camera saw through is empty, and outside its view nothing is predicted (the
+    # model is neither trained nor scored there): the completion covers the view's surface
+    # and the space hidden behind it.
+    labels[(volume.visibility == FREE) | (volume.visibility == OUTSIDE)] = 0
+    volume.labels = labels
     return SceneCompletion(
         volume, volume.labels, confidence.numpy(), label_image.numpy().astype(np.int64) + 1, image_confidence.numpy(), time.perf_counter() - start
     )

@@ -29,7 +29,7 @@ def test_phases_alternate_the_branches(recipe_loop):
     assert recipe.phases() == ["separate", "ssc_1", "ss_1"] and [recipe.steps(p) for p in recipe.phases()] == [15, 15, 15]
     assert len(recipe.samples) == 3 and all(s.labels_2d is not None for s in recipe.samples)
     phase = recipe.start_phase("ssc_1")
-    trainable = {id(p) for p, in [(p,) for p in phase.param_groups[0][0]]}
+    trainable = {id(p) for p in phase.param_groups[0][0]}
     assert phase.optimizer == "sgd" and phase.momentum == 0.9 and phase.weight_decay == 1e-4
     assert all(p.requires_grad for p in recipe.model.branch_3d.parameters()) and not any(p.requires_grad for p in recipe.model.branch_2d.parameters())
     assert all(id(p) in trainable for p in recipe.model.dda.parameters())

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...core.samples import OCCLUDED
+from ...core.samples import OCCLUDED, OUTSIDE
 from ..deformable import DeformConv
 from ..encoder2d import Encoder2D
 from ..registry import MODELS
@@ -189,15 +189,19 @@ class ImenetModel(nn.Module):
 def completion_losses(
     output: ImenetOutput, batch: dict[str, torch.Tensor], tasks: tuple[str, ...] = ("2d", "3d"), coarse_weight: float = 1.0
 ) -> dict[str, torch.Tensor]:
-    """Section 3.6: softmax cross-entropy without class balancing — in 3D on the voxels that are
-    not empty or are occluded (seen-free and outside-view empty voxels are left out), in 2D on
-    the pixels with a class. tasks: which of them count in "total" (the iterative learning
-    trains one branch at a time). The coarse predictions get ``coarse_weight`` of their own
-    loss (deep supervision of each branch: a deviation, the paper is silent on it)."""
+    """Section 3.6: softmax cross-entropy without class balancing — in 3D on the voxels in the
+    camera's view that are not empty or are occluded (seen-free voxels are left out, and so is
+    everything outside the view: a voxel no ray reaches says nothing the network could learn
+    from this frame, and training on its non-empty ones alone taught a first model to fill
+    the space above the view with ceiling), in 2D on the pixels with a class. tasks: which of
+    them count in "total" (the iterative learning trains one branch at a time). The coarse
+    predictions get ``coarse_weight`` of their own loss (deep supervision of each branch: a
+    deviation, the paper is silent on it)."""
     losses: dict[str, torch.Tensor] = {}
     total = output.logits_3d.new_zeros(())
     if "3d" in tasks:
-        mask = (batch["labels_3d"] > 0) | (batch["visibility"] == OCCLUDED)
+        in_view = batch["visibility"] != OUTSIDE
+        mask = in_view & ((batch["labels_3d"] > 0) | (batch["visibility"] == OCCLUDED))
         target = batch["labels_3d"][mask]
         for name, logits in (("3d", output.logits_3d), ("coarse_3d", output.coarse_3d)):
             losses[name] = F.cross_entropy(logits.movedim(1, -1)[mask], target) if target.numel() else logits.sum() * 0
