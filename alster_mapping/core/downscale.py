@@ -1,4 +1,5 @@
-"""Integer downscaling of a frame's images before mapping (the node's ``image_downscale``).
+"""Resizing a frame's images: integer downscaling before mapping (the node's ``image_downscale``),
+and nearest-neighbour resizing of label-like images to any size (``resize_nearest``).
 
 Colour is averaged over each factor x factor block (less aliasing). Depth and labels
 take one pixel per block, the one at offset factor // 2 in each direction: averaging
@@ -53,3 +54,12 @@ def downscale_frame(frame: RGBDFrame, factor: int) -> RGBDFrame:
     return replace(
         frame, color=color, depth=depth, labels=labels, instances=instances, intrinsics=frame.intrinsics.downscaled(factor)
     )
+
+
+def resize_nearest(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` (H, W, ...) resized to ``size`` (h, w) by taking, for each output pixel, the
+    input pixel under its centre: for label ids and index maps, which cannot be interpolated."""
+    height, width = image.shape[:2]
+    rows = np.minimum((np.arange(size[0]) + 0.5) * height / size[0], height - 1).astype(np.int64)
+    cols = np.minimum((np.arange(size[1]) + 0.5) * width / size[1], width - 1).astype(np.int64)
+    return np.ascontiguousarray(image[rows][:, cols])

@@ -17,20 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from ..core.atomic_file import write_text_atomic
+from ..core.downscale import resize_nearest
 from ..core.frame import RGBDFrame
 from ..core.labels import LabelSpace
 from ..core.samples import VoxelVolume
 from ..map.export import render_points_png, save_png, write_point_ply
-from ..pipeline.scene_completion import SceneCompletion, complete_frame, completion_points
+from ..pipeline.scene_completion import SceneCompletion, complete_frame, completion_colors, completion_points
 from .completion_metrics import CompletionMeter, segmentation_scores
-
-PREDICTED_TINT = 0.5
-"""Predicted voxels are drawn this far towards white (observed ones in the plain class colour)."""
-
-
-def class_colors(space: LabelSpace, ids: np.ndarray) -> np.ndarray:
-    """RGB uint8 (..., 3) of ssc11 ids (1..11; 0 black)."""
-    return space.colorize(np.asarray(ids) - 1)
 
 
 def write_completion(result: SceneCompletion, space: LabelSpace, out: Path, frame: RGBDFrame) -> list[str]:
@@ -38,16 +31,11 @@ def write_completion(result: SceneCompletion, space: LabelSpace, out: Path, fram
     (the render is left out, and said so, where no rendering context exists)."""
     out.mkdir(parents=True, exist_ok=True)
     xyz, ids, confidence, observed = completion_points(result)
-    colors = class_colors(space, ids).astype(np.float32)
-    colors[~observed] = colors[~observed] * (1 - PREDICTED_TINT) + 255 * PREDICTED_TINT
-    colors = colors.round().astype(np.uint8)
+    colors = completion_colors(space, ids, observed)
     written = []
     write_point_ply(out / "completion.ply", xyz, colors, label=ids.astype(np.uint16), confidence=confidence, observed=observed.astype(np.uint8))
     written.append("completion.ply")
-    h, w = frame.shape
-    rows = np.minimum(np.arange(h) * result.label_image.shape[0] // h, result.label_image.shape[0] - 1)
-    cols = np.minimum(np.arange(w) * result.label_image.shape[1] // w, result.label_image.shape[1] - 1)
-    save_png(out / "labels_2d.png", class_colors(space, result.label_image[rows][:, cols]))
+    save_png(out / "labels_2d.png", space.colorize(resize_nearest(result.label_image, frame.shape) - 1))
     written.append("labels_2d.png")
     if len(xyz):
         try:
@@ -64,10 +52,7 @@ def frame_scores(result: SceneCompletion, truth: VoxelVolume, truth_image: np.nd
     meter.add(truth.labels, result.labels, truth.visibility)
     report = meter.scores().to_dict([str(i) for i in range(1, 12)])
     if truth_image is not None:
-        h, w = result.label_image.shape
-        rows = np.minimum((np.arange(h) + 0.5) * truth_image.shape[0] / h, truth_image.shape[0] - 1).astype(np.int64)
-        cols = np.minimum((np.arange(w) + 0.5) * truth_image.shape[1] / w, truth_image.shape[1] - 1).astype(np.int64)
-        report["ss"] = {"miou": float(segmentation_scores(truth_image[rows][:, cols], result.label_image).miou)}
+        report["ss"] = {"miou": float(segmentation_scores(resize_nearest(truth_image, result.label_image.shape), result.label_image).miou)}
     return report
 
 

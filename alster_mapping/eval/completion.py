@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from ..core.samples import SURFACE
-from ..nets.imenet.inputs import CompletionInput, stack_inputs
+from ..nets.imenet.inputs import CompletionInput
+from ..pipeline.scene_completion import infer
 from .completion_metrics import CompletionMeter, segmentation_scores
 
 
@@ -34,13 +35,9 @@ def geometry_baseline(sample: CompletionInput, class_id: int) -> tuple[np.ndarra
 
 
 def predict(model, sample: CompletionInput, iterations: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(3D prediction (X, Y, Z), 2D prediction (h, w)) ssc11 ids of ``model`` (an ``ImenetModel``) on one sample.
-    The 2D prediction is a class (the empty channel is not a 2D answer)."""
-    model.eval()
-    with torch.no_grad():
-        out = model(stack_inputs([sample]), iterations=iterations)
-    volume = out.logits_3d[0].argmax(0).numpy()
-    image = out.logits_2d[0, 1:].argmax(0).numpy() + 1
+    """(3D prediction (X, Y, Z), 2D prediction (h, w)) ssc11 ids of ``model`` (an ``ImenetModel``)
+    on one sample (``pipeline.scene_completion.infer``; unscored voxels are left as predicted)."""
+    volume, _, image, _ = infer(model, sample, iterations)
     return volume, image
 
 

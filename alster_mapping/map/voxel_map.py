@@ -480,18 +480,10 @@ class SemanticVoxelMap:
 
         Returns the number removed; storage is compacted when most rows become free.
         """
-        center_t = torch.as_tensor(np.asarray(center, dtype=np.float32), device=self.device)
-        if center_t.shape != (3,) or not bool(torch.isfinite(center_t).all()):
-            raise ValueError("prune center must be a finite (3,) point")
+        center_t = self._finite_point(center, "prune center")
         if not (radius >= 0):
             raise ValueError(f"prune radius must be >= 0, got {radius}")
-        with self.lock:
-            keys, _ = self._index.items()
-            far = (voxel_centers(keys, self.voxel_size) - center_t).norm(dim=1) > radius
-            self.edits += 1
-            removed = int(self._index.erase(keys[far]).shape[0])
-            self._maybe_compact()
-            return removed
+        return self._remove_where(lambda c: (c - center_t).norm(dim=1) > radius)
 
     def remove_box(self, lo: np.ndarray, hi: np.ndarray) -> int:
         """Remove the voxels whose centres lie in the axis-aligned box [lo, hi] ((3,) metres each,
@@ -509,7 +501,7 @@ class SemanticVoxelMap:
         return self._remove_where(lambda c: (c - center_t).norm(dim=1) <= radius)
 
     def _finite_point(self, point, name: str) -> torch.Tensor:
-        t = torch.as_tensor(np.asarray(point, dtype=np.float32), device=self.device)
+        t = torch.as_tensor(np.asarray(point.cpu() if isinstance(point, torch.Tensor) else point, dtype=np.float32), device=self.device)
         if t.shape != (3,) or not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} must be a finite (x, y, z) point, got {np.asarray(point).tolist()}")
         return t

@@ -24,13 +24,20 @@ import torch
 
 from ..core.completion_grid import CompletionVolumeConfig, VolumeError, observed_volume
 from ..core.frame import RGBDFrame
+from ..core.geometry import backproject
+from ..core.labels import LabelSpace
 from ..core.samples import FREE, OUTSIDE, SURFACE, VoxelVolume
 from ..nets.checkpoint import load_checkpoint
-from ..nets.imenet.inputs import completion_input, stack_inputs
+from ..nets.imenet.inputs import CompletionInput, completion_input, stack_inputs
 
-__all__ = ["SceneCompletion", "VolumeError", "complete_frame", "completion_points", "estimate_floor", "load_completion_model"]
+__all__ = [
+    "SceneCompletion", "VolumeError", "complete_frame", "completion_colors", "completion_points", "estimate_floor", "infer",
+    "load_completion_model",
+]  # fmt: skip
 
 TASK = "scene_completion"
+PREDICTED_TINT = 0.5
+"""Predicted voxels are drawn this far towards white (observed ones in the plain class colour)."""
 
 
 @dataclass
@@ -58,16 +65,23 @@ def estimate_floor(frame: RGBDFrame, quantile: float = 0.02) -> float:
     """A floor height [m] from the frame alone: a low quantile of its depth points' world
     heights (the floor when it is in view, as it nearly always is for a robot's camera).
     Raises VolumeError for a frame without valid depth."""
-    depth = frame.depth
-    valid = np.isfinite(depth) & (depth > 0)
-    if not valid.any():
+    points, _ = backproject(torch.from_numpy(np.asarray(frame.depth, dtype=np.float32)), frame.intrinsics)
+    if points.shape[0] == 0:
         raise VolumeError("the frame has no valid depth")
-    v, u = np.nonzero(valid)
-    k = frame.intrinsics
-    z = depth[valid].astype(np.float64)
-    camera = np.stack([(u - k.cx) * z / k.fx, (v - k.cy) * z / k.fy, z], 1)
-    heights = camera @ frame.T_world_camera[2, :3] + frame.T_world_camera[2, 3]
+    heights = points.double().numpy() @ frame.T_world_camera[2, :3] + frame.T_world_camera[2, 3]
     return float(np.quantile(heights, quantile))
+
+
+def infer(model, sample: CompletionInput, iterations: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``model`` (an ``ImenetModel``) on one input: (classes (X, Y, Z) int64 ssc11 ids with 0
+    empty, their probability (X, Y, Z) float32, 2D classes (h, w) int64 in 1..11 — the empty
+    channel is no answer for a pixel — and their probability (h, w) float32)."""
+    model.eval()
+    with torch.no_grad():
+        out = model(stack_inputs([sample]), iterations=iterations)
+    confidence, labels = torch.softmax(out.logits_3d[0], 0).max(0)
+    image_confidence, label_image = torch.softmax(out.logits_2d[0, 1:], 0).max(0)
+    return labels.numpy().astype(np.int64), confidence.numpy(), label_image.numpy().astype(np.int64) + 1, image_confidence.numpy()
 
 
 def complete_frame(
@@ -77,23 +91,21 @@ def complete_frame(
     floor_z: world height of the floor [m]. Raises VolumeError for a frame that gives no volume."""
     start = time.perf_counter()
     volume = observed_volume(frame, floor_z, config)
-    sample = completion_input(volume, model.config.image_width)
-    model.eval()
-    with torch.no_grad():
-        out = model(stack_inputs([sample]), iterations=iterations)
-    probabilities = torch.softmax(out.logits_3d[0], 0)
-    confidence, labels = probabilities.max(0)
-    image = torch.softmax(out.logits_2d[0, 1:], 0)  # a pixel always shows some class
-    image_confidence, label_image = image.max(0)
-    labels = labels.numpy().astype(np.int64)
+    labels, confidence, label_image, image_confidence = infer(model, completion_input(volume, model.config.image_width), iterations)
     # What the camera saw through is empty, and outside its view nothing is predicted (the
     # model is neither trained nor scored there): the completion covers the view's surface
     # and the space hidden behind it.
     labels[(volume.visibility == FREE) | (volume.visibility == OUTSIDE)] = 0
     volume.labels = labels
-    return SceneCompletion(
-        volume, volume.labels, confidence.numpy(), label_image.numpy().astype(np.int64) + 1, image_confidence.numpy(), time.perf_counter() - start
-    )
+    return SceneCompletion(volume, labels, confidence, label_image, image_confidence, time.perf_counter() - start)
+
+
+def completion_colors(space: LabelSpace, ids: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """RGB uint8 (N, 3) of completed voxels: ssc11 ids (N,) in their class colours, the
+    predicted ones (``observed`` (N,) False) ``PREDICTED_TINT`` of the way to white."""
+    colors = space.colorize(np.asarray(ids) - 1).astype(np.float32)
+    colors[~observed] = colors[~observed] * (1 - PREDICTED_TINT) + 255 * PREDICTED_TINT
+    return colors.round().astype(np.uint8)
 
 
 def completion_points(result: SceneCompletion) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

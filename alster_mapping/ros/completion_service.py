@@ -43,7 +43,7 @@ from ..core.completion_grid import SSC_LABEL_SPACE
 from ..core.labels import LabelSpace
 from ..pipeline.completion_job import CompletionJobs, CompletionJobStatus, CompletionResult
 from ..pipeline.keyframes import KeyframeStore
-from ..pipeline.scene_completion import completion_points
+from ..pipeline.scene_completion import completion_colors, completion_points
 from .cloud import new_cloud, pack_rgb
 from .job_service import JobService
 from .map_server import CLOUD_QOS, OUTPUT_EVENTS, MapServer
@@ -68,19 +68,13 @@ COMPLETION_FIELDS = (
     ("observed", 18, PointField.UINT8),
     ("confidence", 20, PointField.FLOAT32),
 )
-PREDICTED_TINT = 0.5
-"""Predicted voxels' colour is moved this far towards white (observed ones: the plain class colour)."""
-
-
 def completion_cloud(result: CompletionResult, space: LabelSpace, frame_id: str) -> PointCloud2:
     """The occupied voxels of a completion as a PointCloud2 (layout: the module docstring)."""
     xyz, ids, confidence, observed = completion_points(result.completion)
     stamp = Time(nanoseconds=result.completion.volume.frame.stamp_ns).to_msg()
     msg, points = new_cloud(len(xyz), COMPLETION_DTYPE, COMPLETION_FIELDS, frame_id, stamp)
-    colors = space.colorize(ids - 1).astype(np.float32)
-    colors[~observed] = colors[~observed] * (1 - PREDICTED_TINT) + 255 * PREDICTED_TINT
     points["x"], points["y"], points["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-    points["rgb"] = pack_rgb(colors.round().astype(np.uint8))
+    points["rgb"] = pack_rgb(completion_colors(space, ids, observed))
     points["label"] = ids
     points["observed"] = observed
     points["confidence"] = confidence

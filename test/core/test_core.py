@@ -639,3 +639,12 @@ def test_downscale_frame_scales_every_image_and_the_intrinsics():
     np.testing.assert_array_equal(small.instances, frame.instances[1::2, 1::2])
     assert small.intrinsics == cam.downscaled(2) and small.stamp_ns == 7
     assert downscale_frame(frame, 1).instances is frame.instances
+
+
+def test_resize_nearest_takes_the_pixel_under_each_centre():
+    from alster_mapping.core.downscale import resize_nearest
+
+    image = np.arange(6).reshape(2, 3)
+    np.testing.assert_array_equal(resize_nearest(image, (4, 6)), np.repeat(np.repeat(image, 2, 0), 2, 1))
+    np.testing.assert_array_equal(resize_nearest(np.arange(16).reshape(4, 4), (2, 2)), [[5, 7], [13, 15]])
+    assert resize_nearest(np.zeros((5, 7, 3)), (3, 2)).shape == (3, 2, 3)

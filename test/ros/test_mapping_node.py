@@ -199,11 +199,11 @@ class Harness:
             assert time.monotonic() < deadline, f"timed out waiting for {what}; stats {stats}\n{self.proc.output()}"
             self.spin(0.1)
 
-    def wait_connected(self, pose: bool = True) -> None:
+    def wait_connected(self, pose: bool = True, more=()) -> None:
         """Publishers matched to the node's subscriptions (else the first messages are lost);
-        pose: the node subscribes the pose topic (not with pose_source tf)."""
+        pose: the node subscribes the pose topic (not with pose_source tf); more: other publishers to wait for."""
         deadline = time.monotonic() + START_TIMEOUT
-        pubs = [self.color, self.depth, self.info] + ([self.pose] if pose else [])
+        pubs = [self.color, self.depth, self.info] + ([self.pose] if pose else []) + list(more)
         while not all(p.get_subscription_count() > 0 for p in pubs):
             self.alive()
             assert time.monotonic() < deadline, f"the node did not subscribe:\n{self.proc.output()}"

@@ -97,15 +97,6 @@ class TFPeer:
         request = SetParameters.Request(parameters=[Parameter(k.replace("__", "."), value=v).to_parameter_msg() for k, v in values.items()])
         return self.call(SetParameters, "set_parameters", request).results
 
-    def wait_connected(self) -> None:
-        """The node subscribes the images, camera info and /tf (no pose topic with pose_source tf)."""
-        p = self.peer
-        deadline = time.monotonic() + 30
-        while not all(x.get_subscription_count() > 0 for x in (p.color, p.depth, p.labels, p.info, self.tf)):
-            p.alive()
-            assert time.monotonic() < deadline, f"the node did not subscribe:\n{p.proc.output()}"
-            p.spin(0.1)
-
     def wait_grid(self, condition, timeout: float = 10.0) -> OccupancyGrid:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -159,7 +150,7 @@ def test_tf_self_check_grid_pause_clear_and_label_info(tmp_path, ros_context):
         static_map = transform("map", "odom", T_MAP_ODOM, 0)
         tf.tf_static.publish(TFMessage(transforms=[static_map]))
         reference_poses.add_transform(static_map, static=True)
-        tf.wait_connected()
+        peer.wait_connected(pose=False, more=(peer.labels, tf.tf))  # pose_source tf: no pose topic
 
         def messages(i: int, ns: int):
             f = frames[i]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...core.downscale import resize_nearest
 from ...core.samples import VoxelVolume
 from ..efficientnet_lite import normalize_rgb
 
@@ -44,11 +45,9 @@ def completion_input(volume: VoxelVolume, image_width: int, labels_2d: np.ndarra
     size = (max(1, round(height * image_width / width)), image_width)
     color = torch.from_numpy(np.ascontiguousarray(frame.color)).permute(2, 0, 1).float().unsqueeze(0)
     color = normalize_rgb(F.interpolate(color, size=size, mode="area"))[0]
-    rows = np.minimum((np.arange(size[0]) + 0.5) * height / size[0], height - 1).astype(np.int64)
-    cols = np.minimum((np.arange(size[1]) + 0.5) * width / size[1], width - 1).astype(np.int64)
 
     def nearest(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a[rows][:, cols]).astype(np.int64))
+        return torch.from_numpy(resize_nearest(a, size).astype(np.int64))
 
     return CompletionInput(
         color=color,
