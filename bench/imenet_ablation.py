@@ -43,7 +43,7 @@ from ablation_runs import mean_std, run_seed_major, write_report  # noqa: E402
 
 from alster_mapping.core.atomic_file import write_text_atomic  # noqa: E402
 from alster_mapping.core.config import apply_overrides  # noqa: E402
-from alster_mapping.data.sequences import SyntheticSequence  # noqa: E402
+from alster_mapping.data.sequences import SyntheticSequence, parse_seed_range  # noqa: E402
 from alster_mapping.eval.completion import evaluate_completion, geometry_baseline, most_frequent_class, score_predictions  # noqa: E402
 from alster_mapping.nets.imenet import VARIANT_SWITCHES, VARIANTS  # noqa: E402
 from alster_mapping.train.loop import TrainingLoop  # noqa: E402
@@ -62,6 +62,21 @@ def held_out(config: ImenetTrainConfig, worlds: list[int], frames: int) -> list:
         samples += found
         if skipped:
             print(f"held-out world {seed}: frames skipped {skipped}")
+    return samples
+
+
+def training_volumes(config: ImenetTrainConfig) -> list:
+    """The training worlds' volumes, built once for all runs (they depend on the data
+    settings only, not on the variant or the seed; building them takes minutes)."""
+    data = config.data
+    samples, skipped = [], {}
+    for seed in parse_seed_range(data.seeds):
+        sequence = SyntheticSequence(seed, data.frames, data.width, data.height, style=data.style)
+        found, dropped = world_samples(sequence, data, config.model.image_width)
+        samples += found
+        for reason, count in dropped.items():
+            skipped[reason] = skipped.get(reason, 0) + count
+    print(f"training volumes: {len(samples)} of worlds {data.seeds}; frames skipped {skipped or 'none'}", flush=True)
     return samples
 
 
@@ -118,20 +133,20 @@ def main(argv: list[str] | None = None) -> int:
     samples = held_out(base, [int(s) for s in args.eval_worlds.split(",")], args.eval_frames)
     if args.checkpoint:
         return score_checkpoint(args, samples)
-    baseline_class = None
+    training: list = []
 
     def run(variant: str, seed: int) -> dict:
-        nonlocal baseline_class
         folder = args.out / f"{variant}_seed{seed}"
         done = folder / "result.json"
         if done.exists():
             return json.loads(done.read_text())
         switches = [f"model.{k}={str(v).lower()}" for k, v in VARIANT_SWITCHES[variant].items()]
         config = apply_overrides(base, [f"seed={seed}", *switches])
-        loop = TrainingLoop("imenet", config, folder, progress=False, log=lambda _: None)
+        if not training:
+            training.extend(training_volumes(base))
+        provenance = {"command": "python " + " ".join(sys.argv)}
+        loop = TrainingLoop("imenet", config, folder, sequences=[training], provenance=provenance, progress=False, log=lambda _: None)
         card = loop.run()
-        if baseline_class is None:
-            baseline_class = most_frequent_class(loop.recipe.samples)
         result = {"variant": variant, "seed": seed, **evaluate_completion(loop.model, samples)}
         if variant == "E":
             result["by_iterations"] = {str(t): evaluate_completion(loop.model, samples, iterations=t) for t in args.iterations}
@@ -143,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         return ", ".join(f"{name} {metric(result, path):.3f}" for name, path in METRICS)
 
     results = run_seed_major(args.seeds, variants, run, describe)
-    baseline = score_predictions(samples, [geometry_baseline(s, baseline_class or 3) for s in samples])
+    common = most_frequent_class(samples)  # as --checkpoint scores it: the held-out frames' own most frequent class
+    baseline = score_predictions(samples, [geometry_baseline(s, common) for s in samples])
     table = {
         variant: {name: mean_std(metric(r, path) for r in results if r["variant"] == variant) for name, path in METRICS}
         for variant in variants

@@ -6,7 +6,9 @@ lighter tint — with vertex properties ``label`` (ssc11 id), ``confidence`` and
 (1 on the measured surface, 0 predicted)), ``completion.png`` (a headless render of them),
 ``labels_2d.png`` (the refined 2D segmentation in class colours, at the frame's size) and
 ``summary.json`` (counts per class observed / predicted, time, floor, model; with a ground
-truth the SC / SSC / SS scores of this frame).
+truth the SC / SSC / SS scores of this frame, and ``truth.png``: the true classes of the
+voxels the completion is scored on — surface and occluded, in the same colours and view
+direction).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ..core.atomic_file import write_text_atomic
 from ..core.downscale import resize_nearest
 from ..core.frame import RGBDFrame
 from ..core.labels import LabelSpace
-from ..core.samples import VoxelVolume
+from ..core.samples import OCCLUDED, SURFACE, VoxelVolume
 from ..map.export import render_points_png, save_png, write_point_ply
 from ..pipeline.scene_completion import SceneCompletion, complete_frame, completion_colors, completion_points
 from .completion_metrics import CompletionMeter, segmentation_scores
@@ -38,12 +40,29 @@ def write_completion(result: SceneCompletion, space: LabelSpace, out: Path, fram
     save_png(out / "labels_2d.png", space.colorize(resize_nearest(result.label_image, frame.shape) - 1))
     written.append("labels_2d.png")
     if len(xyz):
-        try:
-            render_points_png(xyz, colors, out / "completion.png", result.volume.voxel_size)
-            written.append("completion.png")
-        except RuntimeError as exc:  # no EGL / Mesa on this machine
-            written.append(f"(no completion.png: {exc})")
+        written.append(render_voxels(xyz, colors, out / "completion.png", result.volume.voxel_size))
     return written
+
+
+def render_voxels(xyz: np.ndarray, colors: np.ndarray, path: Path, voxel_size: float) -> str:
+    """Render voxel centres (N, 3) [m] with colours (N, 3) uint8 to ``path``; returns its name,
+    or why there is none where no rendering context exists (no EGL / Mesa on this machine)."""
+    try:
+        render_points_png(xyz, colors, path, voxel_size)
+        return path.name
+    except RuntimeError as exc:
+        return f"(no {path.name}: {exc})"
+
+
+def write_truth(truth: VoxelVolume, space: LabelSpace, out: Path) -> list[str]:
+    """``truth.png``: the labelled voxels of ``truth`` a completion is scored on (on the surface,
+    in the colours of observed voxels, and occluded, in the lighter ones)."""
+    scored = (truth.labels > 0) & np.isin(truth.visibility, (SURFACE, OCCLUDED))
+    if not scored.any():
+        return []
+    ids = truth.labels[scored]
+    colors = completion_colors(space, ids, truth.visibility[scored] == SURFACE)
+    return [render_voxels(truth.centers()[scored], colors, out / "truth.png", truth.voxel_size)]
 
 
 def frame_scores(result: SceneCompletion, truth: VoxelVolume, truth_image: np.ndarray | None) -> dict:
@@ -79,5 +98,6 @@ def complete_to_files(
     }
     if truth is not None:
         summary["scores"] = frame_scores(result, *truth)
+        summary["outputs"] += write_truth(truth[0], space, out)
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
     return summary

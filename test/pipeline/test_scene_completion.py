@@ -80,6 +80,10 @@ def test_cli_complete_writes_its_outputs_and_scores(checkpoint, tmp_path, capsys
     total = summary["voxels"]["observed"] + summary["voxels"]["predicted"]
     assert cloud.point.positions.shape[0] == total and int(cloud.point.observed.numpy().sum()) == summary["voxels"]["observed"]
     assert Image.open(out / "labels_2d.png").size == (160, 120)
+    if "truth.png" in summary["outputs"]:  # rendered where an EGL / Mesa context exists
+        assert Image.open(out / "truth.png").size == Image.open(out / "completion.png").size
+    else:
+        assert any(name.startswith("(no truth.png") for name in summary["outputs"]), summary["outputs"]
     # A checkpoint of another kind of model, and a frame outside the sequence: clear errors.
     assert main([*args, "--model", str(shipped_alster_checkpoint())]) == 1
     assert "'scene_completion' model is needed" in capsys.readouterr().err

@@ -186,8 +186,25 @@ class ImenetModel(nn.Module):
         return ImenetOutput(logits_2d, logits_3d, coarse_2d, coarse_3d)
 
 
+def empty_voxel_weights(target: torch.Tensor, empty_ratio: float) -> torch.Tensor:
+    """(N,) float32 loss weights of the voxels whose classes are ``target`` (N,) int64 (0 =
+    empty): 1 for the non-empty ones, and for the empty ones the probability that SSCNet's
+    balancing keeps one — ``empty_ratio`` times as many empty as non-empty voxels, at most
+    all of them. empty_ratio 0, or no non-empty voxel: all ones."""
+    weights = torch.ones(target.shape, dtype=torch.float32, device=target.device)
+    empty = target == 0
+    count, occupied = int(empty.sum()), int((~empty).sum())
+    if empty_ratio > 0 and count and occupied:  # all empty: nothing to balance against, and a zero sum would divide by 0
+        weights[empty] = min(1.0, empty_ratio * occupied / count)
+    return weights
+
+
 def completion_losses(
-    output: ImenetOutput, batch: dict[str, torch.Tensor], tasks: tuple[str, ...] = ("2d", "3d"), coarse_weight: float = 1.0
+    output: ImenetOutput,
+    batch: dict[str, torch.Tensor],
+    tasks: tuple[str, ...] = ("2d", "3d"),
+    coarse_weight: float = 1.0,
+    empty_ratio: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """Section 3.6: softmax cross-entropy without class balancing — in 3D on the voxels in the
     camera's view that are not empty or are occluded (seen-free voxels are left out, and so is
@@ -196,15 +213,23 @@ def completion_losses(
     the space above the view with ceiling), in 2D on the pixels with a class. tasks: which of
     them count in "total" (the iterative learning trains one branch at a time). The coarse
     predictions get ``coarse_weight`` of their own loss (deep supervision of each branch: a
-    deviation, the paper is silent on it)."""
+    deviation, the paper is silent on it). empty_ratio > 0: SSCNet's data balancing in
+    expectation (Song et al. sample the occluded empty voxels at this ratio to the non-empty
+    ones; here each empty voxel's term is weighted by that sampling probability instead of
+    drawing a mask) — the paper does without it; 0 = its protocol."""
     losses: dict[str, torch.Tensor] = {}
     total = output.logits_3d.new_zeros(())
     if "3d" in tasks:
         in_view = batch["visibility"] != OUTSIDE
         mask = in_view & ((batch["labels_3d"] > 0) | (batch["visibility"] == OCCLUDED))
         target = batch["labels_3d"][mask]
+        weights = empty_voxel_weights(target, empty_ratio)
         for name, logits in (("3d", output.logits_3d), ("coarse_3d", output.coarse_3d)):
-            losses[name] = F.cross_entropy(logits.movedim(1, -1)[mask], target) if target.numel() else logits.sum() * 0
+            if not target.numel():
+                losses[name] = logits.sum() * 0
+                continue
+            per_voxel = F.cross_entropy(logits.movedim(1, -1)[mask], target, reduction="none")
+            losses[name] = (per_voxel * weights).sum() / weights.sum()
         total = total + losses["3d"] + coarse_weight * losses["coarse_3d"]
     if "2d" in tasks:
         mask = batch["labels_2d"] > 0
