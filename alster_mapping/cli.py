@@ -412,7 +412,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
     if not 0 <= args.frame < len(sequence):
         raise ValueError(f"--frame {args.frame} is outside the sequence's {len(sequence)} frames")
     checkpoint = args.model or shipped_imenet_checkpoint()
-    model, card = load_completion_model(checkpoint)
+    model, _ = load_completion_model(checkpoint)
     frame = sequence.frame(args.frame)
     synthetic = isinstance(sequence, SyntheticSequence)
     floor_z = args.floor_z if args.floor_z is not None else (0.0 if synthetic else estimate_floor(frame))

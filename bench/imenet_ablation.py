@@ -43,11 +43,11 @@ from ablation_runs import mean_std, run_seed_major, write_report  # noqa: E402
 
 from alster_mapping.core.atomic_file import write_text_atomic  # noqa: E402
 from alster_mapping.core.config import apply_overrides  # noqa: E402
-from alster_mapping.data.sequences import SyntheticSequence, parse_seed_range  # noqa: E402
+from alster_mapping.data.sequences import SyntheticSequence  # noqa: E402
 from alster_mapping.eval.completion import evaluate_completion, geometry_baseline, most_frequent_class, score_predictions  # noqa: E402
 from alster_mapping.nets.imenet import VARIANT_SWITCHES, VARIANTS  # noqa: E402
 from alster_mapping.train.loop import TrainingLoop  # noqa: E402
-from alster_mapping.train.recipes.imenet import ImenetTrainConfig, world_samples  # noqa: E402
+from alster_mapping.train.recipes.imenet import ImenetTrainConfig, training_samples, world_samples  # noqa: E402
 
 METRICS = (("SS mIoU", ("ss", "miou")), ("SSC mIoU", ("ssc", "miou")), ("SC IoU", ("sc", "iou")))
 
@@ -68,15 +68,8 @@ def held_out(config: ImenetTrainConfig, worlds: list[int], frames: int) -> list:
 def training_volumes(config: ImenetTrainConfig) -> list:
     """The training worlds' volumes, built once for all runs (they depend on the data
     settings only, not on the variant or the seed; building them takes minutes)."""
-    data = config.data
-    samples, skipped = [], {}
-    for seed in parse_seed_range(data.seeds):
-        sequence = SyntheticSequence(seed, data.frames, data.width, data.height, style=data.style)
-        found, dropped = world_samples(sequence, data, config.model.image_width)
-        samples += found
-        for reason, count in dropped.items():
-            skipped[reason] = skipped.get(reason, 0) + count
-    print(f"training volumes: {len(samples)} of worlds {data.seeds}; frames skipped {skipped or 'none'}", flush=True)
+    samples, skipped, _ = training_samples(config.data, config.model.image_width)
+    print(f"training volumes: {len(samples)} of worlds {config.data.seeds}; frames skipped {skipped or 'none'}", flush=True)
     return samples
 
 

@@ -37,7 +37,7 @@ import torch
 
 from .config import param
 from .frame import RGBDFrame
-from .geometry import depth_to_points, project_points
+from .geometry import depth_to_points, project_points, transform_points, valid_depth_mask
 from .samples import FREE, OCCLUDED, OUTSIDE, SURFACE, VoxelVolume
 
 SSC_LABEL_SPACE = "ssc11"
@@ -139,9 +139,10 @@ def grid_index(points: np.ndarray, T_world_grid: np.ndarray, voxel_size: float, 
 
 def _pixel_voxels(frame: RGBDFrame, T_world_grid: np.ndarray, voxel_size: float, dims: np.ndarray) -> np.ndarray:
     """(H, W) int64: the flat voxel index of each pixel's depth point, -1 without depth or outside the grid."""
-    depth = torch.from_numpy(np.nan_to_num(frame.depth, nan=0.0, posinf=0.0).astype(np.float32))
-    points = depth_to_points(depth, frame.intrinsics).reshape(-1, 3).numpy().astype(np.float64)
-    world = points @ frame.T_world_camera[:3, :3].T + frame.T_world_camera[:3, 3]
+    depth = torch.from_numpy(np.asarray(frame.depth, dtype=np.float32))
+    valid = valid_depth_mask(depth)
+    points = depth_to_points(torch.where(valid, depth, torch.zeros_like(depth)), frame.intrinsics).reshape(-1, 3)
+    world = transform_points(frame.T_world_camera, points.double()).numpy()
     flat = grid_index(world, T_world_grid, voxel_size, dims)
-    flat[~(depth.reshape(-1).numpy() > 0)] = -1
+    flat[~valid.reshape(-1).numpy()] = -1
     return flat.reshape(frame.shape)

@@ -28,11 +28,12 @@ from ..pipeline.scene_completion import SceneCompletion, complete_frame, complet
 from .completion_metrics import CompletionMeter, segmentation_scores
 
 
-def write_completion(result: SceneCompletion, space: LabelSpace, out: Path, frame: RGBDFrame) -> list[str]:
-    """Write the PLY, the render and the 2D label image of ``result``; returns the files written
-    (the render is left out, and said so, where no rendering context exists)."""
+def write_completion(result: SceneCompletion, points: tuple, space: LabelSpace, out: Path, frame: RGBDFrame) -> list[str]:
+    """Write the PLY, the render and the 2D label image of ``result`` (``points``: its
+    ``completion_points``); returns the files written (the render is left out, and said so,
+    where no rendering context exists)."""
     out.mkdir(parents=True, exist_ok=True)
-    xyz, ids, confidence, observed = completion_points(result)
+    xyz, ids, confidence, observed = points
     colors = completion_colors(space, ids, observed)
     written = []
     write_point_ply(out / "completion.ply", xyz, colors, label=ids.astype(np.uint16), confidence=confidence, observed=observed.astype(np.uint8))
@@ -81,8 +82,9 @@ def complete_to_files(
     """Complete ``frame`` and write the outputs (module docstring); returns the summary.
     truth: (labelled ``VoxelVolume`` of the frame, its 2D labels (H, W) ssc11 or None) to score against."""
     result = complete_frame(model, frame, floor_z, iterations=iterations)
-    files = write_completion(result, space, out, frame)
-    _, ids, _, observed = completion_points(result)
+    points = completion_points(result)
+    files = write_completion(result, points, space, out, frame)
+    _, ids, _, observed = points
     per_class = {
         name: {"observed": int(((ids == k) & observed).sum()), "predicted": int(((ids == k) & ~observed).sum())}
         for k, name in zip(space.ids, space.names)

@@ -6,8 +6,9 @@ seeds below 1000 (``train.recipes.imenet.world_samples``). Scores as
 IoU and mIoU, 2D mIoU, pooled over all volumes.
 
 The geometry-only baseline knows what the depth image measured and nothing else: the
-voxels on the measured surface are occupied by the class most frequent in the training
-volumes, every other voxel is empty, and every pixel gets that class. A model that learnt
+voxels on the measured surface are occupied by one class (``most_frequent_class`` of the
+held-out volumes in the benches and tests: the best single guess), every other voxel is
+empty, and every pixel gets that class. A model that learnt
 anything beyond geometry beats it on both mIoUs.
 """
 

@@ -77,10 +77,11 @@ def infer(model, sample: CompletionInput, iterations: int | None = None) -> tupl
     empty, their probability (X, Y, Z) float32, 2D classes (h, w) int64 in 1..11 — the empty
     channel is no answer for a pixel — and their probability (h, w) float32)."""
     model.eval()
+    device = next(model.parameters()).device  # completion.device may put the model on a GPU
     with torch.no_grad():
-        out = model(stack_inputs([sample]), iterations=iterations)
-    confidence, labels = torch.softmax(out.logits_3d[0], 0).max(0)
-    image_confidence, label_image = torch.softmax(out.logits_2d[0, 1:], 0).max(0)
+        out = model({name: value.to(device) for name, value in stack_inputs([sample]).items()}, iterations=iterations)
+    confidence, labels = torch.softmax(out.logits_3d[0].cpu(), 0).max(0)
+    image_confidence, label_image = torch.softmax(out.logits_2d[0, 1:].cpu(), 0).max(0)
     return labels.numpy().astype(np.int64), confidence.numpy(), label_image.numpy().astype(np.int64) + 1, image_confidence.numpy()
 
 

@@ -40,6 +40,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image, PointCloud2, PointField
 
 from ..core.completion_grid import SSC_LABEL_SPACE
+from ..core.image_codec import array_to_image_fields
 from ..core.labels import LabelSpace
 from ..pipeline.completion_job import CompletionJobs, CompletionJobStatus, CompletionResult
 from ..pipeline.keyframes import KeyframeStore
@@ -83,11 +84,11 @@ def completion_cloud(result: CompletionResult, space: LabelSpace, frame_id: str)
 
 def label_image_message(result: CompletionResult) -> Image:
     """The refined 2D segmentation as a mono8 image of ssc11 ids, stamped with the keyframe."""
-    labels = result.completion.label_image.astype(np.uint8)
-    msg = Image(height=labels.shape[0], width=labels.shape[1], encoding="mono8", is_bigendian=0, step=labels.shape[1])
+    fields = array_to_image_fields(result.completion.label_image.astype(np.uint8), "mono8")
+    fields["data"] = array.array("B", fields["data"].tobytes())  # stored as is, not checked per element
+    msg = Image(**fields)
     msg.header.stamp = Time(nanoseconds=result.completion.volume.frame.stamp_ns).to_msg()
     msg.header.frame_id = result.frame_id
-    msg.data = array.array("B", labels.tobytes())
     return msg
 
 

@@ -110,6 +110,19 @@ def world_samples(sequence: SyntheticSequence, config: ImenetDataConfig, image_w
     return samples, skipped
 
 
+def training_samples(config: ImenetDataConfig, image_width: int) -> tuple[list[CompletionInput], dict[str, int], list[str]]:
+    """The inputs of every training world (``config.seeds``), the frames skipped by reason, and the worlds' names."""
+    samples, skipped, names = [], {}, []
+    for seed in parse_seed_range(config.seeds):
+        sequence = SyntheticSequence(seed, config.frames, config.width, config.height, style=config.style)
+        found, dropped = world_samples(sequence, config, image_width)
+        samples += found
+        names.append(sequence.name)
+        for reason, count in dropped.items():
+            skipped[reason] = skipped.get(reason, 0) + count
+    return samples, skipped, names
+
+
 @RECIPES.register("imenet")
 class ImenetRecipe(Recipe):
     """IMENet on completion volumes of synthetic frames (see the module docstring).
@@ -122,18 +135,10 @@ class ImenetRecipe(Recipe):
         self.device = torch.device("cpu")
         self.label_space = ssc_label_space()
         setup = time.perf_counter()
-        data = config.data
         self.skipped: dict[str, int] = {}
         self.world_names: list[str] = []
         if sequences is None:
-            self.samples = []
-            for seed in parse_seed_range(data.seeds):
-                sequence = SyntheticSequence(seed, data.frames, data.width, data.height, style=data.style)
-                samples, skipped = world_samples(sequence, data, config.model.image_width)
-                self.samples += samples
-                self.world_names.append(sequence.name)
-                for reason, count in skipped.items():
-                    self.skipped[reason] = self.skipped.get(reason, 0) + count
+            self.samples, self.skipped, self.world_names = training_samples(config.data, config.model.image_width)
         else:
             self.samples = [s for world in sequences for s in world]
         if not self.samples:
