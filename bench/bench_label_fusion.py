@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from label_fusion_digest import map_digest  # noqa: E402  (bench/, beside this script)
 
+from alster_mapping.core import jit  # noqa: E402
 from alster_mapping.core.atomic_file import write_text_atomic  # noqa: E402
 from alster_mapping.core.config import LabelFusionConfig, MapConfig  # noqa: E402
 from alster_mapping.core.downscale import downscale_frame  # noqa: E402
@@ -50,7 +51,6 @@ from alster_mapping.core.labels import nyu40, scannet20  # noqa: E402
 from alster_mapping.core.timing_stats import parse_size, summarize  # noqa: E402
 from alster_mapping.data.sequences import SyntheticSequence  # noqa: E402
 from alster_mapping.map.voxel_map import SemanticVoxelMap  # noqa: E402
-from alster_mapping.pipeline import lift_kernels  # noqa: E402
 from alster_mapping.pipeline.label_fusion import LabelFusion  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,7 +134,7 @@ class Open3DRun:
 def run_set(frames: list, passes: int, label_space) -> dict:
     """All runs over ``passes`` replays of ``frames``, interleaved frame by frame (order alternating)."""
     runs = {"torch": FusionRun("torch", label_space)}
-    if lift_kernels.available():
+    if jit.available():
         runs["numba"] = FusionRun("numba", label_space)
     try:
         runs["open3d"] = Open3DRun()

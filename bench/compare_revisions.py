@@ -38,6 +38,10 @@ def worktree(commit: str) -> Path:
     path = ROOT / "build" / "revisions" / sha[:12]
     if not (path / "bench").is_dir():
         subprocess.run(["git", "worktree", "add", "--detach", "--force", str(path), sha], cwd=ROOT, check=True)
+    # Benchmarks find the shared data beside the checkout (../shared): give the worktree the same.
+    shared, link = ROOT.parent / "shared", path.parent / "shared"
+    if shared.is_dir() and not link.exists():
+        link.symlink_to(shared, target_is_directory=True)
     return path
 
 

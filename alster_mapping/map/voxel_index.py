@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import importlib
 
+import numpy as np
 import torch
 
+from ..core import jit
 from ..core.geometry import pack_keys, unpack_keys
+from . import index_kernels
 from .block_hash import BLOCK_KEY_TICK_BYTES, BlockHash
 from .block_hash_sorted import SortedBlockHash
 
@@ -77,12 +80,19 @@ class VoxelBlockIndex:
     block_size: B, voxels per block edge. device: torch device of the tables.
     initial_blocks: block capacity allocated up front. backend: the block hash, 'open3d',
     'torch' or 'auto' (``resolve_index_backend``; raises ValueError if unusable).
+    kernels: on the CPU with numba, batches go through the fused loops of
+    ``index_kernels`` (the same rows as the tensor path; False forces the tensor path).
     Row ids are dense in [0, high_water) with recycled holes after erasures.
     Not thread-safe: the owning map serialises access.
     """
 
     def __init__(
-        self, block_size: int = 4, device: torch.device | str = "cpu", initial_blocks: int = 1024, backend: str = "auto"
+        self,
+        block_size: int = 4,
+        device: torch.device | str = "cpu",
+        initial_blocks: int = 1024,
+        backend: str = "auto",
+        kernels: bool = True,
     ):
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
@@ -90,6 +100,7 @@ class VoxelBlockIndex:
         self.device = torch.device(device)
         self.backend = resolve_index_backend(backend, self.device)
         self.voxels_per_block = self.block_size**3
+        self._fused = bool(kernels) and self.device.type == "cpu" and jit.available()
         self._initial_blocks = max(int(initial_blocks), 16)
         b = torch.arange(self.block_size, device=self.device)
         z, y, x = torch.meshgrid(b, b, b, indexing="ij")
@@ -148,8 +159,7 @@ class VoxelBlockIndex:
         """Rows of voxel keys (N, 3) int32 -> (N,) int64, -1 where absent."""
         if keys.shape[0] == 0:
             return torch.empty(0, dtype=torch.int64, device=self.device)
-        blocks, local = self._split(keys)
-        ublocks, inverse = self._unique_blocks(blocks)
+        ublocks, inverse, local = self._distinct_blocks(keys)
         buf, found = self._find_blocks(ublocks)
         rows = self._tables()[buf.clamp_min(0)[inverse], local].to(torch.int64)
         return torch.where(found[inverse], rows, torch.full_like(rows, -1))
@@ -163,21 +173,10 @@ class VoxelBlockIndex:
         empty = torch.empty(0, dtype=torch.int64, device=self.device)
         if keys.shape[0] == 0:
             return empty, empty
-        blocks, local = self._split(keys)
-        ublocks, inverse = self._unique_blocks(blocks)
-        buf, found = self._find_blocks(ublocks)
-        if not bool(found.all()):
-            missing = ~found
-            n = int(missing.sum())
-            init_rows = torch.full((n, self.voxels_per_block), -1, dtype=torch.int32, device=self.device)
-            init_ticks = torch.zeros(n, dtype=torch.int64, device=self.device)
-            capacity = self._blocks.capacity()
-            inserted = self._blocks.insert(ublocks[missing], init_rows, init_ticks)
-            if self._blocks.capacity() == capacity:
-                buf = buf.clone()
-                buf[missing] = inserted
-            else:  # growing renumbers the blocks already stored (an Open3D rehash)
-                buf, found = self._find_blocks(ublocks)
+        ublocks, inverse, local = self._distinct_blocks(keys)
+        buf = self._ensure_blocks(ublocks)
+        if self._fused:
+            return self._assign_rows_fused(buf, inverse, local, tick)
         tables = self._tables()
         self._ticks()[buf] = tick
         vbuf = buf[inverse]
@@ -198,6 +197,47 @@ class VoxelBlockIndex:
             tables.view(-1)[uslot] = slot_rows.to(torch.int32)
             rows[new] = slot_rows[slot_inverse]
         return rows, allocated
+
+    def _distinct_blocks(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Voxel keys (N, 3) int32 -> (distinct block keys (M, 3) int32 in ascending packed
+        code, inverse (N,) int64 block of each voxel, local (N,) int64 table index)."""
+        if self._fused:
+            keys = np.ascontiguousarray(keys.numpy(), dtype=np.int32)
+            return tuple(torch.from_numpy(a) for a in index_kernels.split_blocks(keys, self.block_size))
+        blocks, local = self._split(keys)
+        ublocks, inverse = self._unique_blocks(blocks)
+        return ublocks, inverse, local
+
+    def _ensure_blocks(self, ublocks: torch.Tensor) -> torch.Tensor:
+        """Buffer indices (M,) int64 of distinct block keys (M, 3) int32, inserting absent
+        blocks with empty tables."""
+        buf, found = self._find_blocks(ublocks)
+        if bool(found.all()):
+            return buf
+        missing = ~found
+        n = int(missing.sum())
+        init_rows = torch.full((n, self.voxels_per_block), -1, dtype=torch.int32, device=self.device)
+        init_ticks = torch.zeros(n, dtype=torch.int64, device=self.device)
+        capacity = self._blocks.capacity()
+        inserted = self._blocks.insert(ublocks[missing], init_rows, init_ticks)
+        if self._blocks.capacity() != capacity:  # growing renumbers the blocks already stored (an Open3D rehash)
+            return self._find_blocks(ublocks)[0]
+        buf = buf.clone()
+        buf[missing] = inserted
+        return buf
+
+    def _assign_rows_fused(
+        self, buf: torch.Tensor, inverse: torch.Tensor, local: torch.Tensor, tick: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``insert``'s tail in ``index_kernels``: stamp the blocks, allocate rows for new voxels."""
+        tables, buffer = self._tables().numpy(), buf.numpy()
+        inverse_np, local_np = inverse.numpy(), local.numpy()
+        new_slots = np.empty(inverse_np.shape[0], np.int64)
+        count = index_kernels.mark_new_voxels(tables, self._ticks().numpy(), buffer, inverse_np, local_np, np.int64(tick), new_slots)
+        allocated = self._allocate(count)
+        rows = np.empty(inverse_np.shape[0], np.int64)
+        index_kernels.assign_rows(tables, buffer, inverse_np, local_np, new_slots[:count], allocated.numpy(), rows)
+        return torch.from_numpy(rows), allocated
 
     def _allocate(self, n: int) -> torch.Tensor:
         reuse = min(n, self._free_rows.shape[0])
@@ -269,8 +309,7 @@ class VoxelBlockIndex:
         """
         if keys.shape[0] == 0:
             return torch.empty(0, dtype=torch.int64, device=self.device)
-        blocks, local = self._split(keys)
-        ublocks, inverse = self._unique_blocks(blocks)
+        ublocks, inverse, local = self._distinct_blocks(keys)
         buf, found = self._find_blocks(ublocks)
         hit = found[inverse]
         vbuf, vlocal = buf[inverse][hit], local[hit]

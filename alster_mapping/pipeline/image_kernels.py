@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lift_kernels import compile_kernel, numba
+from ..core.jit import compile_kernel, numba
 
 
 def _normals(depth, fx, fy, cx, cy, max_range):

@@ -11,10 +11,10 @@ import time
 
 import numpy as np
 
+from ..core import jit
 from ..core.camera import CameraIntrinsics
 from ..core.frame import RGBDFrame
 from ..map.voxel_map import SemanticVoxelMap
-from . import lift_kernels
 from .gravity import GravityReference
 from .label_fusion import LabelFusion
 from .lifting import lift_frame
@@ -26,7 +26,7 @@ def warm_up_kernels() -> float:
 
     Returns the seconds it took; 0 without numba (nothing to compile).
     """
-    if not lift_kernels.available():
+    if not jit.available():
         return 0.0
     start = time.perf_counter()
     frame = RGBDFrame(

@@ -144,11 +144,12 @@ class LabelFusion:
         with self.map.lock:  # rows and column views must stay valid until written back
             rows = self.map.insert(lifted.keys)
             columns = self.map.column_arrays()
-            evidence = self.map.read_column("feature", rows)[:, :C].to(torch.float32)
-            confidence = label_fusion_kernels.update_evidence(
+            kernels = label_fusion_kernels
+            evidence = kernels.gather_evidence(rows.numpy(), columns["feature"], C)
+            confidence = kernels.update_evidence(
                 rows.numpy(),
-                evidence.numpy(),
-                evidence.sum(1).numpy(),  # torch's summation order, as in fuse()
+                evidence,
+                torch.from_numpy(evidence).sum(1).numpy(),  # torch's summation order, as in fuse()
                 hist.numpy(),
                 color.numpy(),
                 np.float32(self.config.evidence_weight_cap),
@@ -157,8 +158,6 @@ class LabelFusion:
                 columns["label"],
                 columns["color"],
             )
-            store, bits = label_fusion_kernels.store_float16, label_fusion_kernels.float16_bits
-            store(rows.numpy(), bits(evidence.numpy()), columns["feature"])
-            store(rows.numpy(), bits(confidence)[:, None], columns["confidence"][:, None])
+            kernels.store_evidence(rows.numpy(), evidence, confidence, columns["feature"], columns["confidence"])
             self.map.feature_kind = "label_evidence"
         return rows

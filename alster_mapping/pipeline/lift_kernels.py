@@ -21,11 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.geometry import KEY_BITS, KEY_LIMIT
-
-try:  # numba is optional: GPU machines and minimal installs run the torch path
-    import numba
-except ImportError:  # pragma: no cover - exercised where numba is absent
-    numba = None
+from ..core.jit import compile_kernel, numba, probe
 
 # Status codes of ``pixel_codes`` and ``distinct_voxels``.
 LIFT_OK = 0
@@ -34,39 +30,6 @@ LIFT_OUT_OF_RANGE = 2  # a voxel key beyond +-2^20 voxels
 LIFT_TABLE_FULL = 3  # more distinct voxels than half the hash table: retry with a bigger one
 
 _KEY_MASK = (1 << KEY_BITS) - 1
-_GOLDEN = 0x9E3779B97F4A7C15  # Fibonacci hashing multiplier (2^64 / golden ratio)
-
-
-def table_size(pixels: int) -> tuple[int, np.uint64]:
-    """A first hash table for an image of ``pixels``: (slots, shift), 2^bits slots for a
-    quarter of the pixels as distinct voxels (typical frames have ~1/5)."""
-    bits = max(int(np.ceil(np.log2(max(pixels, 1) / 2))), 10)
-    return 1 << bits, np.uint64(64 - bits)
-
-
-def available() -> bool:
-    """True when numba imports, so the fused CPU kernels can run."""
-    return numba is not None
-
-
-def compile_kernel(function):
-    """``function`` as a numba kernel, cached on disk where numba finds a writable place
-    (beside the source, else ~/.cache/numba or NUMBA_CACHE_DIR). Where it finds none (a
-    read-only install run by a user without a home), numba refuses caching with a
-    RuntimeError at this point: then the kernel compiles at every start instead."""
-    try:
-        return numba.njit(cache=True, nogil=True)(function)
-    except RuntimeError:
-        return numba.njit(nogil=True)(function)
-
-
-def _probe(slot_code, slot_voxel, code, capacity, shift):
-    """Slot of ``code`` in the table of ``capacity`` = 2^(64 - shift) slots, or the empty
-    slot where it belongs (Fibonacci hashing, linear probing)."""
-    slot = np.int64((np.uint64(code) * np.uint64(_GOLDEN)) >> shift)
-    while slot_voxel[slot] >= 0 and slot_code[slot] != code:
-        slot = (slot + 1) & (capacity - 1)
-    return slot
 
 
 def _pixel_codes(depth, fx, fy, cx, cy, transform, voxel_size, use_min, min_range, max_range, codes, points):
@@ -84,6 +47,10 @@ def _pixel_codes(depth, fx, fy, cx, cy, transform, voxel_size, use_min, min_rang
     height, width = depth.shape
     zero = np.float32(0.0)
     non_finite = out_of_range = False
+    # The same float32 quotient per column as per pixel, divided once (0.2 of ~0.9 ms at 320x240)
+    rays_x = np.empty(width, np.float32)
+    for col in range(width):
+        rays_x[col] = (np.float32(col) - cx) / fx
     for row in range(height):
         ray_y = (np.float32(row) - cy) / fy
         for col in range(width):
@@ -91,7 +58,7 @@ def _pixel_codes(depth, fx, fy, cx, cy, transform, voxel_size, use_min, min_rang
             d = depth[row, col]
             # valid_depth_mask: finite, > 0, > min_range (when > 0), <= max_range
             valid = np.isfinite(d) and d > zero and (not use_min or d > min_range) and d <= max_range
-            ray_x = (np.float32(col) - cx) / fx
+            ray_x = rays_x[col]
             px, py, pz = np.float64(ray_x * d), np.float64(ray_y * d), np.float64(d)
             # transform_points: ((x r0 + y r1) + z r2) + t in float64, rounded to float32
             wx = np.float32(px * transform[0, 0] + py * transform[0, 1] + pz * transform[0, 2] + transform[0, 3])
@@ -148,7 +115,7 @@ def _distinct_voxels(codes, points, height, width, capacity, shift):
         if code != last_code:
             if 2 * (v + 1) > capacity:
                 return LIFT_TABLE_FULL, voxel_codes[:0], keys[:0], inverse[:0], mask.reshape(height, width), valid_points[:0]
-            slot = _probe(slot_code, slot_voxel, code, capacity, shift)
+            slot = probe(slot_code, slot_voxel, code, capacity, shift)
             if slot_voxel[slot] < 0:
                 slot_voxel[slot] = v
                 slot_code[slot] = code
@@ -191,10 +158,26 @@ def _image_mean(mask, inverse, image, num_voxels):
     return sums
 
 
+def _renumber_voxels(order, keys, inverse):
+    """Renumber the voxels of ``distinct_voxels`` in ``order`` (V,) int64 (their packed
+    codes' argsort, torch.unique's order): returns the keys (V, 3) int32 in that order and
+    rewrites inverse (N,) int64 in place. One pass for the rank and the two gathers
+    numpy makes in three (the sort stays numpy's: numba's argsort is ~5x slower)."""
+    rank = np.empty(order.shape[0], np.int64)
+    sorted_keys = np.empty_like(keys)
+    for r in range(order.shape[0]):
+        rank[order[r]] = r
+        for axis in range(3):
+            sorted_keys[r, axis] = keys[order[r], axis]
+    for n in range(inverse.shape[0]):
+        inverse[n] = rank[inverse[n]]
+    return sorted_keys
+
+
 if numba is not None:
-    _probe = compile_kernel(_probe)
+    renumber_voxels = compile_kernel(_renumber_voxels)
     pixel_codes = compile_kernel(_pixel_codes)
     distinct_voxels = compile_kernel(_distinct_voxels)
     image_mean = compile_kernel(_image_mean)
 else:  # pragma: no cover
-    pixel_codes = distinct_voxels = image_mean = None
+    pixel_codes = distinct_voxels = renumber_voxels = image_mean = None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core import jit
 from ..core.frame import RGBDFrame
 from ..core.geometry import KEY_LIMIT, check_image_size, observed_voxels, pack_keys, unpack_keys
 from ..core.scatter import scatter_mean
@@ -52,7 +53,7 @@ class LiftedFrame:
         float32 on the frame's device. ``voxel_mean(pixel_values(image))``, in one fused pass
         on the CPU when numba is there (the same bits)."""
         on_cpu = not isinstance(image, torch.Tensor) or image.device.type == "cpu"
-        if on_cpu and lift_kernels.available() and self.pixel_mask.device.type == "cpu":
+        if on_cpu and jit.available() and self.pixel_mask.device.type == "cpu":
             array = image.numpy() if isinstance(image, torch.Tensor) else image
             means = lift_kernels.image_mean(
                 self.pixel_mask.numpy(), self.inverse.numpy(), np.ascontiguousarray(array), self.num_voxels
@@ -76,10 +77,10 @@ def use_numba(kernel: str, device: torch.device | str) -> bool:
     if kernel not in LIFT_KERNELS:
         raise ValueError(f"lift kernel must be one of {LIFT_KERNELS}, got {kernel!r}")
     on_cpu = torch.device(device).type == "cpu"
-    if kernel == "numba" and not (on_cpu and lift_kernels.available()):
+    if kernel == "numba" and not (on_cpu and jit.available()):
         why = "numba is not installed" if on_cpu else f"it runs on the CPU only, not {device}"
         raise ValueError(f"lift kernel 'numba' cannot run: {why}; use 'torch' or 'auto'")
-    return kernel != "torch" and on_cpu and lift_kernels.available()
+    return kernel != "torch" and on_cpu and jit.available()
 
 
 def lift_frame(
@@ -130,7 +131,7 @@ def _lift_numba(frame: RGBDFrame, voxel_size: float, max_range: float, min_range
         depth, fx, fy, cx, cy, pose, float(voxel_size), min_range > 0.0, f32(min_range), f32(max_range), codes, points
     )
     if status == lift_kernels.LIFT_OK:
-        capacity, shift = lift_kernels.table_size(depth.size)
+        capacity, shift = jit.table_size(depth.size)
         while True:
             status, voxel_codes, keys, inverse, mask, valid_points = lift_kernels.distinct_voxels(
                 codes, points, *depth.shape, capacity, shift
@@ -145,14 +146,12 @@ def _lift_numba(frame: RGBDFrame, voxel_size: float, max_range: float, min_range
     # The kernel lists voxels as the pixels first meet them; sorting those few (V, ~1/5 of
     # the pixels) by packed key gives torch.unique's order, so both kernels return the same
     # LiftedFrame and nothing downstream (the sparse U-Net's sums) can tell them apart.
-    # numpy, single-threaded: these small sorts and gathers cost 3x more as torch ops that
-    # wake a second thread (codes are distinct, so any sort gives torch.unique's order).
-    order = np.argsort(voxel_codes)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.shape[0])
+    # numpy and numba, single-threaded: these small sorts and gathers cost 3x more as torch
+    # ops that wake a second thread (codes are distinct, so any sort gives torch.unique's order).
+    keys = lift_kernels.renumber_voxels(np.argsort(voxel_codes), keys, inverse)
     return LiftedFrame(
-        keys=torch.from_numpy(keys[order]),
-        inverse=torch.from_numpy(rank[inverse]),
+        keys=torch.from_numpy(keys),
+        inverse=torch.from_numpy(inverse),
         pixel_mask=torch.from_numpy(mask),
         points=torch.from_numpy(valid_points),
     )

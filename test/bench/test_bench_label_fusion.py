@@ -2,7 +2,7 @@
 
 import json
 
-from alster_mapping.pipeline import lift_kernels
+from alster_mapping.core import jit
 
 
 def test_label_fusion_bench_times_every_kernel_and_compares_the_maps(tmp_path, bench_script):
@@ -15,5 +15,5 @@ def test_label_fusion_bench_times_every_kernel_and_compares_the_maps(tmp_path, b
     assert set(entry["torch"]) == {"lift", "vote", "map", "total"}
     assert 0 < entry["torch"]["total"]["min"] <= entry["torch"]["total"]["median"]
     assert entry["open3d"]["total"]["median"] > 0
-    if lift_kernels.available():
+    if jit.available():
         assert all(entry["maps_equal_torch_vs_numba"].values()), entry["maps_equal_torch_vs_numba"]

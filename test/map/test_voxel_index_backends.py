@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from alster_mapping.core import jit
 from alster_mapping.core.config import MapConfig, validate
 from alster_mapping.core.geometry import pack_keys
 from alster_mapping.core.labels import scannet20
@@ -198,11 +199,16 @@ class DictModel:
 
 
 @pytest.mark.parametrize(
-    "backend, device",
-    [pytest.param("open3d", "cpu", marks=needs_open3d), ("torch", "cpu"), pytest.param("torch", "cuda", marks=needs_cuda)],
+    "backend, device, kernels",
+    [
+        pytest.param("open3d", "cpu", True, marks=needs_open3d),
+        ("torch", "cpu", True),
+        ("torch", "cpu", False),
+        pytest.param("torch", "cuda", True, marks=needs_cuda),
+    ],
 )
-def test_random_operations_follow_the_dict_model(backend, device):
-    index = VoxelBlockIndex(B, device, initial_blocks=16, backend=backend)
+def test_random_operations_follow_the_dict_model(backend, device, kernels):
+    index = VoxelBlockIndex(B, device, initial_blocks=16, backend=backend, kernels=kernels)
     model = DictModel()
     grew = False
     for tick, (name, args) in enumerate(operations(seed=1), start=1):
@@ -220,6 +226,18 @@ def test_both_backends_give_identical_outputs_rows_included(seed):
         assert len(a) == len(b)
         for x, y in zip(a, b):
             assert torch.equal(x, y), f"step {tick}: {name} differs between the backends"
+
+
+@pytest.mark.skipif(not jit.available(), reason="numba is not installed")
+@pytest.mark.parametrize("backend", [pytest.param("open3d", marks=needs_open3d), "torch"])
+def test_fused_kernels_give_the_tensor_paths_outputs_rows_included(backend):
+    indexes = [VoxelBlockIndex(B, "cpu", initial_blocks=16, backend=backend, kernels=k) for k in (True, False)]
+    assert indexes[0]._fused and not indexes[1]._fused
+    for tick, (name, args) in enumerate(operations(seed=5), start=1):
+        a, b = (apply(index, name, args, tick) for index in indexes)
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert torch.equal(x, y), f"step {tick}: {name} differs between the kernels and the tensor path"
 
 
 @needs_cuda

@@ -7,13 +7,14 @@ import pytest
 import torch
 from map_snapshot import assert_same_snapshot, snapshot
 
+from alster_mapping.core import jit
 from alster_mapping.core.config import LabelFusionConfig, MapConfig
 from alster_mapping.data.sequences import SyntheticSequence
 from alster_mapping.map.voxel_map import SemanticVoxelMap
-from alster_mapping.pipeline import label_fusion_kernels, lift_kernels
+from alster_mapping.pipeline import label_fusion_kernels
 from alster_mapping.pipeline.label_fusion import LabelFusion
 
-pytestmark = pytest.mark.skipif(not lift_kernels.available(), reason="numba is not installed")
+pytestmark = pytest.mark.skipif(not jit.available(), reason="numba is not installed")
 
 
 def fuse(frames, kernel: str, evidence_cap: int, color_cap: int, index: str = "auto") -> SemanticVoxelMap:
@@ -56,14 +57,29 @@ def test_same_map_on_the_torch_index_backend():
     assert_same_snapshot(got, expected)
 
 
-def test_float16_bits_round_like_torch():
+def test_float16_conversions_give_torchs_bits():
+    # float16 -> float32 for every float16, NaNs and infinities included
+    every = np.arange(1 << 16, dtype=np.uint16)
+    expected = torch.from_numpy(every.view(np.int16)).view(torch.float16).to(torch.float32).numpy()
+    np.testing.assert_array_equal(label_fusion_kernels.float_values(every).view(np.uint32), expected.view(np.uint32))
+    # float32 -> float16: random magnitudes from far below the subnormals to beyond the
+    # largest float16, every float16 and the midpoints between neighbours (the ties) with
+    # their float32 neighbours, and the edges
     rng = np.random.default_rng(0)
+    finite = expected[np.isfinite(expected)].astype(np.float64)
+    finite = np.unique(finite)
+    midpoints = ((finite[1:] + finite[:-1]) / 2).astype(np.float32)
     values = np.concatenate([
-        rng.standard_normal(20000).astype(np.float32) * np.float32(10.0) ** rng.integers(-9, 6, 20000),
-        np.array([0.0, -0.0, 1.0, 65504.0, 65520.0, 1e6, 6.1e-5, 6e-8, 3e-8, 1.0 + 2.0**-11, 1.0 + 3 * 2.0**-11]),
+        rng.standard_normal(200000).astype(np.float32) * np.float32(10.0) ** rng.integers(-10, 7, 200000),
+        finite.astype(np.float32), midpoints, np.nextafter(midpoints, np.float32(np.inf)),
+        np.nextafter(midpoints, np.float32(-np.inf)), -midpoints,
+        np.array([0.0, -0.0, 65504.0, 65519.99, 65520.0, 1e6, np.inf, -np.inf, 2.0**-25, 2.0**-24, 2.0**-14]),
     ]).astype(np.float32)  # fmt: skip
     expected = torch.from_numpy(values).to(torch.float16).view(torch.int16).numpy().view(np.uint16)
-    np.testing.assert_array_equal(label_fusion_kernels.float16_bits(values), expected)
+    np.testing.assert_array_equal(label_fusion_kernels.half_bits(values), expected)
+    # NaN: a quiet NaN with its sign (the evidence is never NaN; torch keeps payload bits here)
+    nan_bits = label_fusion_kernels.half_bits(np.array([np.nan, -np.nan], np.float32))
+    assert np.isnan(nan_bits.view(np.float16)).all() and (nan_bits & 0x7E00 == 0x7E00).all()
 
 
 def test_unlabelled_frames_keep_evidence_and_count_observations():

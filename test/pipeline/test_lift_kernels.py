@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from alster_mapping.core import jit
 from alster_mapping.data.procedural_room import ProceduralRoom
 from alster_mapping.data.sequences import SyntheticSequence
-from alster_mapping.pipeline import lift_kernels, lifting
 from alster_mapping.pipeline.lifting import lift_frame, use_numba
 
-pytestmark = pytest.mark.skipif(not lift_kernels.available(), reason="numba is not installed")
+pytestmark = pytest.mark.skipif(not jit.available(), reason="numba is not installed")
 
 
 def frames_with_artefacts():
@@ -46,7 +46,7 @@ def test_a_full_hash_table_is_retried_with_a_bigger_one(monkeypatch):
     frame = ProceduralRoom(80, 64, seed=1).frames(1)[0]
     expected = lift_frame(frame, 0.01, 3.0, 0.1, kernel="torch")
     assert expected.num_voxels > 512  # more than half of the smallest table below
-    monkeypatch.setattr(lift_kernels, "table_size", lambda pixels: (1024, np.uint64(64 - 10)))
+    monkeypatch.setattr(jit, "table_size", lambda pixels: (1024, np.uint64(64 - 10)))
     assert_same_lift(expected, lift_frame(frame, 0.01, 3.0, 0.1, kernel="numba"))
 
 
@@ -73,7 +73,7 @@ def test_kernel_choice():
 
 
 def test_without_numba_auto_falls_back_to_torch(monkeypatch):
-    monkeypatch.setattr(lifting.lift_kernels, "numba", None)
+    monkeypatch.setattr(jit, "numba", None)  # as on a machine without numba
     assert not use_numba("auto", "cpu")
     with pytest.raises(ValueError, match="not installed"):
         use_numba("numba", "cpu")

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from alster_mapping.core import jit
 from alster_mapping.core.geometry import normals_from_depth
 from alster_mapping.data.sequences import SyntheticSequence
 from alster_mapping.nets.encoder2d import Encoder2D
-from alster_mapping.pipeline import lift_kernels
 from alster_mapping.pipeline.gravity import GravityReference
 from alster_mapping.pipeline.network_input import camera_normals, network_image, stacked_image
 
-pytestmark = pytest.mark.skipif(not lift_kernels.available(), reason="numba is not installed")
+pytestmark = pytest.mark.skipif(not jit.available(), reason="numba is not installed")
 
 
 def frames():
@@ -54,7 +54,7 @@ def test_numba_image_is_the_tensor_image_bit_for_bit(inputs):
 def test_network_image_on_either_path_feeds_the_same_channels(monkeypatch):
     frame = frames()[0]
     fused, fused_gravity = network_image(frame, "gravity", GravityReference(), 3.0)
-    monkeypatch.setattr(lift_kernels, "numba", None)  # as on a machine without numba
+    monkeypatch.setattr(jit, "numba", None)  # as on a machine without numba
     plain, plain_gravity = network_image(frame, "gravity", GravityReference(), 3.0)
     torch.testing.assert_close(fused, plain, rtol=0, atol=1e-5)
     torch.testing.assert_close(fused_gravity, plain_gravity, rtol=0, atol=1e-5)
