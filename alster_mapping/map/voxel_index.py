@@ -234,7 +234,11 @@ class VoxelBlockIndex:
         inverse_np, local_np = inverse.numpy(), local.numpy()
         new_slots = np.empty(inverse_np.shape[0], np.int64)
         count = index_kernels.mark_new_voxels(tables, self._ticks().numpy(), buffer, inverse_np, local_np, np.int64(tick), new_slots)
-        allocated = self._allocate(count)
+        try:
+            allocated = self._allocate(count)
+        except BaseException:  # e.g. MemoryError: unmark the new voxels, the index stays as it was
+            tables.flat[new_slots[:count]] = -1
+            raise
         rows = np.empty(inverse_np.shape[0], np.int64)
         index_kernels.assign_rows(tables, buffer, inverse_np, local_np, new_slots[:count], allocated.numpy(), rows)
         return torch.from_numpy(rows), allocated

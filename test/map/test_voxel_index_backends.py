@@ -240,6 +240,23 @@ def test_fused_kernels_give_the_tensor_paths_outputs_rows_included(backend):
             assert torch.equal(x, y), f"step {tick}: {name} differs between the kernels and the tensor path"
 
 
+@pytest.mark.parametrize("kernels", [True, False])
+def test_a_failed_row_allocation_leaves_no_voxel_behind(kernels):
+    index = VoxelBlockIndex(B, "cpu", backend="torch", kernels=kernels)
+    kept = torch.tensor([[0, 0, 0], [1, 2, 3]], dtype=torch.int32)
+    rows, _ = index.insert(kept, 1)
+
+    def out_of_memory(n):
+        raise MemoryError("no rows")
+
+    index._allocate = out_of_memory
+    with pytest.raises(MemoryError):
+        index.insert(torch.tensor([[5, 5, 5], [1, 1, 1], [1, 2, 3]], dtype=torch.int32), 2)
+    probe = torch.tensor([[5, 5, 5], [1, 1, 1], [1, 2, 3], [0, 0, 0]], dtype=torch.int32)
+    assert index.find(probe).tolist() == [-1, -1, int(rows[1]), int(rows[0])]
+    assert index.num_voxels == 2 and index.items()[0].shape == (2, 3)
+
+
 @needs_cuda
 def test_torch_backend_on_cuda_matches_cpu():
     indexes = [VoxelBlockIndex(B, device, initial_blocks=16, backend="torch") for device in ("cpu", "cuda")]
