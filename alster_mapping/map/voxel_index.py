@@ -26,9 +26,9 @@ import torch
 
 from ..core import jit
 from ..core.geometry import pack_keys, unpack_keys
-from . import index_kernels
 from .block_hash import BLOCK_KEY_TICK_BYTES, BlockHash
 from .block_hash_sorted import SortedBlockHash
+from .index_kernels import assign_rows, mark_new_voxels, split_blocks
 
 INDEX_BACKENDS = ("auto", "open3d", "torch")
 
@@ -203,7 +203,7 @@ class VoxelBlockIndex:
         code, inverse (N,) int64 block of each voxel, local (N,) int64 table index)."""
         if self._fused:
             keys = np.ascontiguousarray(keys.numpy(), dtype=np.int32)
-            return tuple(torch.from_numpy(a) for a in index_kernels.split_blocks(keys, self.block_size))
+            return tuple(torch.from_numpy(a) for a in split_blocks(keys, self.block_size))
         blocks, local = self._split(keys)
         ublocks, inverse = self._unique_blocks(blocks)
         return ublocks, inverse, local
@@ -233,14 +233,14 @@ class VoxelBlockIndex:
         tables, buffer = self._tables().numpy(), buf.numpy()
         inverse_np, local_np = inverse.numpy(), local.numpy()
         new_slots = np.empty(inverse_np.shape[0], np.int64)
-        count = index_kernels.mark_new_voxels(tables, self._ticks().numpy(), buffer, inverse_np, local_np, np.int64(tick), new_slots)
+        count = mark_new_voxels(tables, self._ticks().numpy(), buffer, inverse_np, local_np, np.int64(tick), new_slots)
         try:
             allocated = self._allocate(count)
         except BaseException:  # e.g. MemoryError: unmark the new voxels, the index stays as it was
             tables.flat[new_slots[:count]] = -1
             raise
         rows = np.empty(inverse_np.shape[0], np.int64)
-        index_kernels.assign_rows(tables, buffer, inverse_np, local_np, new_slots[:count], allocated.numpy(), rows)
+        assign_rows(tables, buffer, inverse_np, local_np, new_slots[:count], allocated.numpy(), rows)
         return torch.from_numpy(rows), allocated
 
     def _allocate(self, n: int) -> torch.Tensor:
