@@ -136,10 +136,15 @@ def run_set(frames: list, passes: int, label_space) -> dict:
     runs = {"torch": FusionRun("torch", label_space)}
     if jit.available():
         runs["numba"] = FusionRun("numba", label_space)
+    skipped = {}
+    if not jit.available():
+        skipped["numba"] = "numba is not installed"
     try:
         runs["open3d"] = Open3DRun()
-    except ImportError:
-        pass
+    except ImportError as exc:
+        skipped["open3d"] = f"open3d does not import ({exc})"
+    for name, why in skipped.items():
+        print(f"{name} run skipped: {why}", flush=True)
     # Untimed warm-up on a throw-away map: numba compiles (or loads its cache) on first use.
     for kernel in [k for k in runs if k != "open3d"]:
         FusionRun(kernel, label_space).step(frames[0])
@@ -150,6 +155,8 @@ def run_set(frames: list, passes: int, label_space) -> dict:
     entry = {name: {stage: summarize(v) for stage, v in run.ms.items()} for name, run in runs.items()}
     entry["frames"] = len(frames) * passes
     entry["map_voxels"] = len(runs["torch"].map)
+    if skipped:
+        entry["skipped"] = skipped
     if "numba" in runs:
         # keys and every column, sorted by key (the digest that also compares revisions)
         same = map_digest(runs["torch"].map) == map_digest(runs["numba"].map)
