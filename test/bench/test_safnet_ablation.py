@@ -1,5 +1,6 @@
 """bench/safnet_ablation.py trains each variant, scores it on a held-out world at clean and
-misregistered poses, resumes finished runs and tabulates them."""
+misregistered poses, resumes finished runs, scores them later under harder conditions
+without training again, and tabulates them."""
 
 import json
 
@@ -23,6 +24,18 @@ def test_ablation_runs_variants_resumes_and_tabulates(tmp_path, bench_script, ca
     stamp = (tmp_path / "full_seed0" / "result.json").stat().st_mtime
     assert bench.main(argv) == 0
     assert (tmp_path / "full_seed0" / "result.json").stat().st_mtime == stamp
+    # Harder conditions are scored from the saved models; the training state is not touched.
+    state = (tmp_path / "full_seed0" / "model.safetensors").stat().st_mtime
+    harder = ["--conditions", "clean,all_misregistered,one_chunk"]
+    assert bench.main(argv + harder) == 0
+    report = json.loads((tmp_path / "safnet_ablation.json").read_text())
+    for run in report["runs"]:
+        assert set(run["miou"]) == {"clean", "misregistered", "all_misregistered", "one_chunk"}
+        assert all(0 <= value <= 1 for value in run["miou"].values())
+        # One chunk per voxel: the columns no longer overlap.
+        assert run["scores"]["one_chunk"]["chunks"] < run["scores"]["all_misregistered"]["chunks"]
+    assert set(report["table"]["full"]) >= {"clean", "all_misregistered", "one_chunk"}
+    assert (tmp_path / "full_seed0" / "model.safetensors").stat().st_mtime == state
     # A trained checkpoint is scored the same way, and --record writes the scores into its card.
     checkpoint = tmp_path / "full_seed0" / "model.safetensors"
     assert bench.main(["--out", str(tmp_path), "--eval-worlds", "3", "--checkpoint", str(checkpoint), "--record"]) == 0
