@@ -7,7 +7,7 @@ from sklearn.cluster import MeanShift
 from sklearn.metrics import adjusted_rand_score
 
 from alster_mapping.nets.points import mean_shift as mean_shift_module
-from alster_mapping.nets.points.mean_shift import bin_seeds, mean_shift
+from alster_mapping.nets.points.mean_shift import bin_seeds, mean_shift, unique_rows
 
 
 def blobs(seed: int, points: int = 1500, instances: int = 12, spread: float = 0.2, separation: float = 1.4) -> np.ndarray:
@@ -28,6 +28,18 @@ def test_the_clusters_and_centres_are_scikit_learns(seed, dense_pairs, monkeypat
     assert centres.shape == reference.cluster_centers_.shape
     # Same centres, same order (strongest first).
     np.testing.assert_allclose(centres.numpy(), reference.cluster_centers_, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.int64])
+def test_unique_rows_are_torch_uniques(dtype):
+    # Few distinct values per column: many duplicate rows and ties in every column.
+    rows = torch.from_numpy(np.random.default_rng(3).integers(-2, 3, (500, 5))).to(dtype)
+    unique, inverse = unique_rows(rows)
+    expected, expected_inverse = torch.unique(rows, dim=0, return_inverse=True)
+    assert torch.equal(unique, expected) and torch.equal(inverse, expected_inverse)
+    assert torch.equal(unique[inverse], rows)
+    single = unique_rows(torch.tensor([[1.0, 2.0]]))
+    assert single[0].tolist() == [[1.0, 2.0]] and single[1].tolist() == [0]
 
 
 def test_seeds_are_the_occupied_grid_cells():

@@ -27,10 +27,29 @@ MAX_ITERATIONS = 300
 """Mean-shift steps per seed at most (scikit-learn's default)."""
 
 
+def unique_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(unique (U, D) in ascending lexicographic order, inverse (N,) int64) of rows (N, D),
+    as ``torch.unique(rows, dim=0, return_inverse=True)`` gives them.
+
+    One stable sort per column, last column first (a radix sort over columns). torch's own
+    ``unique(dim=0)`` compares rows one by one on a CPU: 2.5 ms for 1,000 rows of 5, half
+    the time of clustering a 1,024-point chunk; this takes a few hundred microseconds and
+    runs as it is on a GPU."""
+    order = torch.arange(rows.shape[0], device=rows.device)
+    for column in reversed(range(rows.shape[1])):
+        order = order[torch.sort(rows[order, column], stable=True).indices]
+    ordered = rows[order]
+    first = torch.ones(rows.shape[0], dtype=torch.bool, device=rows.device)
+    first[1:] = (ordered[1:] != ordered[:-1]).any(1)
+    inverse = torch.empty_like(order)
+    inverse[order] = first.cumsum(0) - 1
+    return ordered[first], inverse
+
+
 def bin_seeds(points: torch.Tensor, bin_size: float) -> torch.Tensor:
     """(S, D) seeds: the centres of the occupied cells of a grid of ``bin_size``."""
     cells = torch.round(points / bin_size)
-    return torch.unique(cells, dim=0) * bin_size
+    return unique_rows(cells)[0] * bin_size
 
 
 def mean_shift(points: torch.Tensor, bandwidth: float, max_iterations: int = MAX_ITERATIONS) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,7 +118,7 @@ def _neighbour_sums(
 def _strongest_first(means: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
     """Indices of the seeds sorted by (strength, coordinates) descending, as scikit-learn sorts
     its ``(centre tuple, intensity)`` items; equal centres keep one entry, as in its dict."""
-    unique, inverse = torch.unique(means, dim=0, return_inverse=True)
+    unique, inverse = unique_rows(means)
     first = torch.full((unique.shape[0],), means.shape[0], dtype=torch.int64, device=means.device)
     first.scatter_reduce_(0, inverse, torch.arange(means.shape[0], device=means.device), reduce="amin")
     keys = [strength[first].tolist(), unique.tolist()]
