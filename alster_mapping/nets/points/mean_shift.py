@@ -32,9 +32,8 @@ def unique_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     as ``torch.unique(rows, dim=0, return_inverse=True)`` gives them.
 
     One stable sort per column, last column first (a radix sort over columns). torch's own
-    ``unique(dim=0)`` compares rows one by one on a CPU: 2.5 ms for 1,000 rows of 5, half
-    the time of clustering a 1,024-point chunk; this takes a few hundred microseconds and
-    runs as it is on a GPU."""
+    ``unique(dim=0)`` compares rows one by one on a CPU: 1.45 ms for 1,024 rows of 5, a
+    fifth of clustering a 1,024-point chunk; this takes 0.38 ms and runs as it is on a GPU."""
     order = torch.arange(rows.shape[0], device=rows.device)
     for column in reversed(range(rows.shape[1])):
         order = order[torch.sort(rows[order, column], stable=True).indices]
