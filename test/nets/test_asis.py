@@ -68,8 +68,9 @@ def fit(model: torch.nn.Module, steps: int = 40) -> list[dict]:
 def test_a_few_steps_fit_semantics_and_separate_the_instances():
     torch.manual_seed(0)
     model = AsisModel(small(), num_classes=20)
-    # 80 steps: at 40, the accuracy of seeds 0-3 was 0.47-0.90 (0.90 on one CPU, 0.96 on
-    # another: a margin within float rounding); at 80 it is 0.99-1.00 for all four.
+    # 80 steps: at 40, seeds 0-3 reached an accuracy of 0.47-0.90 on an AVX-512 CPU (seed 0
+    # had passed the 0.95 bar on the CPU before it: a margin within float rounding); at 80,
+    # 0.99-1.00 for all four.
     fit(model, steps=80)
     xyz, colour, semantic, instances = two_objects()
     model.eval()
