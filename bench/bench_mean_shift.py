@@ -7,8 +7,8 @@ Embeddings like those of the discriminative loss (ASIS: 5 dimensions, instances 
 within delta_v = 0.5 of their mean, means pushed 2 delta_d = 3 apart): Gaussian blobs of
 random sizes in 5-d, for one 4,096-point block and for a merged region of four blocks,
 tight (sd 0.15) and loose (sd 0.3, closer means), and for one 1,024-point chunk as
-``alster segment`` clusters them (fixed costs per call weigh most there). Both clusterers use bandwidth 0.6 with
-bin seeding. Reported per case: median time of --runs runs each, the speed-up, the
+``alster segment`` clusters them (fixed costs per call weigh most there). Both
+clusterers use bandwidth 0.6 with bin seeding. Reported per case: median time of --runs runs each, the speed-up, the
 number of clusters and the adjusted Rand index of the two labellings (goal: >= 0.99 and
 at least 10x faster). With ``--model`` and ``--map``, one more case: the embeddings a
 trained instance checkpoint gives for the first ``--chunks`` chunks of a map (as

@@ -25,8 +25,8 @@ size), where a wrong view cannot be outvoted by the other chunks' view sets.
 
 Runs go seed-major and write ``OUT/VARIANT_seedS/result.json``; a rerun skips finished runs
 and resumes an interrupted training; a finished run that lacks a requested condition is
-scored from its saved model, without training again. Prints a table (mean and standard deviation over
-seeds) and writes ``OUT/safnet_ablation.json``.
+scored from its saved model, without training again. Prints a table (mean and standard
+deviation over seeds) and writes ``OUT/safnet_ablation.json``.
 
     python bench/safnet_ablation.py --checkpoint models/safnet_scannet20_synthetic.safetensors [--record]
 
@@ -80,7 +80,7 @@ def condition_settings(config, condition: str) -> tuple:
         return dataclasses.replace(misregistration, misregistered=1.0), chunks
     if condition == "one_chunk":
         return misregistration, dataclasses.replace(chunks, stride=chunks.size)
-    return misregistration, chunks
+    return misregistration, chunks  # misregistered: the share of views training saw
 
 
 def pooled_scores(model, worlds: list, config, condition: str, seed: int) -> dict:
@@ -126,15 +126,20 @@ def run_one(out: Path, variant: str, seed: int, args: argparse.Namespace, comman
     return result
 
 
+def trained_model(checkpoint: Path) -> tuple:
+    """(the SAFNet model of ``checkpoint`` in eval mode, the training config its card records)."""
+    model, card = load_checkpoint(checkpoint, task="point_semantics")
+    return model.eval(), from_dict(SafnetTrainConfig, card["provenance"]["train_config"])
+
+
 def add_conditions(path: Path, result: dict, conditions: list[str], args: argparse.Namespace) -> dict:
     """Score a finished run's saved model under more ``conditions``; updates its result.json."""
     if result["eval_worlds"] != args.worlds or result["eval_style"] != args.eval_style:
         raise SystemExit(f"{path}: scored on worlds {result['eval_worlds']} ({result['eval_style']}); rerun with the same --eval-worlds/--eval-style")
-    model, card = load_checkpoint(path / "model.safetensors", task="point_semantics")
-    config = from_dict(SafnetTrainConfig, card["provenance"]["train_config"])
+    model, config = trained_model(path / "model.safetensors")
     worlds = held_out_worlds(config, args.worlds, args.eval_style)
     for condition in conditions:
-        result["scores"][condition] = pooled_scores(model.eval(), worlds, config, condition, result["seed"])
+        result["scores"][condition] = pooled_scores(model, worlds, config, condition, result["seed"])
         result["miou"][condition] = result["scores"][condition]["miou"]
     write_text_atomic(path / "result.json", json.dumps(result, indent=2))
     return result
@@ -142,8 +147,7 @@ def add_conditions(path: Path, result: dict, conditions: list[str], args: argpar
 
 def score_checkpoint(args: argparse.Namespace, command: str) -> int:
     """Score a trained SAFNet checkpoint on the held-out worlds (see the module docstring)."""
-    model, card = load_checkpoint(args.checkpoint, task="point_semantics")
-    config = from_dict(SafnetTrainConfig, card["provenance"]["train_config"])
+    model, config = trained_model(args.checkpoint)
     worlds = held_out_worlds(config, args.worlds, args.eval_style)
     rows = {condition: pooled_scores(model, worlds, config, condition, 0) for condition in args.conditions}
     print("| labels | " + " | ".join(f"mIoU {c}" for c in args.conditions) + " | s per world |")
