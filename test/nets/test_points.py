@@ -5,7 +5,15 @@ import pytest
 import torch
 
 from alster_mapping.core.config import apply_overrides
-from alster_mapping.nets.points.ops import ball_query, farthest_point_sample, group_points, three_nn_interpolate
+from alster_mapping.nets.points.ops import (
+    ball_query,
+    farthest_point_sample,
+    farthest_point_sample_torch,
+    gather_points,
+    group_max,
+    group_points,
+    three_nn_interpolate,
+)
 from alster_mapping.nets.points.pointnet2 import PointNet2Backbone, PointNet2Config, SetAbstraction
 
 
@@ -34,6 +42,18 @@ def test_farthest_point_sampling_matches_the_reference_loop(clouds):
         assert index[b].tolist() == brute_force_fps(clouds[b].double().numpy(), 40)
     with pytest.raises(ValueError, match="cannot sample 301 of 300"):
         farthest_point_sample(clouds, 301)
+
+
+def test_the_compiled_sampling_picks_the_torch_loops_points():
+    pytest.importorskip("numba")
+    generator = torch.Generator().manual_seed(1)
+    for count, samples in ((1024, 256), (64, 16), (16, 16), (5, 1)):
+        xyz = torch.rand(3, count, 3, generator=generator) * torch.tensor([1.0, 1.0, 3.0])
+        assert torch.equal(farthest_point_sample(xyz, samples), farthest_point_sample_torch(xyz, samples))
+    # Equal distances (a grid with repeated points): both take the first of the farthest.
+    grid = torch.stack(torch.meshgrid(*[torch.arange(4.0)] * 3, indexing="ij"), -1).reshape(1, -1, 3).repeat(2, 2, 1)
+    assert torch.equal(farthest_point_sample(grid, 100), farthest_point_sample_torch(grid, 100))
+    assert torch.equal(farthest_point_sample(grid.double(), 100), farthest_point_sample_torch(grid, 100))
 
 
 def test_ball_query_takes_the_first_points_in_index_order_and_pads_with_the_first(clouds):
@@ -68,6 +88,28 @@ def test_grouping_gathers_per_neighbour():
     points = torch.arange(2 * 5 * 2, dtype=torch.float32).reshape(2, 5, 2)
     index = torch.tensor([[[4, 0]], [[1, 1]]])
     assert group_points(points, index).tolist() == [[[[8.0, 9.0], [0.0, 1.0]]], [[[12.0, 13.0], [12.0, 13.0]]]]
+
+
+def test_gathering_copies_the_rows_of_each_batch_element():
+    points = torch.randn(3, 7, 4)
+    index = torch.randint(0, 7, (3, 5))
+    expected = torch.stack([points[b, index[b]] for b in range(3)])
+    assert torch.equal(gather_points(points, index), expected)
+    assert torch.equal(gather_points(points.transpose(1, 2).contiguous().transpose(1, 2), index), expected)
+
+
+def test_group_max_equals_the_max_over_the_grouped_tensor_with_its_gradient():
+    points = torch.randn(2, 50, 6, requires_grad=True)
+    index = torch.randint(0, 50, (2, 40, 9))
+    expected = group_points(points, index).max(2).values
+    with torch.no_grad():
+        assert torch.equal(group_max(points, index), expected)
+    out = group_max(points, index)
+    assert torch.equal(out, expected)
+    weights = torch.randn_like(out)
+    (gradient,) = torch.autograd.grad((out * weights).sum(), points)
+    (reference,) = torch.autograd.grad((expected * weights).sum(), points)
+    torch.testing.assert_close(gradient, reference)
 
 
 def test_set_abstraction_pools_the_relative_geometry_of_each_ball(clouds):

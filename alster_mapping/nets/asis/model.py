@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..points.branches import InstanceSizePrior, SemanticInstanceBranches, semantic_instance_losses
-from ..points.ops import group_points
+from ..points.ops import group_max
 from ..points.pointnet2 import shared_mlp
 from ..registry import MODELS
 from .config import AsisConfig
@@ -71,7 +71,7 @@ class AsisModel(nn.Module):
         if self.config.instance_fusion:
             # eq. 6; the neighbourhoods come from the embeddings but pass no gradient into them (as the reference)
             index = embedding_neighbours(embeddings.detach(), self.config.neighbours, self.config.delta_v)
-            f_sem = group_points(f_sem.transpose(1, 2), index).max(2).values.transpose(1, 2)
+            f_sem = group_max(f_sem.transpose(1, 2), index).transpose(1, 2)
         logits = self.semantic_head(self.dropout(f_sem)).transpose(1, 2)
         return AsisOutput(logits, embeddings)
 
