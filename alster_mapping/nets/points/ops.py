@@ -79,18 +79,20 @@ def group_points(points: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def group_max(points: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """points (B, N, C) at neighbour index (B, M, K), max over the K neighbours -> (B, M, C).
 
-    Equal to ``group_points(points, index).max(2).values`` without the (B, M, K, C) tensor
-    in between: one neighbour slot at a time, so the running maximum stays in cache (ASIS's
-    instance fusion, K = 30 and C = 128: 5-10x faster on this CPU)."""
+    Equal to ``group_points(points, index).max(2).values``, which it is where a gradient is
+    needed (training). Without one (inference) it never builds the (B, M, K, C) tensor:
+    one neighbour slot at a time, so the running maximum stays in cache (ASIS's instance
+    fusion, K = 30 and C = 128: 4-10x faster on this CPU, ``bench/bench_point_ops.py``).
+    The loop's own backward (a masked copy per slot) made a training step slower."""
+    if torch.is_grad_enabled() and points.requires_grad:
+        return group_points(points, index).max(2).values
     batch, centres, neighbours = index.shape
     count, channels = points.shape[1:]
     flat = points.reshape(batch * count, channels)
     slots = (index + torch.arange(batch, device=index.device).view(-1, 1, 1) * count).reshape(-1, neighbours).T.contiguous()
     out = flat.index_select(0, slots[0])
-    in_place = not (torch.is_grad_enabled() and points.requires_grad)  # autograd keeps each step's inputs
     for slot in slots[1:]:
-        neighbour = flat.index_select(0, slot)
-        out = torch.maximum(out, neighbour, out=out) if in_place else torch.maximum(out, neighbour)
+        torch.maximum(out, flat.index_select(0, slot), out=out)
     return out.reshape(batch, centres, channels)
 
 
