@@ -13,6 +13,8 @@ replaces, on the same inputs, and checks that both give the same tensor:
   copied with ``index_select`` (``gather_points``), for the groups of the set abstractions;
 * ball query: the first K points within the radius by a top-k over all N points per
   centre, against the pairs found by ``nonzero`` ranked per centre (``ball_query``);
+* instance fusion's K = 30 nearest points in the embedding space: an (N, N) L1 distance
+  matrix and a top-k, against the compiled loop of ``nets/asis/neighbour_kernel.py``;
 * instance fusion's max over K = 30 embedding neighbours: the grouped (B, N, K, C) tensor
   and its max, against one neighbour slot at a time (``group_max``).
 
@@ -38,6 +40,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alster_mapping.core.atomic_file import write_text_atomic  # noqa: E402
+from alster_mapping.nets.asis.model import embedding_neighbours, embedding_neighbours_torch  # noqa: E402
 from alster_mapping.nets.points.ops import (  # noqa: E402
     ball_query,
     farthest_point_sample,
@@ -99,6 +102,9 @@ def cases(batch: int) -> list[tuple[str, object, object, tuple]]:
     width, k = config.model.feature_dim, config.model.neighbours
     neighbours = torch.randint(0, config.data.points, (batch, config.data.points, k), generator=generator)
     semantic = torch.randn(batch, config.data.points, width, generator=generator)
+    embeddings = torch.randn(batch, config.data.points, config.model.embedding_dim, generator=generator)
+    search = (embeddings, k, config.model.delta_v)
+    out.append((f"{k} nearest in the embedding space", embedding_neighbours_torch, embedding_neighbours, search))
     out.append((f"max over {k} neighbours, C={width}", max_of_grouped, group_max, (semantic, neighbours)))
     return out
 

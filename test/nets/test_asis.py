@@ -8,7 +8,7 @@ from tiny_configs import tiny_asis_net
 from alster_mapping.core.config import apply_overrides
 from alster_mapping.core.labels import scannet20
 from alster_mapping.nets.asis import AsisConfig, AsisModel
-from alster_mapping.nets.asis.model import embedding_neighbours
+from alster_mapping.nets.asis.model import embedding_neighbours, embedding_neighbours_torch
 from alster_mapping.nets.checkpoint import load_checkpoint, save_checkpoint
 from alster_mapping.nets.registry import MODELS
 
@@ -30,12 +30,21 @@ def two_objects(batch: int = 2, points: int = 256, seed: int = 0):
     return torch.from_numpy(xyz), torch.from_numpy(colour), torch.from_numpy(semantic), torch.from_numpy(instances)
 
 
-def test_embedding_neighbours_match_brute_force_and_drop_far_ones():
+@pytest.mark.parametrize("neighbours", [embedding_neighbours, embedding_neighbours_torch])
+def test_embedding_neighbours_match_brute_force_and_drop_far_ones(neighbours):
     e = torch.tensor([[[0.0], [0.1], [0.3], [5.0]]])
-    index = embedding_neighbours(e, k=3, cut_off=0.5)
+    index = neighbours(e, k=3, cut_off=0.5)
     # Point 0: nearest 0, 1, 2 (all within 0.5). Point 3: 3 itself, then 2 and 1, both beyond the cut-off -> 3.
     assert index[0, 0].tolist() == [0, 1, 2]
     assert index[0, 3].tolist() == [3, 3, 3]
+    assert neighbours(e, k=10, cut_off=0.5).shape == (1, 4, 4)  # K is at most the points
+
+
+def test_the_compiled_neighbour_search_finds_the_tensor_paths_neighbours():
+    embeddings = torch.randn(3, 300, 5, generator=torch.Generator().manual_seed(0))
+    for cut_off in (100.0, 3.0):  # none dropped; about half dropped
+        ours, reference = embedding_neighbours(embeddings, 30, cut_off), embedding_neighbours_torch(embeddings, 30, cut_off)
+        assert torch.equal(ours, reference)  # distinct distances: the same neighbours in the same order
 
 
 def test_forward_shapes_and_the_vanilla_baseline():

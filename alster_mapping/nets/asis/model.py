@@ -23,6 +23,7 @@ from ..points.ops import group_max
 from ..points.pointnet2 import shared_mlp
 from ..registry import MODELS
 from .config import AsisConfig
+from .neighbour_kernel import embedding_neighbours_kernel
 
 
 @dataclass
@@ -36,10 +37,19 @@ class AsisOutput:
 def embedding_neighbours(embeddings: torch.Tensor, k: int, cut_off: float) -> torch.Tensor:
     """(B, N, K) indices of the K nearest points in the embedding space (L1, the point itself
     included); neighbours further than ``cut_off`` are replaced by the point itself, so they
-    cannot carry another instance's features (the IF outlier filter)."""
-    distance = torch.cdist(embeddings, embeddings, p=1)
+    cannot carry another instance's features (the IF outlier filter). No gradient flows
+    through the choice: float32 embeddings on the CPU take the compiled loop of
+    ``neighbour_kernel``, others the tensor path (``embedding_neighbours_torch``)."""
     k = min(k, embeddings.shape[1])
-    near, index = distance.topk(k, dim=-1, largest=False)
+    if embeddings.device.type == "cpu" and embeddings.dtype == torch.float32 and embedding_neighbours_kernel is not None:
+        return torch.from_numpy(embedding_neighbours_kernel(embeddings.detach().contiguous().numpy(), k, float(cut_off)))
+    return embedding_neighbours_torch(embeddings, k, cut_off)
+
+
+def embedding_neighbours_torch(embeddings: torch.Tensor, k: int, cut_off: float) -> torch.Tensor:
+    """``embedding_neighbours`` in tensor operations (an (N, N) distance matrix and a top-k)."""
+    distance = torch.cdist(embeddings, embeddings, p=1)
+    near, index = distance.topk(min(k, embeddings.shape[1]), dim=-1, largest=False)
     itself = torch.arange(embeddings.shape[1], device=embeddings.device).view(1, -1, 1).expand_as(index)
     return torch.where(near > cut_off, itself, index)
 
