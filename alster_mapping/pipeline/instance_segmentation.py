@@ -5,7 +5,7 @@
        ``chunk_overlap`` (a column with fewer points is padded by repeating them), so every
        point is seen at least once and the chunks of one column share points to merge on;
     2. the model (ASIS or BAN, any ``instance_segmentation`` model returning semantic logits
-       and embeddings) runs on batches of chunks;
+       and embeddings) runs on batches of chunks, ``workers`` batches at once on threads;
     3. per chunk, mean-shift in the embedding space (``nets.points.mean_shift``, bandwidth
        0.6) groups the points; a group's class is the mode of its points' predicted classes;
     4. BlockMerging (``pipeline.block_merging``) joins the chunks' groups into scene
@@ -21,7 +21,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +49,13 @@ class InstanceSegmentationConfig:
         0.5, "share of a chunk that the next chunk of the same column repeats (columns overlap anyway by the stride)", min=0.0, max=0.9
     )
     batch: int = param(8, "chunks per forward", min=1, max=256)
+    workers: int = param(
+        2,
+        "batches run at once on threads (network and mean-shift); the merging stays in order. On 2 cores "
+        "2 workers run ASIS/BAN about twice as fast as one with 2 torch threads (bench/bench_segment.py)",
+        min=1,
+        max=64,
+    )
     bandwidth: float = param(0.6, "mean-shift bandwidth in the embedding space (ASIS: 0.6)", min=0.01, max=10.0)
     min_overlap: int = param(7, "BlockMerging: shared points for a group to join an instance", min=1)
     min_new_size: int = param(30, "BlockMerging: points for a non-overlapping group to become an instance", min=0)
@@ -64,7 +74,9 @@ class InstanceSegmentationConfig:
 class SceneInstances:
     """semantic: (N,) int64 class index per point. instance: (N,) int64 instance id (-1 =
     none). confidence: (N,) float probability of the point's class, averaged over the chunks
-    that saw it. timings: seconds per stage (blocks, network, clustering, merging)."""
+    that saw it. timings: seconds per stage (blocks, network, clustering, merging); the
+    network and the clustering run on ``workers`` threads at once and are summed over them,
+    so with several workers the stages add up to more than the wall time."""
 
     semantic: np.ndarray
     instance: np.ndarray
@@ -165,33 +177,41 @@ def segment_instances(
     extent = points.xyz.max(0) - low
     timings["blocks"] += time.perf_counter() - start
     device = next(model.parameters()).device
-    probabilities = None
-    merger = BlockMerger(len(points), cfg.min_overlap, cfg.min_new_size)
-    for first in range(0, len(chunks), cfg.batch):
-        batch = chunks[first : first + cfg.batch]
+
+    def run_batch(batch: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray], dict[str, float]]:
+        """(class probabilities (B, P, C), mean-shift groups per chunk, seconds per stage) of one batch."""
+        spent = {}
         clock = time.perf_counter()
         inputs = [block_inputs(points.subset(rows), low, extent) for rows in batch]
         xyz = torch.from_numpy(np.stack([x for x, _ in inputs])).to(device)
         features = torch.from_numpy(np.stack([f for _, f in inputs])).to(device)
-        timings["blocks"] += time.perf_counter() - clock
+        spent["blocks"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad():  # per thread: set here, in the worker
             out = model(xyz, features)
-        chunk_probabilities = torch.softmax(out.semantic_logits.float(), -1).cpu().numpy()
-        timings["network"] += time.perf_counter() - clock
-        if probabilities is None:
-            probabilities = np.zeros((len(points), chunk_probabilities.shape[-1]))
-        for rows, chunk_p, embedding in zip(batch, chunk_probabilities, out.embeddings):
-            np.add.at(probabilities, rows, chunk_p)
+        probabilities = torch.softmax(out.semantic_logits.float(), -1).cpu().numpy()
+        spent["network"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        groups = [mean_shift(embedding, cfg.bandwidth)[0].cpu().numpy() for embedding in out.embeddings]
+        spent["clustering"] = time.perf_counter() - clock
+        return probabilities, groups, spent
+
+    probabilities = None
+    merger = BlockMerger(len(points), cfg.min_overlap, cfg.min_new_size)
+    batches = [chunks[first : first + cfg.batch] for first in range(0, len(chunks), cfg.batch)]
+    with closing(in_order(run_batch, batches, cfg.workers)) as results:
+        for index, (batch, (chunk_probabilities, groups, spent)) in enumerate(zip(batches, results)):
+            for stage, seconds in spent.items():
+                timings[stage] += seconds
             clock = time.perf_counter()
-            groups, _ = mean_shift(embedding, cfg.bandwidth)
-            groups = groups.cpu().numpy()
-            timings["clustering"] += time.perf_counter() - clock
-            clock = time.perf_counter()
-            merger.add_block(rows, groups, group_classes(groups, chunk_p.argmax(-1)))
+            if probabilities is None:
+                probabilities = np.zeros((len(points), chunk_probabilities.shape[-1]))
+            for rows, chunk_p, chunk_groups in zip(batch, chunk_probabilities, groups):
+                np.add.at(probabilities, rows, chunk_p)
+                merger.add_block(rows, chunk_groups, group_classes(chunk_groups, chunk_p.argmax(-1)))
             timings["merging"] += time.perf_counter() - clock
-        if progress is not None:
-            progress(min(first + cfg.batch, len(chunks)) / len(chunks))
+            if progress is not None:
+                progress(min((index + 1) * cfg.batch, len(chunks)) / len(chunks))
     clock = time.perf_counter()
     visits = np.bincount(np.concatenate(chunks), minlength=len(points))[:, None]
     mean = probabilities / np.maximum(visits, 1)
@@ -209,6 +229,28 @@ def segment_instances(
     instance = drop_small_instances(instance, semantic, thresholds, cfg.min_object_points)
     timings["merging"] += time.perf_counter() - clock
     return SceneInstances(semantic, instance, confidence, timings)
+
+
+def in_order(function: Callable, items: list, workers: int) -> Iterator:
+    """``function(item)`` for every item, run on ``workers`` threads, yielded in the items'
+    order. At most ``workers`` + 1 calls are in flight, so results do not pile up; when the
+    caller stops early (an exception, a cancelled job) the pending calls are cancelled and
+    the running ones finish before this returns."""
+    if workers <= 1:
+        yield from map(function, items)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="segment") as pool:
+        pending: deque[Future] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(function, item))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def split_by_class(instance: np.ndarray, semantic: np.ndarray) -> np.ndarray:

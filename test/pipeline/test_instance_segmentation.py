@@ -15,6 +15,7 @@ from alster_mapping.nets.points.branches import InstanceSizePrior
 from alster_mapping.pipeline.instance_segmentation import (
     InstanceSegmentationConfig,
     drop_small_instances,
+    in_order,
     scene_chunks,
     segment_instances,
     split_by_class,
@@ -73,8 +74,39 @@ def test_a_real_model_runs_end_to_end(scene):
     result = segment_instances(model, points, InstanceSegmentationConfig(points=256, batch=4))
     assert result.semantic.shape == (len(points),) and 0 <= result.semantic.min() and result.semantic.max() < 20
     assert result.instance.shape == (len(points),) and result.instance.min() >= -1
+    # Batches on threads: the same result as one after the other (the merging keeps their order).
+    sequential = segment_instances(model, points, InstanceSegmentationConfig(points=256, batch=4, workers=1))
+    assert np.array_equal(result.instance, sequential.instance) and np.array_equal(result.semantic, sequential.semantic)
+    np.testing.assert_allclose(result.confidence, sequential.confidence, rtol=1e-6)
     with pytest.raises(ValueError, match="no points"):
         segment_instances(model, points.subset(np.zeros(len(points), bool)))
+
+
+def test_in_order_yields_in_order_with_few_calls_in_flight_and_stops_early():
+    import threading
+    import time
+
+    running, most, lock, started = [0], [0], threading.Lock(), []
+
+    def slow(item):
+        with lock:
+            started.append(item)
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02 * (item % 3))  # later items may finish first
+        with lock:
+            running[0] -= 1
+        if item == 7:
+            raise RuntimeError("item 7 failed")
+        return item * 10
+
+    assert list(in_order(slow, list(range(7)), workers=3)) == [0, 10, 20, 30, 40, 50, 60]
+    assert most[0] <= 3
+    started.clear()
+    with pytest.raises(RuntimeError, match="item 7 failed"):
+        list(in_order(slow, list(range(20)), workers=2))
+    assert len(started) <= 11  # calls beyond the failure's window never started
+    assert list(in_order(slow, [1, 2], workers=1)) == [10, 20]
 
 
 def test_small_instances_are_dropped_by_their_class_threshold():
