@@ -9,7 +9,9 @@ the rooms of a flat until the map holds at least ``--voxels`` voxels, and saved.
 run times what ``alster segment`` and the node's job do: load the map file, load the
 checkpoint, cut the chunks, run the network, mean-shift, BlockMerging (with the class
 size thresholds), build the object list. Prints a table (median of the runs, per
-stage) and writes ``bench_segment.json``.
+stage) and writes ``bench_segment.json``. The network and mean-shift run on
+``workers`` threads at once (``InstanceSegmentationConfig``): their times are summed over
+the threads, so the stages add up to more than the total, which is the wall time.
 """
 
 from __future__ import annotations
