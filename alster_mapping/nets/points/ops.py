@@ -1,6 +1,7 @@
 """Point-set operations of PointNet++ (Qi et al., NeurIPS 2017, section 3.2), in plain torch.
 
-Batched, device-agnostic (CPU and CUDA run the same code; no compiled extension):
+Batched, device-agnostic (CPU and CUDA run the same tensor code, no compiled extension;
+only the sampling has a numba loop for the CPU beside it, optional like numba):
 
 * ``farthest_point_sample``: iterative farthest point sampling of the centroids (on the
   CPU compiled by ``fps_kernel``, elsewhere the torch loop);
