@@ -2,9 +2,9 @@
 
 Why: instance fusion (eq. 6) needs each point's K = 30 nearest neighbours by L1 distance
 among the chunk's 1,024 points. In tensors that is an (N, N) distance matrix and a top-k
-over every row, about a quarter of an ASIS forward on this CPU; one loop per point that
-keeps the K best so far in a sorted list does the same in a third of the time
-(``bench/bench_point_ops.py``). The distances are the tensor path's (the same float32
+over every row, a quarter of an ASIS forward on this CPU once the grouping was fast; one
+loop per point that keeps the K best so far in a sorted list does the same in half the
+time (``bench/bench_point_ops.py``). The distances are the tensor path's (the same float32
 sum over the dimensions in order). Among exactly equal distances at the K-th place the
 earlier point is kept; a top-k leaves that order open.
 """

@@ -63,7 +63,7 @@ def gather_points(points: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """points (B, N, C) at index (B, M) -> (B, M, C).
 
     Whole rows are copied from the batch flattened to (B N, C) (``index_select``):
-    ``torch.gather`` with an index expanded over C reads element by element, 3-13x slower
+    ``torch.gather`` with an index expanded over C reads element by element, 2-8x slower
     on this CPU for the groups of the set abstractions (``bench/bench_point_ops.py``)."""
     batch, count, channels = points.shape
     flat = (index + torch.arange(batch, device=index.device).unsqueeze(1) * count).reshape(-1)
@@ -83,7 +83,7 @@ def group_max(points: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     Equal to ``group_points(points, index).max(2).values``, which it is where a gradient is
     needed (training). Without one (inference) it never builds the (B, M, K, C) tensor:
     one neighbour slot at a time, so the running maximum stays in cache (ASIS's instance
-    fusion, K = 30 and C = 128: 4-10x faster on this CPU, ``bench/bench_point_ops.py``).
+    fusion, K = 30 and C = 128: 7x faster on this CPU, ``bench/bench_point_ops.py``).
     The loop's own backward (a masked copy per slot) made a training step slower."""
     if torch.is_grad_enabled() and points.requires_grad:
         return group_points(points, index).max(2).values
@@ -108,7 +108,7 @@ def ball_query(xyz: torch.Tensor, centres: torch.Tensor, radius: float, num_neig
     inside = (distance < radius * radius).reshape(batch * num_centres, count)
     # The pairs inside come row-major, so each centre's points are in index order; a
     # point's slot is its rank among its centre's. (A top-k over N per centre did the same
-    # 1.7-2.4x slower: bench/bench_point_ops.py.)
+    # 4x slower at the first level, the one that costs: bench/bench_point_ops.py.)
     row, column = inside.nonzero(as_tuple=True)
     found = inside.sum(1)
     slot = torch.arange(row.numel(), device=xyz.device) - (found.cumsum(0) - found)[row]
