@@ -52,7 +52,7 @@ class InstanceSegmentationConfig:
     workers: int = param(
         2,
         "batches run at once on threads (network and mean-shift); the merging stays in order. On 2 cores "
-        "2 workers run ASIS/BAN about twice as fast as one with 2 torch threads (bench/bench_segment.py)",
+        "2 workers run ASIS about twice and BAN about 1.5x as fast as one with 2 torch threads (bench/bench_segment.py)",
         min=1,
         max=64,
     )
