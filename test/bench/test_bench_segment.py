@@ -12,4 +12,6 @@ def test_segment_bench_reports_every_stage(tmp_path, bench_script, tiny_instance
     assert result["voxels"] >= 3000
     (model,) = result["models"].values()
     stages = model["median_seconds"]
-    assert set(stages) == set(bench.STAGES) and stages["total"] >= stages["network"] > 0
+    assert set(stages) == set(bench.STAGES) and stages["network"] > 0 and stages["clustering"] > 0
+    # The total is wall time; network and clustering are summed over the worker threads and may exceed it.
+    assert stages["total"] >= stages["load_map"] + stages["load_model"] + stages["objects"]
