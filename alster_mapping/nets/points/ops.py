@@ -66,8 +66,15 @@ def gather_points(points: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     ``torch.gather`` with an index expanded over C reads element by element, 2-8x slower
     on this CPU for the groups of the set abstractions (``bench/bench_point_ops.py``)."""
     batch, count, channels = points.shape
-    flat = (index + torch.arange(batch, device=index.device).unsqueeze(1) * count).reshape(-1)
+    flat = batch_flat_index(index, count).reshape(-1)
     return points.reshape(batch * count, channels).index_select(0, flat).reshape(batch, index.shape[1], channels)
+
+
+def batch_flat_index(index: torch.Tensor, count: int) -> torch.Tensor:
+    """index (B, ...) into each batch element's ``count`` points -> the same rows of the
+    batch flattened to (B count, ...)."""
+    offsets = torch.arange(index.shape[0], device=index.device) * count
+    return index + offsets.view(-1, *[1] * (index.ndim - 1))
 
 
 def group_points(points: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -90,7 +97,7 @@ def group_max(points: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     batch, centres, neighbours = index.shape
     count, channels = points.shape[1:]
     flat = points.reshape(batch * count, channels)
-    slots = (index + torch.arange(batch, device=index.device).view(-1, 1, 1) * count).reshape(-1, neighbours).T.contiguous()
+    slots = batch_flat_index(index, count).reshape(-1, neighbours).T.contiguous()
     out = flat.index_select(0, slots[0])
     for slot in slots[1:]:
         torch.maximum(out, flat.index_select(0, slot), out=out)
